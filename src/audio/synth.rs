@@ -1,0 +1,1 @@
+//! Deterministic synthetic music-like songs: the built-in default dataset.

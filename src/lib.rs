@@ -1,0 +1,14 @@
+//! fhe-shazam: privacy-preserving song identification.
+//!
+//! The pipeline is a chain of layers, each a module with one job (see DESIGN.md §1):
+//! `dataset` → `audio` → `features` → `model` → `fhe` → `eval` → `report`.
+//! The `fhe-shazam` binary is a thin CLI over these functions; tests, benches and
+//! notebooks call the same code.
+
+pub mod audio;
+pub mod dataset;
+pub mod error;
+pub mod features;
+pub mod fsutil;
+
+pub use error::{AudioError, DatasetError, FeatureError};
