@@ -1,1 +1,5 @@
 //! Datasets: FMA-style trees or any folder of audio files, the song catalog, synthetic corpora.
+
+pub mod catalog;
+
+pub use catalog::{Catalog, Song};
