@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 /// The temporary sibling a file is written to before the rename (same directory, so the
 /// rename is atomic on POSIX file systems).
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
@@ -71,6 +74,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/c.json");
         write_json_atomic(&path, &vec![1, 2, 3]).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap().split_whitespace().count(), 5);
+        assert_eq!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .split_whitespace()
+                .count(),
+            5
+        );
     }
 }

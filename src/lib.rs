@@ -8,7 +8,9 @@
 pub mod audio;
 pub mod dataset;
 pub mod error;
+pub mod eval;
 pub mod features;
 pub mod fsutil;
+pub mod report;
 
 pub use error::{AudioError, DatasetError, FeatureError};

@@ -38,7 +38,10 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { sample_rate: DEFAULT_SAMPLE_RATE, max_seconds: Some(180.0) }
+        Self {
+            sample_rate: DEFAULT_SAMPLE_RATE,
+            max_seconds: Some(180.0),
+        }
     }
 }
 
@@ -48,10 +51,15 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Audio, AudioError> {
     let max_seconds = opts.max_seconds;
     let decoded = decode::decode_file(path, max_seconds)?;
     if decoded.samples.is_empty() {
-        return Err(AudioError::NoSamples { path: path.to_path_buf() });
+        return Err(AudioError::NoSamples {
+            path: path.to_path_buf(),
+        });
     }
     let samples = resample::resample(&decoded.samples, decoded.sample_rate, opts.sample_rate)?;
-    Ok(Audio { samples, sample_rate: opts.sample_rate })
+    Ok(Audio {
+        samples,
+        sample_rate: opts.sample_rate,
+    })
 }
 
 /// Writes mono audio as a 16-bit PCM WAV file, atomically. Samples are clipped to [-1, 1].
@@ -70,5 +78,8 @@ pub fn write_wav(path: &Path, audio: &Audio) -> Result<(), AudioError> {
         }
         writer.finalize().map_err(std::io::Error::other)
     })
-    .map_err(|e| AudioError::Write { path: path.to_path_buf(), reason: e.to_string() })
+    .map_err(|e| AudioError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }

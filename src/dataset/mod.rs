@@ -3,3 +3,6 @@
 pub mod catalog;
 
 pub use catalog::{Catalog, Song};
+pub mod fma;
+
+pub use fma::{scan, ScanOptions};

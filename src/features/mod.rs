@@ -2,12 +2,16 @@
 //! on-disk feature store.
 
 pub mod chunks;
+pub mod extract;
 pub mod mfcc;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 
 pub use chunks::chunk_features;
+pub use extract::{extract, ExtractSummary};
 pub use mfcc::{Mfcc, MfccParams};
+pub use store::FeatureSet;
 
 /// Everything that determines a feature vector. Defaults are the seed protocol
 /// (DESIGN.md §2): 22050 Hz, 0.5 s chunks (11025 samples), librosa's MFCC defaults.
@@ -23,7 +27,11 @@ pub struct FeatureParams {
 
 impl Default for FeatureParams {
     fn default() -> Self {
-        Self { chunk_samples: 11_025, chunk_hop: 11_025, mfcc: MfccParams::default() }
+        Self {
+            chunk_samples: 11_025,
+            chunk_hop: 11_025,
+            mfcc: MfccParams::default(),
+        }
     }
 }
 

@@ -1,0 +1,63 @@
+//! One file per subcommand; each parses its flags (clap derive: the doc comments are the
+//! `--help` text) and calls library functions.
+
+mod bench;
+mod extract;
+mod synth;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Privacy-preserving song identification: MFCC features → (quantized) logistic regression →
+/// encrypted scoring with packed GLWE (tfhe-rs), reproducing and extending Zama's "Encrypted Shazam".
+#[derive(Debug, Parser)]
+#[command(name = "fhe-shazam", version, propagate_version = true)]
+pub struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Synth(synth::Args),
+    Extract(extract::Args),
+    /// Time pipeline stages and write a benchmark report.
+    Bench(bench::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()?;
+    }
+    match cli.command {
+        Command::Synth(args) => synth::run(args),
+        Command::Extract(args) => extract::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal or `quiet`).
+pub(crate) fn progress(len: usize, what: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Prints `value` as pretty JSON on stdout (the `--json` output of every command).
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

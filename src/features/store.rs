@@ -1,0 +1,184 @@
+//! The feature store: one folder per feature set, readable from numpy/pandas.
+//!
+//! ```text
+//! DIR/features.npy   float32 (n_rows × d)   one row per chunk
+//! DIR/labels.npy     uint32  (n_rows)       song index (class label) of each row
+//! DIR/chunks.npy     uint32  (n_rows)       chunk number within its song (start = k · chunk_hop)
+//! DIR/features.json  sidecar: format/version, dataset, load + feature parameters, per-song
+//!                    records (track id, file, sha256, size, rows) and per-file failures
+//! ```
+
+use crate::audio::LoadOptions;
+use crate::dataset::{Catalog, Song};
+use crate::error::FeatureError;
+use crate::features::FeatureParams;
+use crate::fsutil;
+use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const FORMAT: &str = "fhe-shazam-features";
+pub const VERSION: u32 = 1;
+
+/// One extracted song: where its rows are and what file they came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SongRecord {
+    pub song: Song,
+    pub sha256: String,
+    pub bytes: u64,
+    /// Modification time (seconds since the epoch), for the cheap "unchanged?" check.
+    pub modified: u64,
+    pub first_row: usize,
+    pub n_chunks: usize,
+    pub duration_s: f64,
+}
+
+/// A file that could not be turned into features, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub path: PathBuf,
+    pub error: String,
+}
+
+/// The JSON sidecar describing a feature set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    pub format: String,
+    pub version: u32,
+    /// Dataset root the song paths are relative to.
+    pub dataset: PathBuf,
+    pub load: LoadOptions,
+    pub params: FeatureParams,
+    pub n_rows: usize,
+    pub dim: usize,
+    /// Extracted songs; `songs[k].song.index == k` (failed files are left out, so labels stay dense).
+    pub songs: Vec<SongRecord>,
+    pub failures: Vec<Failure>,
+    pub toolkit_version: String,
+}
+
+/// Features of a dataset: the matrix, its labels and its description.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureSet {
+    pub features: Array2<f32>,
+    pub labels: Vec<usize>,
+    pub chunk_index: Vec<usize>,
+    pub sidecar: Sidecar,
+}
+
+impl FeatureSet {
+    /// The songs the rows are labelled with.
+    pub fn catalog(&self) -> Catalog {
+        Catalog {
+            songs: self.sidecar.songs.iter().map(|r| r.song.clone()).collect(),
+        }
+    }
+
+    pub fn n_songs(&self) -> usize {
+        self.sidecar.songs.len()
+    }
+
+    /// The rows of one song (by index).
+    pub fn song_rows(&self, index: usize) -> ndarray::ArrayView2<'_, f32> {
+        let r = &self.sidecar.songs[index];
+        self.features
+            .slice(ndarray::s![r.first_row..r.first_row + r.n_chunks, ..])
+    }
+
+    /// Writes the folder; each file atomically, the sidecar last (it marks the set complete).
+    pub fn save(&self, dir: &Path) -> Result<(), FeatureError> {
+        // Drop the old sidecar first: until the new one lands, the folder reads as incomplete
+        // rather than as the old description of new arrays.
+        let _ = std::fs::remove_file(dir.join("features.json"));
+        let to_u32 = |v: &[usize]| Array1::from_iter(v.iter().map(|&x| x as u32));
+        write_npy(&dir.join("features.npy"), &self.features)?;
+        write_npy(&dir.join("labels.npy"), &to_u32(&self.labels))?;
+        write_npy(&dir.join("chunks.npy"), &to_u32(&self.chunk_index))?;
+        let path = dir.join("features.json");
+        fsutil::write_json_atomic(&path, &self.sidecar).map_err(|e| FeatureError::Store {
+            path: path.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads a folder written by [`FeatureSet::save`], checking format, version and shapes.
+    pub fn load(dir: &Path) -> Result<Self, FeatureError> {
+        let sidecar = read_sidecar(dir)?;
+        let npy_err = |name: &str, e: &dyn std::fmt::Display| FeatureError::Store {
+            path: dir.join(name),
+            reason: e.to_string(),
+        };
+        let read_u32 = |name: &str| -> Result<Vec<usize>, FeatureError> {
+            let a: Array1<u32> =
+                ndarray_npy::read_npy(dir.join(name)).map_err(|e| npy_err(name, &e))?;
+            Ok(a.iter().map(|&x| x as usize).collect())
+        };
+        let features: Array2<f32> = ndarray_npy::read_npy(dir.join("features.npy"))
+            .map_err(|e| npy_err("features.npy", &e))?;
+        let labels = read_u32("labels.npy")?;
+        let chunk_index = read_u32("chunks.npy")?;
+        let rows = features.nrows();
+        if rows != sidecar.n_rows
+            || labels.len() != rows
+            || chunk_index.len() != rows
+            || features.ncols() != sidecar.dim
+        {
+            return Err(npy_err(
+                "features.npy",
+                &format!(
+                    "shapes disagree with features.json: features {:?}, labels {}, chunks {}, sidecar {} × {}",
+                    features.shape(), labels.len(), chunk_index.len(), sidecar.n_rows, sidecar.dim
+                ),
+            ));
+        }
+        if let Some(&bad) = labels.iter().find(|&&l| l >= sidecar.songs.len()) {
+            return Err(npy_err(
+                "labels.npy",
+                &format!("label {bad} but only {} songs", sidecar.songs.len()),
+            ));
+        }
+        Ok(Self {
+            features,
+            labels,
+            chunk_index,
+            sidecar,
+        })
+    }
+}
+
+fn write_npy<T: ndarray_npy::WritableElement, D: ndarray::Dimension>(
+    path: &Path,
+    array: &ndarray::Array<T, D>,
+) -> Result<(), FeatureError> {
+    use ndarray_npy::WriteNpyExt;
+    fsutil::write_atomic_with(path, |w| array.write_npy(w).map_err(std::io::Error::other)).map_err(
+        |e| FeatureError::Store {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+    )
+}
+
+/// Reads and checks `DIR/features.json`.
+pub fn read_sidecar(dir: &Path) -> Result<Sidecar, FeatureError> {
+    let path = dir.join("features.json");
+    let err = |reason: String| FeatureError::Store {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+    if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+        return Err(err(format!(
+            "not a feature set (format is not \"{FORMAT}\")"
+        )));
+    }
+    let version = value.get("version").and_then(|v| v.as_u64());
+    if version != Some(VERSION as u64) {
+        return Err(err(format!(
+            "feature set version {version:?}, this toolkit reads version {VERSION}; re-run extract"
+        )));
+    }
+    serde_json::from_value(value).map_err(|e| err(format!("malformed sidecar: {e}")))
+}
