@@ -64,7 +64,7 @@ fn fixture_signals_match_librosa() {
         let y = read_wav(sig["file"].as_str().expect("file"));
         assert_eq!(y.len() as u64, sig["n_samples"].as_u64().expect("n_samples"), "{name}: length");
         for (got, want) in y.iter().zip(sig["first_10_samples"].as_array().expect("first samples")) {
-            assert_eq!(f64::from(*got), want.as_f64().expect("number"), "{name}: decoded samples");
+            assert_eq!(*got, want.as_f64().expect("number") as f32, "{name}: decoded samples");
         }
 
         // Full MFCC matrix.
@@ -92,6 +92,7 @@ fn fixture_signals_match_librosa() {
              {abs64:.3e} (rel {rel64:.2e}) vs float64 sums"
         );
         assert!(rel32 <= 1e-4, "{name}: chunk features relative error {rel32} vs float32 sums");
+        assert!(abs32 <= 1e-2, "{name}: chunk features absolute error {abs32} vs float32 sums");
         assert!(rel64 <= 1e-4, "{name}: chunk features relative error {rel64} vs float64 sums");
     }
 }
@@ -130,12 +131,13 @@ fn silence_gives_finite_features() {
     assert!(m.iter().all(|v| v.is_finite()));
     // All powers clamp to amin = 1e-10 → −100 dB everywhere; DCT of a constant: c0 = −100·√128.
     let c0 = -100.0 * 128f32.sqrt();
-    assert!(m.row(0).iter().all(|&v| (v - c0).abs() < 1e-3), "c0 {:?}", m.row(0));
+    // (float32 amin is not exactly 1e-10, so the value is −99.9999 dB: 1e-2 absolute.)
+    assert!(m.row(0).iter().all(|&v| (v - c0).abs() < 1e-2), "c0 {:?}", m.row(0));
     assert!(m.rows().into_iter().skip(1).flatten().all(|v| v.abs() < 1e-3));
     let f = chunk_features(&mfcc, &params, &y).expect("chunk features of silence");
     assert_eq!(f.dim(), (2, 20));
     assert!(f.iter().all(|v| v.is_finite()));
-    assert!((f[(0, 0)] - 22.0 * c0).abs() < 1e-2);
+    assert!((f[(0, 0)] - 22.0 * c0).abs() < 0.1, "{}", f[(0, 0)]);
 }
 
 #[test]
