@@ -36,6 +36,8 @@ pub enum FeatureError {
     InvalidParams(String),
     #[error("feature file {path}: {reason}")]
     Store { path: PathBuf, reason: String },
+    #[error("audio sample {index} is not finite ({value}); librosa rejects such buffers too")]
+    NonFiniteAudio { index: usize, value: f32 },
 }
 
 /// Errors of the `dataset` layer: finding songs, reading metadata, writing corpora.

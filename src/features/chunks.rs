@@ -7,11 +7,97 @@ use ndarray::Array2;
 /// One feature vector per whole chunk: row i is the MFCC of
 /// `y[i*hop .. i*hop + chunk_samples]` (computed on the chunk alone, with its own centre
 /// padding) summed over frames. Shape (n_chunks, n_mfcc). Errors if `y` is shorter than one chunk.
-pub fn chunk_features(
-    mfcc: &Mfcc,
-    params: &FeatureParams,
-    y: &[f32],
-) -> Result<Array2<f32>, FeatureError> {
-    let _ = (mfcc, params, y);
-    todo!("MFCC helper")
+///
+/// This is the seed's `compute_features` (DESIGN.md §2): a trailing partial chunk is dropped.
+/// The frame sum is accumulated in float64 and stored as float32 (the seed sums in float32;
+/// the two agree to ~1e-6 relative). `params.mfcc` must be the parameters `mfcc` was built
+/// with, so a feature file's sidecar cannot describe a different extractor.
+pub fn chunk_features(mfcc: &Mfcc, params: &FeatureParams, y: &[f32]) -> Result<Array2<f32>, FeatureError> {
+    let (len, hop) = (params.chunk_samples, params.chunk_hop);
+    if len == 0 || hop == 0 {
+        return Err(FeatureError::InvalidParams(format!(
+            "chunks: chunk_samples ({len}) and chunk_hop ({hop}) must be > 0"
+        )));
+    }
+    if params.mfcc != *mfcc.params() {
+        return Err(FeatureError::InvalidParams(
+            "chunks: FeatureParams.mfcc differs from the parameters the Mfcc extractor was built with".into(),
+        ));
+    }
+    if y.len() < len {
+        return Err(FeatureError::TooShort { samples: y.len(), needed: len });
+    }
+    if let Some((index, &value)) = y.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(FeatureError::NonFiniteAudio { index, value });
+    }
+    let n_chunks = 1 + (y.len() - len) / hop;
+    let d = mfcc.params().n_mfcc;
+    let mut out = vec![0f32; n_chunks * d];
+    let mut scratch = mfcc.scratch();
+    for (i, row) in out.chunks_exact_mut(d).enumerate() {
+        mfcc.frame_sum_with(&y[i * hop..i * hop + len], &mut scratch, row);
+    }
+    Array2::from_shape_vec((n_chunks, d), out)
+        .map_err(|e| FeatureError::InvalidParams(format!("chunks: feature matrix shape: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::MfccParams;
+
+    fn setup() -> (Mfcc, FeatureParams) {
+        let params = FeatureParams::default();
+        (Mfcc::new(params.mfcc.clone()).unwrap(), params)
+    }
+
+    fn signal(n: usize) -> Vec<f32> {
+        (0..n).map(|i| 0.3 * (i as f32 * 0.031).sin() + 0.1 * (i as f32 * 0.47).cos()).collect()
+    }
+
+    #[test]
+    fn drops_the_partial_chunk_and_matches_per_chunk_sums() {
+        let (mfcc, params) = setup();
+        let y = signal(3 * 11_025 + 5000);
+        let f = chunk_features(&mfcc, &params, &y).unwrap();
+        assert_eq!(f.dim(), (3, 20));
+        for i in 0..3 {
+            let m = mfcc.compute(&y[i * 11_025..(i + 1) * 11_025]);
+            assert_eq!(m.ncols(), 22);
+            for k in 0..20 {
+                let want: f64 = m.row(k).iter().map(|&v| f64::from(v)).sum();
+                let got = f64::from(f[(i, k)]);
+                assert!((got - want).abs() <= 1e-5 * want.abs().max(100.0), "chunk {i} coef {k}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn overlapping_hop_gives_more_chunks() {
+        let (mfcc, mut params) = setup();
+        params.chunk_hop = 5000;
+        let y = signal(30_000);
+        let f = chunk_features(&mfcc, &params, &y).unwrap();
+        assert_eq!(f.nrows(), 1 + (30_000 - 11_025) / 5000);
+        // Chunk 1 starts at sample 5000, whatever the hop of the others.
+        let mut one = vec![0f32; 20];
+        mfcc.frame_sum_with(&y[5000..16_025], &mut mfcc.scratch(), &mut one);
+        assert_eq!(f.row(1).to_vec(), one);
+    }
+
+    #[test]
+    fn errors_on_short_nonfinite_or_mismatched_input() {
+        let (mfcc, params) = setup();
+        assert!(matches!(
+            chunk_features(&mfcc, &params, &[0.0; 11_024]),
+            Err(FeatureError::TooShort { samples: 11_024, needed: 11_025 })
+        ));
+        let mut y = signal(11_025);
+        y[77] = f32::NAN;
+        assert!(matches!(chunk_features(&mfcc, &params, &y), Err(FeatureError::NonFiniteAudio { index: 77, .. })));
+        let other = FeatureParams { mfcc: MfccParams { n_mfcc: 13, ..MfccParams::default() }, ..params.clone() };
+        assert!(matches!(chunk_features(&mfcc, &other, &signal(11_025)), Err(FeatureError::InvalidParams(_))));
+        let zero_hop = FeatureParams { chunk_hop: 0, ..params };
+        assert!(matches!(chunk_features(&mfcc, &zero_hop, &signal(11_025)), Err(FeatureError::InvalidParams(_))));
+    }
 }
