@@ -10,5 +10,6 @@ pub mod dataset;
 pub mod error;
 pub mod features;
 pub mod fsutil;
+pub mod model;
 
-pub use error::{AudioError, DatasetError, FeatureError};
+pub use error::{AudioError, DatasetError, FeatureError, ModelError};
