@@ -18,11 +18,17 @@ use fhe_shazam::model::{fit, Backend, LogisticParams, QuantOptions, QuantizedMod
 const SMALL_CLASSES: usize = 50;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn spec(n_classes: usize) -> ClusterSpec {
-    ClusterSpec { n_classes, ..Default::default() }
+    ClusterSpec {
+        n_classes,
+        ..Default::default()
+    }
 }
 
 fn summary_row(set: &SyntheticSet, n_classes: usize, params: &LogisticParams, label: &str) {
@@ -53,8 +59,20 @@ fn summary_row(set: &SyntheticSet, n_classes: usize, params: &LogisticParams, la
             ("concrete 8", QuantOptions::concrete(8)),
             ("concrete 6", QuantOptions::concrete(6)),
             ("concrete 4", QuantOptions::concrete(4)),
-            ("per-feature 6", QuantOptions { standardize_inputs: true, ..QuantOptions::concrete(6) }),
-            ("per-feature 4", QuantOptions { standardize_inputs: true, ..QuantOptions::concrete(4) }),
+            (
+                "per-feature 6",
+                QuantOptions {
+                    standardize_inputs: true,
+                    ..QuantOptions::concrete(6)
+                },
+            ),
+            (
+                "per-feature 4",
+                QuantOptions {
+                    standardize_inputs: true,
+                    ..QuantOptions::concrete(4)
+                },
+            ),
         ] {
             let q = QuantizedModel::from_float(&model, set.x_train.view(), &opts).unwrap();
             let test = accuracy(&q.predict(set.x_test.view()).unwrap(), &set.y_test);
@@ -75,17 +93,43 @@ fn summary() {
     let full = spec(400).generate();
     let defaults = LogisticParams::default();
     summary_row(&full, 400, &defaults, "lbfgs");
-    summary_row(&full, 400, &LogisticParams { standardize: false, ..defaults.clone() }, "lbfgs raw features");
-    summary_row(&full, 400, &LogisticParams { backend: Backend::Linfa, ..defaults.clone() }, "linfa");
+    summary_row(
+        &full,
+        400,
+        &LogisticParams {
+            standardize: false,
+            ..defaults.clone()
+        },
+        "lbfgs raw features",
+    );
+    summary_row(
+        &full,
+        400,
+        &LogisticParams {
+            backend: Backend::Linfa,
+            ..defaults.clone()
+        },
+        "linfa",
+    );
     let small_c = env_usize("TRAIN_BENCH_SMARTCORE_CLASSES", SMALL_CLASSES);
     let small = spec(small_c).generate();
     summary_row(&small, small_c, &defaults, "lbfgs");
-    summary_row(&small, small_c, &LogisticParams { backend: Backend::Smartcore, ..defaults }, "smartcore");
+    summary_row(
+        &small,
+        small_c,
+        &LogisticParams {
+            backend: Backend::Smartcore,
+            ..defaults
+        },
+        "smartcore",
+    );
 }
 
 fn bench_fit(c: &mut Criterion) {
     let mut group = c.benchmark_group("fit");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     let full = spec(400).generate();
     let small = spec(SMALL_CLASSES).generate();
     let cases = [
@@ -95,10 +139,15 @@ fn bench_fit(c: &mut Criterion) {
         (Backend::Smartcore, SMALL_CLASSES, &small),
     ];
     for (backend, n_classes, set) in cases {
-        let params = LogisticParams { backend, ..Default::default() };
-        group.bench_with_input(BenchmarkId::new(backend.name(), n_classes), set, |b, set| {
-            b.iter(|| fit(set.x_train.view(), &set.y_train, n_classes, &params).unwrap())
-        });
+        let params = LogisticParams {
+            backend,
+            ..Default::default()
+        };
+        group.bench_with_input(
+            BenchmarkId::new(backend.name(), n_classes),
+            set,
+            |b, set| b.iter(|| fit(set.x_train.view(), &set.y_train, n_classes, &params).unwrap()),
+        );
     }
     group.finish();
 }
@@ -110,5 +159,7 @@ fn main() {
         summary();
     }
     benches();
-    criterion::Criterion::default().configure_from_args().final_summary();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
 }

@@ -70,20 +70,41 @@ pub enum ModelError {
     #[error("feature matrix has {rows} rows but {labels} labels were given")]
     LabelCount { rows: usize, labels: usize },
     #[error("label {label} at row {row} is out of range for {n_classes} classes")]
-    LabelOutOfRange { row: usize, label: usize, n_classes: usize },
+    LabelOutOfRange {
+        row: usize,
+        label: usize,
+        n_classes: usize,
+    },
     #[error("class {class} has no training rows (every class needs at least one)")]
     EmptyClass { class: usize },
     #[error("{what}: expected {expected} features (columns), got {found}")]
-    FeatureCount { what: &'static str, expected: usize, found: usize },
+    FeatureCount {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
     #[error("{what}: non-finite value at row {row}, column {col}")]
-    NonFinite { what: &'static str, row: usize, col: usize },
+    NonFinite {
+        what: &'static str,
+        row: usize,
+        col: usize,
+    },
     #[error(
         "quantized input value {value} at row {row}, column {col} is outside the model's \
          input range [{min}, {max}]"
     )]
-    InputOutOfRange { row: usize, col: usize, value: i64, min: i64, max: i64 },
+    InputOutOfRange {
+        row: usize,
+        col: usize,
+        value: i64,
+        min: i64,
+        max: i64,
+    },
     #[error("{backend} backend failed: {reason}")]
-    Backend { backend: &'static str, reason: String },
+    Backend {
+        backend: &'static str,
+        reason: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -93,7 +114,11 @@ pub enum ModelError {
     #[error("{path}: not a fhe-shazam model file (format {found:?})")]
     WrongFormat { path: PathBuf, found: String },
     #[error("{path}: model file version {found} is not supported (this build reads version {supported})")]
-    UnsupportedVersion { path: PathBuf, found: u64, supported: u64 },
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
     #[error("{path}: corrupt model file: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 }

@@ -7,13 +7,17 @@ use fhe_shazam::dataset::{Catalog, Song};
 use fhe_shazam::features::FeatureParams;
 use fhe_shazam::model::synthetic::{accuracy, ClusterSpec, SyntheticSet};
 use fhe_shazam::model::{
-    fit, LogisticParams, ModelFile, ModelKind, QuantOptions, QuantizedModel, Scorer,
-    MODEL_VERSION,
+    fit, LogisticParams, ModelFile, ModelKind, QuantOptions, QuantizedModel, Scorer, MODEL_VERSION,
 };
 use fhe_shazam::ModelError;
 
 fn problem() -> SyntheticSet {
-    ClusterSpec { n_classes: 40, rows_per_class: 30, ..Default::default() }.generate()
+    ClusterSpec {
+        n_classes: 40,
+        rows_per_class: 30,
+        ..Default::default()
+    }
+    .generate()
 }
 
 fn catalog(n: usize) -> Catalog {
@@ -37,26 +41,47 @@ fn acc(model: &dyn Scorer, set: &SyntheticSet) -> f64 {
 #[test]
 fn trains_quantizes_and_keeps_accuracy() {
     let set = problem();
-    let float = fit(set.x_train.view(), &set.y_train, 40, &LogisticParams::default()).unwrap();
+    let float = fit(
+        set.x_train.view(),
+        &set.y_train,
+        40,
+        &LogisticParams::default(),
+    )
+    .unwrap();
     let info = float.fit.as_ref().unwrap();
     assert!(info.converged, "{info:?}");
     let float_acc = acc(&float, &set);
     assert!(float_acc > 0.8, "float accuracy {float_acc}");
 
     // Concrete ML at 8 bits stays close to float; per-feature ranges rescue 4 bits.
-    let q8 = QuantizedModel::from_float(&float, set.x_train.view(), &QuantOptions::concrete(8))
-        .unwrap();
-    assert!(acc(&q8, &set) > float_acc - 0.05, "8-bit {} vs float {float_acc}", acc(&q8, &set));
-    let q4 = QuantizedModel::from_float(&float, set.x_train.view(), &QuantOptions::concrete(4))
-        .unwrap();
-    let opts = QuantOptions { standardize_inputs: true, ..QuantOptions::concrete(4) };
+    let q8 =
+        QuantizedModel::from_float(&float, set.x_train.view(), &QuantOptions::concrete(8)).unwrap();
+    assert!(
+        acc(&q8, &set) > float_acc - 0.05,
+        "8-bit {} vs float {float_acc}",
+        acc(&q8, &set)
+    );
+    let q4 =
+        QuantizedModel::from_float(&float, set.x_train.view(), &QuantOptions::concrete(4)).unwrap();
+    let opts = QuantOptions {
+        standardize_inputs: true,
+        ..QuantOptions::concrete(4)
+    };
     let q4s = QuantizedModel::from_float(&float, set.x_train.view(), &opts).unwrap();
-    assert!(acc(&q4s, &set) > acc(&q4, &set) + 0.2, "{} vs {}", acc(&q4s, &set), acc(&q4, &set));
+    assert!(
+        acc(&q4s, &set) > acc(&q4, &set) + 0.2,
+        "{} vs {}",
+        acc(&q4s, &set),
+        acc(&q4, &set)
+    );
 
     // The integer path is the scorer's path: quantize → circuit → dequantize.
     let q = q8.quantize_input(set.x_test.view()).unwrap();
     let ints = q8.integer_scores(q.view()).unwrap();
-    assert_eq!(q8.dequantize(ints.view()).unwrap(), q8.scores(set.x_test.view()).unwrap());
+    assert_eq!(
+        q8.dequantize(ints.view()).unwrap(),
+        q8.scores(set.x_test.view()).unwrap()
+    );
     let (lo, hi) = q8.score_range();
     assert!(ints.iter().all(|&v| lo <= v && v <= hi));
     let (qlo, qhi) = q8.input_range();
@@ -69,9 +94,10 @@ fn model_file_scores_a_query_alone() {
     let set = problem();
     let params = LogisticParams::default();
     let float = fit(set.x_train.view(), &set.y_train, 40, &params).unwrap();
-    let q = QuantizedModel::from_float(&float, set.x_train.view(), &QuantOptions::concrete(8))
-        .unwrap();
-    let file = ModelFile::quantized(FeatureParams::default(), catalog(40), q, Some(params)).unwrap();
+    let q =
+        QuantizedModel::from_float(&float, set.x_train.view(), &QuantOptions::concrete(8)).unwrap();
+    let file =
+        ModelFile::quantized(FeatureParams::default(), catalog(40), q, Some(params)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("models/seed-8bit.json");
     file.save(&path).unwrap();
@@ -82,18 +108,36 @@ fn model_file_scores_a_query_alone() {
     let query = set.x_test.slice(ndarray::s![0..30, ..]);
     let a = loaded.scorer().scores(query).unwrap();
     let b = file.scorer().scores(query).unwrap();
-    assert_eq!(a, b, "a loaded model must score bit for bit like the saved one");
+    assert_eq!(
+        a, b,
+        "a loaded model must score bit for bit like the saved one"
+    );
     let q = loaded.quantized_model().unwrap();
     assert_eq!(
-        q.integer_scores(q.quantize_input(query).unwrap().view()).unwrap(),
-        file.quantized_model().unwrap().integer_scores(q.quantize_input(query).unwrap().view()).unwrap()
+        q.integer_scores(q.quantize_input(query).unwrap().view())
+            .unwrap(),
+        file.quantized_model()
+            .unwrap()
+            .integer_scores(q.quantize_input(query).unwrap().view())
+            .unwrap()
     );
     assert_eq!(loaded.catalog().get(3).unwrap().track_id, "000005");
 }
 
 fn saved_float_file(dir: &Path) -> (std::path::PathBuf, serde_json::Value) {
-    let set = ClusterSpec { n_classes: 3, rows_per_class: 10, ..Default::default() }.generate();
-    let float = fit(set.x_train.view(), &set.y_train, 3, &LogisticParams::default()).unwrap();
+    let set = ClusterSpec {
+        n_classes: 3,
+        rows_per_class: 10,
+        ..Default::default()
+    }
+    .generate();
+    let float = fit(
+        set.x_train.view(),
+        &set.y_train,
+        3,
+        &LogisticParams::default(),
+    )
+    .unwrap();
     let file = ModelFile::float(FeatureParams::default(), catalog(3), float, None).unwrap();
     let path = dir.join("float.json");
     file.save(&path).unwrap();
@@ -112,7 +156,17 @@ fn other_version_is_unsupported() {
     v["version"] = serde_json::json!(MODEL_VERSION + 1);
     write(&path, &v);
     let err = ModelFile::load(&path).unwrap_err();
-    assert!(matches!(err, ModelError::UnsupportedVersion { found: 2, supported: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ModelError::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("float.json"), "{err}");
 }
 
@@ -127,7 +181,10 @@ fn other_format_is_rejected() {
     let other = dir.path().join("features.json");
     std::fs::write(&other, br#"{"song_ids": [1, 2]}"#).unwrap();
     let err = ModelFile::load(&other).unwrap_err();
-    assert!(matches!(&err, ModelError::WrongFormat { found, .. } if found == "missing"), "{err}");
+    assert!(
+        matches!(&err, ModelError::WrongFormat { found, .. } if found == "missing"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -138,30 +195,45 @@ fn truncated_and_corrupt_files_are_errors_naming_the_path() {
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let err = ModelFile::load(&path).unwrap_err();
     assert!(matches!(err, ModelError::Corrupt { .. }), "{err}");
-    assert!(err.to_string().contains("float.json") && err.to_string().contains("JSON"), "{err}");
+    assert!(
+        err.to_string().contains("float.json") && err.to_string().contains("JSON"),
+        "{err}"
+    );
 
     std::fs::write(&path, b"").unwrap();
-    assert!(matches!(ModelFile::load(&path), Err(ModelError::Corrupt { .. })));
+    assert!(matches!(
+        ModelFile::load(&path),
+        Err(ModelError::Corrupt { .. })
+    ));
 
     // Valid JSON, right header, inconsistent body: 4 bias entries for 3 classes.
     let mut bad = v.clone();
     bad["float"]["bias"] = serde_json::json!({"v": 1, "dim": [4], "data": [0.0, 0.0, 0.0, 0.0]});
     write(&path, &bad);
     let err = ModelFile::load(&path).unwrap_err();
-    assert!(matches!(&err, ModelError::Corrupt { reason, .. } if reason.contains("bias")), "{err}");
+    assert!(
+        matches!(&err, ModelError::Corrupt { reason, .. } if reason.contains("bias")),
+        "{err}"
+    );
 
     // Catalog that does not match the model's classes.
     let mut bad = v.clone();
     bad["catalog"]["songs"].as_array_mut().unwrap().pop();
     write(&path, &bad);
     let err = ModelFile::load(&path).unwrap_err();
-    assert!(matches!(&err, ModelError::Corrupt { reason, .. } if reason.contains("catalog")), "{err}");
+    assert!(
+        matches!(&err, ModelError::Corrupt { reason, .. } if reason.contains("catalog")),
+        "{err}"
+    );
 
     // Unknown kind.
     let mut bad = v;
     bad["kind"] = serde_json::json!("forest");
     write(&path, &bad);
-    assert!(matches!(ModelFile::load(&path), Err(ModelError::Corrupt { .. })));
+    assert!(matches!(
+        ModelFile::load(&path),
+        Err(ModelError::Corrupt { .. })
+    ));
 
     let missing = dir.path().join("nope.json");
     let err = ModelFile::load(&missing).unwrap_err();
@@ -170,10 +242,21 @@ fn truncated_and_corrupt_files_are_errors_naming_the_path() {
 
 #[test]
 fn tampered_quantized_weights_are_detected() {
-    let set = ClusterSpec { n_classes: 3, rows_per_class: 10, ..Default::default() }.generate();
-    let float = fit(set.x_train.view(), &set.y_train, 3, &LogisticParams::default()).unwrap();
-    let q = QuantizedModel::from_float(&float, set.x_train.view(), &QuantOptions::concrete(6))
-        .unwrap();
+    let set = ClusterSpec {
+        n_classes: 3,
+        rows_per_class: 10,
+        ..Default::default()
+    }
+    .generate();
+    let float = fit(
+        set.x_train.view(),
+        &set.y_train,
+        3,
+        &LogisticParams::default(),
+    )
+    .unwrap();
+    let q =
+        QuantizedModel::from_float(&float, set.x_train.view(), &QuantOptions::concrete(6)).unwrap();
     let file = ModelFile::quantized(FeatureParams::default(), catalog(3), q, None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.json");
@@ -183,12 +266,18 @@ fn tampered_quantized_weights_are_detected() {
     *w = serde_json::json!(w.as_i64().unwrap() + 1);
     write(&path, &v);
     let err = ModelFile::load(&path).unwrap_err();
-    assert!(matches!(&err, ModelError::Corrupt { reason, .. } if reason.contains("do not match")), "{err}");
+    assert!(
+        matches!(&err, ModelError::Corrupt { reason, .. } if reason.contains("do not match")),
+        "{err}"
+    );
 
     // The header's n_bits must agree with the model.
     file.save(&path).unwrap();
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     v["n_bits"]["input"] = serde_json::json!(7);
     write(&path, &v);
-    assert!(matches!(ModelFile::load(&path), Err(ModelError::Corrupt { .. })));
+    assert!(matches!(
+        ModelFile::load(&path),
+        Err(ModelError::Corrupt { .. })
+    ));
 }

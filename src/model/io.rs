@@ -79,7 +79,12 @@ impl ModelFile {
         float: FloatModel,
         training: Option<LogisticParams>,
     ) -> Result<Self, ModelError> {
-        let file = Self { features, catalog, training, model: StoredModel::Float { float } };
+        let file = Self {
+            features,
+            catalog,
+            training,
+            model: StoredModel::Float { float },
+        };
         file.validate().map_err(ModelError::InvalidParams)?;
         Ok(file)
     }
@@ -91,8 +96,12 @@ impl ModelFile {
         quantized: QuantizedModel,
         training: Option<LogisticParams>,
     ) -> Result<Self, ModelError> {
-        let file =
-            Self { features, catalog, training, model: StoredModel::Quantized { quantized } };
+        let file = Self {
+            features,
+            catalog,
+            training,
+            model: StoredModel::Quantized { quantized },
+        };
         file.validate().map_err(ModelError::InvalidParams)?;
         Ok(file)
     }
@@ -143,7 +152,12 @@ impl ModelFile {
                 float.n_classes()
             ));
         }
-        if let Some((i, song)) = self.catalog.songs.iter().enumerate().find(|(i, s)| s.index != *i)
+        if let Some((i, song)) = self
+            .catalog
+            .songs
+            .iter()
+            .enumerate()
+            .find(|(i, s)| s.index != *i)
         {
             return Err(format!("catalog entry {i} has index {}", song.index));
         }
@@ -172,23 +186,33 @@ impl ModelFile {
             training: self.training.clone(),
             model: self.model.clone(),
         };
-        write_json_atomic(path, &repr)
-            .map_err(|source| ModelError::Io { path: path.to_path_buf(), source })
+        write_json_atomic(path, &repr).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Reads and checks a model file.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
-        let corrupt = |reason: String| ModelError::Corrupt { path: path.to_path_buf(), reason };
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| corrupt(format!("not valid JSON ({e})")))?;
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let corrupt = |reason: String| ModelError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not valid JSON ({e})")))?;
         // Identify the file before interpreting it, so another format or version gets its
         // own error rather than a confusing field-level one.
         let format = value.get("format").and_then(|v| v.as_str());
         if format != Some(MODEL_FORMAT) {
             let found = format.map_or_else(|| "missing".to_string(), str::to_string);
-            return Err(ModelError::WrongFormat { path: path.to_path_buf(), found });
+            return Err(ModelError::WrongFormat {
+                path: path.to_path_buf(),
+                found,
+            });
         }
         let version = value
             .get("version")
@@ -254,13 +278,16 @@ mod tests {
     }
 
     fn files() -> (ModelFile, ModelFile) {
-        let float =
-            FloatModel::new(array![[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]], array![0.1, 0.2, -0.3])
-                .unwrap();
+        let float = FloatModel::new(
+            array![[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]],
+            array![0.1, 0.2, -0.3],
+        )
+        .unwrap();
         let x = array![[-100.0f32, 2.0], [50.0, -3.0], [0.0, 1.0]];
         let q = QuantizedModel::from_float(&float, x.view(), &QuantOptions::concrete(8)).unwrap();
         let f = ModelFile::float(features(2), catalog(3), float, None).unwrap();
-        let qf = ModelFile::quantized(features(2), catalog(3), q, Some(Default::default())).unwrap();
+        let qf =
+            ModelFile::quantized(features(2), catalog(3), q, Some(Default::default())).unwrap();
         (f, qf)
     }
 
@@ -273,7 +300,10 @@ mod tests {
             let back = ModelFile::load(&path).unwrap();
             assert_eq!(back, file);
             let x = array![[3.0f32, -7.5]];
-            assert_eq!(back.scorer().scores(x.view()).unwrap(), file.scorer().scores(x.view()).unwrap());
+            assert_eq!(
+                back.scorer().scores(x.view()).unwrap(),
+                file.scorer().scores(x.view()).unwrap()
+            );
         }
     }
 

@@ -63,11 +63,14 @@ impl fmt::Display for Backend {
 impl FromStr for Backend {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Backend::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
-            ModelError::InvalidParams(format!(
-                "unknown backend {s:?} (expected lbfgs, linfa or smartcore)"
-            ))
-        })
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| {
+                ModelError::InvalidParams(format!(
+                    "unknown backend {s:?} (expected lbfgs, linfa or smartcore)"
+                ))
+            })
     }
 }
 
@@ -143,7 +146,11 @@ impl ValidLogisticParams {
         let start = Instant::now();
         let scaler = Standardizer::fit(x, p.standardize, p.fit_intercept);
         let xs = scaler.apply(x);
-        let problem = Problem { x: xs.view(), y, n_classes };
+        let problem = Problem {
+            x: xs.view(),
+            y,
+            n_classes,
+        };
         let out = p.backend.trainer().train(&problem, p)?;
         if out.weights.dim() != (d, n_classes) || out.bias.len() != n_classes {
             return Err(ModelError::Backend {
@@ -159,11 +166,10 @@ impl ValidLogisticParams {
         // Convergence is judged the same way for every backend: sklearn's criterion evaluated
         // by our own objective at the returned point.
         let objective = Objective::new(&problem, p.c, p.fit_intercept);
-        let mut theta = pack(&out.weights, &out.bias);
+        let theta = pack(&out.weights, &out.bias);
         let mut grad = vec![0.0; theta.len()];
         let final_loss = objective.eval(&theta, &mut grad);
         let gradient_max_norm = max_norm(&grad);
-        theta.clear();
         let (weights, bias) = scaler.unfold(out.weights, out.bias);
         let model = FloatModel::new(weights, bias)?;
         Ok(FloatModel {
@@ -224,7 +230,11 @@ pub struct FloatModel {
 impl FloatModel {
     /// A model from given weights (d × C) and bias (C); checks shapes and finiteness.
     pub fn new(weights: Array2<f64>, bias: Array1<f64>) -> Result<Self, ModelError> {
-        let model = Self { weights, bias, fit: None };
+        let model = Self {
+            weights,
+            bias,
+            fit: None,
+        };
         model.validate().map_err(ModelError::InvalidParams)?;
         Ok(model)
     }
@@ -233,12 +243,22 @@ impl FloatModel {
     pub(crate) fn validate(&self) -> Result<(), String> {
         let (d, c) = self.weights.dim();
         if d == 0 || c < 2 {
-            return Err(format!("weights must be d × C with d ≥ 1, C ≥ 2, got {d} × {c}"));
+            return Err(format!(
+                "weights must be d × C with d ≥ 1, C ≥ 2, got {d} × {c}"
+            ));
         }
         if self.bias.len() != c {
-            return Err(format!("bias has {} entries for {c} classes", self.bias.len()));
+            return Err(format!(
+                "bias has {} entries for {c} classes",
+                self.bias.len()
+            ));
         }
-        if self.weights.iter().chain(self.bias.iter()).any(|v| !v.is_finite()) {
+        if self
+            .weights
+            .iter()
+            .chain(self.bias.iter())
+            .any(|v| !v.is_finite())
+        {
             return Err("weights or bias contain non-finite values".into());
         }
         Ok(())
@@ -291,8 +311,11 @@ pub struct TrainOutput {
 
 /// One optimiser. Implementations minimise [`LogisticParams`]' objective on `problem`.
 pub trait Trainer: Sync {
-    fn train(&self, problem: &Problem<'_>, params: &LogisticParams)
-        -> Result<TrainOutput, ModelError>;
+    fn train(
+        &self,
+        problem: &Problem<'_>,
+        params: &LogisticParams,
+    ) -> Result<TrainOutput, ModelError>;
 }
 
 /// Rejects empty sets, label/row mismatches, out-of-range labels, empty classes and
@@ -303,7 +326,10 @@ fn check_training_set(x: ArrayView2<f32>, y: &[usize], n_classes: usize) -> Resu
         return Err(ModelError::EmptyTrainingSet);
     }
     if y.len() != n {
-        return Err(ModelError::LabelCount { rows: n, labels: y.len() });
+        return Err(ModelError::LabelCount {
+            rows: n,
+            labels: y.len(),
+        });
     }
     if n_classes < 2 {
         return Err(ModelError::InvalidParams(format!(
@@ -314,7 +340,13 @@ fn check_training_set(x: ArrayView2<f32>, y: &[usize], n_classes: usize) -> Resu
     for (row, &label) in y.iter().enumerate() {
         match counts.get_mut(label) {
             Some(c) => *c += 1,
-            None => return Err(ModelError::LabelOutOfRange { row, label, n_classes }),
+            None => {
+                return Err(ModelError::LabelOutOfRange {
+                    row,
+                    label,
+                    n_classes,
+                })
+            }
         }
     }
     if let Some(class) = counts.iter().position(|&c| c == 0) {
@@ -335,7 +367,10 @@ impl Standardizer {
     fn fit(x: ArrayView2<f32>, standardize: bool, center: bool) -> Self {
         let d = x.ncols();
         if !standardize {
-            return Self { mean: Array1::zeros(d), scale: Array1::ones(d) };
+            return Self {
+                mean: Array1::zeros(d),
+                scale: Array1::ones(d),
+            };
         }
         let xf = x.mapv(f64::from);
         let n = xf.nrows() as f64;
@@ -385,7 +420,13 @@ struct Objective<'a> {
 
 impl<'a> Objective<'a> {
     fn new(problem: &Problem<'a>, c: f64, fit_intercept: bool) -> Self {
-        Self { x: problem.x, y: problem.y, n_classes: problem.n_classes, c, fit_intercept }
+        Self {
+            x: problem.x,
+            y: problem.y,
+            n_classes: problem.n_classes,
+            c,
+            fit_intercept,
+        }
     }
 
     fn n_params(&self) -> usize {
@@ -428,7 +469,9 @@ impl<'a> Objective<'a> {
                 let gb = z.sum_axis(Axis(0));
                 (loss, gw, gb)
             })
-            .reduce(zero, |(l1, w1, b1), (l2, w2, b2)| (l1 + l2, w1 + w2, b1 + b2));
+            .reduce(zero, |(l1, w1, b1), (l2, w2, b2)| {
+                (l1 + l2, w1 + w2, b1 + b2)
+            });
         let inv_n = 1.0 / n as f64;
         let l2 = inv_n / self.c;
         let w_sq: f64 = w.iter().map(|v| v * v).sum();
@@ -456,7 +499,11 @@ impl Trainer for LbfgsTrainer {
         let result = lbfgs::minimize(
             |t, g| objective.eval(t, g),
             theta0,
-            &lbfgs::Settings { max_iter: params.max_iter, gtol: params.tol, ..Default::default() },
+            &lbfgs::Settings {
+                max_iter: params.max_iter,
+                gtol: params.tol,
+                ..Default::default()
+            },
         );
         let (d, k) = (problem.x.ncols(), problem.n_classes);
         let bias = Array1::from(result.theta[d * k..].to_vec());
@@ -466,7 +513,11 @@ impl Trainer for LbfgsTrainer {
             backend: "lbfgs",
             reason: e.to_string(),
         })?;
-        Ok(TrainOutput { weights, bias, iterations: Some(result.iterations) })
+        Ok(TrainOutput {
+            weights,
+            bias,
+            iterations: Some(result.iterations),
+        })
     }
 }
 
@@ -487,8 +538,7 @@ impl Trainer for LinfaTrainer {
             reason: e.to_string(),
         };
         let n = problem.x.nrows() as f64;
-        let dataset =
-            linfa::Dataset::new(problem.x.to_owned(), Array1::from(problem.y.to_vec()));
+        let dataset = linfa::Dataset::new(problem.x.to_owned(), Array1::from(problem.y.to_vec()));
         let model = linfa_logistic::MultiLogisticRegression::<f64>::default()
             .alpha(1.0 / params.c)
             .max_iterations(params.max_iter as u64)
@@ -501,12 +551,18 @@ impl Trainer for LinfaTrainer {
         let mut bias = Array1::zeros(k);
         // linfa orders columns by its sorted class list; map them back to our labels.
         for (col, &class) in model.classes().iter().enumerate() {
-            weights.column_mut(class).assign(&model.params().column(col));
+            weights
+                .column_mut(class)
+                .assign(&model.params().column(col));
             if params.fit_intercept {
                 bias[class] = model.intercept()[col];
             }
         }
-        Ok(TrainOutput { weights, bias, iterations: None })
+        Ok(TrainOutput {
+            weights,
+            bias,
+            iterations: None,
+        })
     }
 }
 
@@ -538,7 +594,10 @@ impl Trainer for SmartcoreTrainer {
             .iter()
             .map(|&c| u32::try_from(c))
             .collect::<Result<Vec<u32>, _>>()
-            .map_err(|e| ModelError::Backend { backend: "smartcore", reason: e.to_string() })?;
+            .map_err(|e| ModelError::Backend {
+                backend: "smartcore",
+                reason: e.to_string(),
+            })?;
         let fitted: LogisticRegression<f64, u32, DenseMatrix<f64>, Vec<u32>> =
             LogisticRegression::fit(
                 &x,
@@ -565,7 +624,11 @@ impl Trainer for SmartcoreTrainer {
                 bias[class as usize] = *intercept.get((row, 0));
             }
         }
-        Ok(TrainOutput { weights, bias, iterations: None })
+        Ok(TrainOutput {
+            weights,
+            bias,
+            iterations: None,
+        })
     }
 }
 
@@ -586,7 +649,13 @@ mod lbfgs {
 
     impl Default for Settings {
         fn default() -> Self {
-            Self { max_iter: 100, gtol: 1e-4, ftol: 64.0 * f64::EPSILON, history: 10, max_ls: 50 }
+            Self {
+                max_iter: 100,
+                gtol: 1e-4,
+                ftol: 64.0 * f64::EPSILON,
+                history: 10,
+                max_ls: 50,
+            }
         }
     }
 
@@ -635,9 +704,12 @@ mod lbfgs {
                 dphi0 = dot(&grad, &dir);
             }
             // scipy: the first step is 1/‖d‖, later ones the quasi-Newton step 1.
-            let step0 = if s_hist.is_empty() { 1.0 / dot(&dir, &dir).sqrt() } else { 1.0 };
-            let Some(next) = line_search(&mut f, &theta, fx, dphi0, &dir, step0, set.max_ls)
-            else {
+            let step0 = if s_hist.is_empty() {
+                1.0 / dot(&dir, &dir).sqrt()
+            } else {
+                1.0
+            };
+            let Some(next) = line_search(&mut f, &theta, fx, dphi0, &dir, step0, set.max_ls) else {
                 if s_hist.is_empty() {
                     break; // even steepest descent found no decrease: at numerical optimum
                 }
@@ -683,7 +755,9 @@ mod lbfgs {
         }
         for (i, (s, y)) in s_hist.iter().zip(y_hist).enumerate() {
             let beta = dot(y, &q) / dot(y, s);
-            q.iter_mut().zip(s).for_each(|(qi, si)| *qi += (alphas[i] - beta) * si);
+            q.iter_mut()
+                .zip(s)
+                .for_each(|(qi, si)| *qi += (alphas[i] - beta) * si);
         }
         q.iter_mut().for_each(|qi| *qi = -*qi);
         q
@@ -708,11 +782,23 @@ mod lbfgs {
             let t: Vec<f64> = theta.iter().zip(dir).map(|(x, d)| x + alpha * d).collect();
             let mut g = vec![0.0; t.len()];
             let fv = f(&t, &mut g);
-            Point { alpha, f: fv, dphi: dot(&g, dir), theta: t, grad: g }
+            Point {
+                alpha,
+                f: fv,
+                dphi: dot(&g, dir),
+                theta: t,
+                grad: g,
+            }
         };
         let armijo = |p: &Point| p.f <= f0 + C1 * p.alpha * dphi0;
         let curvature = |p: &Point| p.dphi.abs() <= -C2 * dphi0;
-        let mut prev = Point { alpha: 0.0, f: f0, dphi: dphi0, theta: vec![], grad: vec![] };
+        let mut prev = Point {
+            alpha: 0.0,
+            f: f0,
+            dphi: dphi0,
+            theta: vec![],
+            grad: vec![],
+        };
         let mut alpha = step0;
         let (mut lo, mut hi) = loop {
             if evals == max_ls {
@@ -795,7 +881,11 @@ mod lbfgs {
                 g[1] = 200.0 * (y - x * x);
                 (1.0 - x).powi(2) + 100.0 * (y - x * x).powi(2)
             };
-            let set = Settings { max_iter: 200, gtol: 1e-8, ..Default::default() };
+            let set = Settings {
+                max_iter: 200,
+                gtol: 1e-8,
+                ..Default::default()
+            };
             let out = minimize(rosen, vec![-1.2, 1.0], &set);
             assert!((out.theta[0] - 1.0).abs() < 1e-5, "{:?}", out.theta);
             assert!((out.theta[1] - 1.0).abs() < 1e-5, "{:?}", out.theta);
@@ -814,10 +904,18 @@ mod lbfgs {
                 }
                 f
             };
-            let set =
-                Settings { max_iter: 500, gtol: 1e-6, ftol: 0.0, ..Default::default() };
+            let set = Settings {
+                max_iter: 500,
+                gtol: 1e-6,
+                ftol: 0.0,
+                ..Default::default()
+            };
             let out = minimize(quad, vec![0.0; 20], &set);
-            assert!(out.theta.iter().all(|v| (v - 1.0).abs() < 1e-5), "{:?}", out.theta);
+            assert!(
+                out.theta.iter().all(|v| (v - 1.0).abs() < 1e-5),
+                "{:?}",
+                out.theta
+            );
         }
     }
 }
@@ -836,7 +934,10 @@ mod tests {
             for i in 0..20 {
                 let t = i as f32 / 20.0;
                 let jitter = [(t * 7.3).sin(), (t * 5.1).cos()];
-                rows.push([(center[0] + jitter[0]) * 1000.0 - 10_000.0, center[1] + jitter[1]]);
+                rows.push([
+                    (center[0] + jitter[0]) * 1000.0 - 10_000.0,
+                    center[1] + jitter[1],
+                ]);
                 y.push(c);
             }
         }
@@ -846,12 +947,23 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let x = array![[0.5, -1.0, 2.0], [1.5, 0.3, -0.7], [-0.2, 0.9, 0.1], [1.0, 1.0, 1.0]];
+        let x = array![
+            [0.5, -1.0, 2.0],
+            [1.5, 0.3, -0.7],
+            [-0.2, 0.9, 0.1],
+            [1.0, 1.0, 1.0]
+        ];
         let y = [0usize, 2, 1, 2];
         for fit_intercept in [true, false] {
-            let problem = Problem { x: x.view(), y: &y, n_classes: 3 };
+            let problem = Problem {
+                x: x.view(),
+                y: &y,
+                n_classes: 3,
+            };
             let obj = Objective::new(&problem, 0.7, fit_intercept);
-            let theta: Vec<f64> = (0..obj.n_params()).map(|i| (i as f64 * 0.37).sin()).collect();
+            let theta: Vec<f64> = (0..obj.n_params())
+                .map(|i| (i as f64 * 0.37).sin())
+                .collect();
             let mut g = vec![0.0; theta.len()];
             obj.eval(&theta, &mut g);
             let h = 1e-6;
@@ -862,7 +974,11 @@ mod tests {
                 let mut scratch = vec![0.0; theta.len()];
                 let fd = (obj.eval(&tp, &mut scratch) - obj.eval(&tm, &mut scratch)) / (2.0 * h);
                 let expect = if !fit_intercept && i >= 9 { 0.0 } else { fd };
-                assert!((g[i] - expect).abs() < 1e-7, "param {i}: {} vs {expect}", g[i]);
+                assert!(
+                    (g[i] - expect).abs() < 1e-7,
+                    "param {i}: {} vs {expect}",
+                    g[i]
+                );
             }
         }
     }
@@ -870,7 +986,11 @@ mod tests {
     #[test]
     fn loss_at_zero_is_log_classes() {
         let x = array![[1.0, 2.0], [3.0, 4.0]];
-        let problem = Problem { x: x.view(), y: &[0, 1], n_classes: 5 };
+        let problem = Problem {
+            x: x.view(),
+            y: &[0, 1],
+            n_classes: 5,
+        };
         let obj = Objective::new(&problem, 1.0, true);
         let mut g = vec![0.0; obj.n_params()];
         let f = obj.eval(&vec![0.0; obj.n_params()], &mut g);
@@ -892,39 +1012,74 @@ mod tests {
         let w_std = &model.weights * &scaler.scale.view().insert_axis(Axis(1));
         let b_std = &model.bias + &scaler.mean.dot(&model.weights);
         let std_scores = xs.dot(&w_std) + &b_std;
-        assert!(raw.iter().zip(std_scores.iter()).all(|(a, b)| (a - b).abs() < 1e-6));
+        assert!(raw
+            .iter()
+            .zip(std_scores.iter())
+            .all(|(a, b)| (a - b).abs() < 1e-6));
     }
 
     #[test]
     fn larger_c_fits_tighter() {
         let (x, y) = clusters();
-        let loose = LogisticParams { c: 0.01, max_iter: 500, ..Default::default() };
-        let tight = LogisticParams { c: 100.0, max_iter: 500, ..Default::default() };
+        let loose = LogisticParams {
+            c: 0.01,
+            max_iter: 500,
+            ..Default::default()
+        };
+        let tight = LogisticParams {
+            c: 100.0,
+            max_iter: 500,
+            ..Default::default()
+        };
         let norm = |m: &FloatModel| m.weights.iter().map(|v| v * v).sum::<f64>();
         let ml = fit(x.view(), &y, 3, &loose).unwrap();
         let mt = fit(x.view(), &y, 3, &tight).unwrap();
-        assert!(norm(&mt) > 10.0 * norm(&ml), "{} vs {}", norm(&mt), norm(&ml));
+        assert!(
+            norm(&mt) > 10.0 * norm(&ml),
+            "{} vs {}",
+            norm(&mt),
+            norm(&ml)
+        );
     }
 
     #[test]
     fn backends_agree_on_an_easy_problem() {
         let (x, y) = clusters();
-        let base = LogisticParams { max_iter: 1000, tol: 1e-6, ..Default::default() };
+        let base = LogisticParams {
+            max_iter: 1000,
+            tol: 1e-6,
+            ..Default::default()
+        };
         let reference = fit(x.view(), &y, 3, &base).unwrap();
         for backend in [Backend::Linfa, Backend::Smartcore] {
-            let model = fit(x.view(), &y, 3, &LogisticParams { backend, ..base.clone() }).unwrap();
+            let model = fit(
+                x.view(),
+                &y,
+                3,
+                &LogisticParams {
+                    backend,
+                    ..base.clone()
+                },
+            )
+            .unwrap();
             assert_eq!(model.predict(x.view()).unwrap(), y, "{backend}");
             let info = model.fit.as_ref().unwrap();
             let ref_loss = reference.fit.as_ref().unwrap().final_loss;
             // Same objective (α = 1/C mapping): the minima agree.
-            assert!((info.final_loss - ref_loss).abs() < 1e-4, "{backend}: {info:?} vs {ref_loss}");
+            assert!(
+                (info.final_loss - ref_loss).abs() < 1e-4,
+                "{backend}: {info:?} vs {ref_loss}"
+            );
         }
     }
 
     #[test]
     fn without_intercept_the_bias_stays_zero() {
         let (x, y) = clusters();
-        let p = LogisticParams { fit_intercept: false, ..Default::default() };
+        let p = LogisticParams {
+            fit_intercept: false,
+            ..Default::default()
+        };
         let model = fit(x.view(), &y, 3, &p).unwrap();
         assert!(model.bias.iter().all(|&b| b == 0.0), "{:?}", model.bias);
     }
@@ -935,13 +1090,23 @@ mod tests {
         let p = LogisticParams::default();
         assert!(matches!(
             fit(x.view(), &y[1..], 3, &p),
-            Err(ModelError::LabelCount { rows: 60, labels: 59 })
+            Err(ModelError::LabelCount {
+                rows: 60,
+                labels: 59
+            })
         ));
         assert!(matches!(
             fit(x.view(), &y, 2, &p),
-            Err(ModelError::LabelOutOfRange { label: 2, n_classes: 2, .. })
+            Err(ModelError::LabelOutOfRange {
+                label: 2,
+                n_classes: 2,
+                ..
+            })
         ));
-        assert!(matches!(fit(x.view(), &y, 4, &p), Err(ModelError::EmptyClass { class: 3 })));
+        assert!(matches!(
+            fit(x.view(), &y, 4, &p),
+            Err(ModelError::EmptyClass { class: 3 })
+        ));
         let mut bad = x.clone();
         bad[[5, 1]] = f32::NAN;
         assert!(matches!(
@@ -949,29 +1114,51 @@ mod tests {
             Err(ModelError::NonFinite { row: 5, col: 1, .. })
         ));
         let empty = Array2::<f32>::zeros((0, 2));
-        assert!(matches!(fit(empty.view(), &[], 3, &p), Err(ModelError::EmptyTrainingSet)));
+        assert!(matches!(
+            fit(empty.view(), &[], 3, &p),
+            Err(ModelError::EmptyTrainingSet)
+        ));
         let model = fit(x.view(), &y, 3, &p).unwrap();
         let wrong = Array2::<f32>::zeros((2, 3));
         assert!(matches!(
             model.predict(wrong.view()),
-            Err(ModelError::FeatureCount { expected: 2, found: 3, .. })
+            Err(ModelError::FeatureCount {
+                expected: 2,
+                found: 3,
+                ..
+            })
         ));
     }
 
     #[test]
     fn params_check_rejects_invalid_settings() {
         for p in [
-            LogisticParams { c: 0.0, ..Default::default() },
-            LogisticParams { c: f64::NAN, ..Default::default() },
-            LogisticParams { tol: -1.0, ..Default::default() },
-            LogisticParams { max_iter: 0, ..Default::default() },
+            LogisticParams {
+                c: 0.0,
+                ..Default::default()
+            },
+            LogisticParams {
+                c: f64::NAN,
+                ..Default::default()
+            },
+            LogisticParams {
+                tol: -1.0,
+                ..Default::default()
+            },
+            LogisticParams {
+                max_iter: 0,
+                ..Default::default()
+            },
             LogisticParams {
                 backend: Backend::Smartcore,
                 fit_intercept: false,
                 ..Default::default()
             },
         ] {
-            assert!(matches!(p.check(), Err(ModelError::InvalidParams(_))), "{p:?}");
+            assert!(
+                matches!(p.check(), Err(ModelError::InvalidParams(_))),
+                "{p:?}"
+            );
         }
         assert!(LogisticParams::default().check().is_ok());
     }

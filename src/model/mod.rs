@@ -15,7 +15,9 @@ use ndarray::{Array2, ArrayView2};
 use crate::error::ModelError;
 
 pub use io::{ModelFile, ModelKind, MODEL_FORMAT, MODEL_VERSION};
-pub use logistic::{fit, Backend, FitInfo, FloatModel, LogisticParams, Trainer, ValidLogisticParams};
+pub use logistic::{
+    fit, Backend, FitInfo, FloatModel, LogisticParams, Trainer, ValidLogisticParams,
+};
 pub use quant::{QuantOptions, QuantizedModel, UniformQuantizer};
 
 /// Anything that turns a feature matrix (n × d, raw features) into class scores (n × C).
@@ -53,7 +55,11 @@ pub(crate) fn check_features(
     what: &'static str,
 ) -> Result<(), ModelError> {
     if x.ncols() != expected {
-        return Err(ModelError::FeatureCount { what, expected, found: x.ncols() });
+        return Err(ModelError::FeatureCount {
+            what,
+            expected,
+            found: x.ncols(),
+        });
     }
     if let Some(((row, col), _)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(ModelError::NonFinite { what, row, col });
@@ -77,11 +83,19 @@ mod tests {
         let x = array![[1.0f32, 2.0], [3.0, f32::INFINITY]];
         assert!(matches!(
             check_features(x.view(), 2, "query"),
-            Err(ModelError::NonFinite { what: "query", row: 1, col: 1 })
+            Err(ModelError::NonFinite {
+                what: "query",
+                row: 1,
+                col: 1
+            })
         ));
         assert!(matches!(
             check_features(x.view(), 3, "query"),
-            Err(ModelError::FeatureCount { expected: 3, found: 2, .. })
+            Err(ModelError::FeatureCount {
+                expected: 3,
+                found: 2,
+                ..
+            })
         ));
     }
 }

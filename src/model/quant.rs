@@ -61,16 +61,9 @@ impl QuantOptions {
     }
 
     pub fn check(&self) -> Result<(), ModelError> {
-        for (what, n) in [("n_bits_input", self.n_bits_input), ("n_bits_weight", self.n_bits_weight)]
-        {
-            // Symmetric signed quantization needs 2 bits (scale divides by 2ⁿ⁻¹ − 1).
-            let min = if what == "n_bits_weight" && self.symmetric_weights { 2 } else { 1 };
-            if !(min..=MAX_N_BITS).contains(&n) {
-                return Err(ModelError::InvalidParams(format!(
-                    "{what} must be in {min}..={MAX_N_BITS}, got {n}"
-                )));
-            }
-        }
+        // The quantizers validate their own bit widths.
+        UniformQuantizer::from_range(0.0, 1.0, self.n_bits_input, false)?;
+        UniformQuantizer::from_range(0.0, 1.0, self.n_bits_weight, self.symmetric_weights)?;
         Ok(())
     }
 }
@@ -92,7 +85,25 @@ pub struct UniformQuantizer {
 
 impl UniformQuantizer {
     /// Concrete ML's `compute_quantization_parameters` for the range `[rmin, rmax]`.
-    pub fn from_range(rmin: f64, rmax: f64, n_bits: u32, symmetric: bool) -> Self {
+    pub fn from_range(
+        rmin: f64,
+        rmax: f64,
+        n_bits: u32,
+        symmetric: bool,
+    ) -> Result<Self, ModelError> {
+        // Symmetric signed quantization needs 2 bits (the scale divides by 2ⁿ⁻¹ − 1).
+        let min_bits = if symmetric { 2 } else { 1 };
+        if !(min_bits..=MAX_N_BITS).contains(&n_bits) {
+            return Err(ModelError::InvalidParams(format!(
+                "{} quantizer bits must be in {min_bits}..={MAX_N_BITS}, got {n_bits}",
+                if symmetric { "symmetric" } else { "asymmetric" }
+            )));
+        }
+        if !(rmin.is_finite() && rmax.is_finite() && rmin <= rmax) {
+            return Err(ModelError::InvalidParams(format!(
+                "quantizer range [{rmin}, {rmax}] is not a finite interval"
+            )));
+        }
         let levels = (1i64 << n_bits) - 1;
         let mut offset = 1i64 << (n_bits - 1);
         let (scale, zero_point);
@@ -114,11 +125,23 @@ impl UniformQuantizer {
             let zp = (rmax * -(offset as f64) - rmin * (levels - offset) as f64) / (rmax - rmin);
             zero_point = zp.round_ties_even() as i64;
         }
-        Self { n_bits, symmetric, rmin, rmax, scale, zero_point, offset }
+        Ok(Self {
+            n_bits,
+            symmetric,
+            rmin,
+            rmax,
+            scale,
+            zero_point,
+            offset,
+        })
     }
 
     /// Quantizer calibrated on the min/max of `values` (which must be non-empty and finite).
-    fn calibrate(values: impl Iterator<Item = f64>, n_bits: u32, symmetric: bool) -> Self {
+    fn calibrate(
+        values: impl Iterator<Item = f64>,
+        n_bits: u32,
+        symmetric: bool,
+    ) -> Result<Self, ModelError> {
         let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
@@ -203,10 +226,14 @@ impl TryFrom<QuantizedRepr> for QuantizedModel {
     type Error = String;
     fn try_from(r: QuantizedRepr) -> Result<Self, String> {
         r.float.validate()?;
+        r.options.check().map_err(|e| e.to_string())?;
         for q in &r.input {
-            let expect = UniformQuantizer::from_range(q.rmin, q.rmax, q.n_bits, q.symmetric);
+            let expect = UniformQuantizer::from_range(q.rmin, q.rmax, q.n_bits, q.symmetric)
+                .map_err(|e| e.to_string())?;
             if *q != expect {
-                return Err(format!("input quantizer {q:?} does not follow from its range"));
+                return Err(format!(
+                    "input quantizer {q:?} does not follow from its range"
+                ));
             }
         }
         let rebuilt = QuantizedModel::build(r.float.clone(), r.input.clone(), r.options)
@@ -224,9 +251,11 @@ impl TryFrom<QuantizedRepr> for QuantizedModel {
             accumulator_bits: r.accumulator_bits,
         };
         if stored != rebuilt {
-            return Err("stored quantized parameters do not match the float weights and \
+            return Err(
+                "stored quantized parameters do not match the float weights and \
                         quantizers they were derived from"
-                .into());
+                    .into(),
+            );
         }
         Ok(rebuilt)
     }
@@ -252,10 +281,12 @@ impl QuantizedModel {
             x_train
                 .columns()
                 .into_iter()
-                .map(|col| UniformQuantizer::calibrate(col.iter().map(|&v| v as f64), n_bits, false))
-                .collect()
+                .map(|col| {
+                    UniformQuantizer::calibrate(col.iter().map(|&v| v as f64), n_bits, false)
+                })
+                .collect::<Result<_, _>>()?
         } else {
-            let q = UniformQuantizer::calibrate(x_train.iter().map(|&v| v as f64), n_bits, false);
+            let q = UniformQuantizer::calibrate(x_train.iter().map(|&v| v as f64), n_bits, false)?;
             vec![q; d]
         };
         Self::build(float.clone(), input, *options)
@@ -269,7 +300,10 @@ impl QuantizedModel {
     ) -> Result<Self, ModelError> {
         options.check()?;
         let (d, n_classes) = float.weights.dim();
-        if input.len() != d || input.iter().any(|q| q.n_bits != options.n_bits_input || q.symmetric)
+        if input.len() != d
+            || input
+                .iter()
+                .any(|q| q.n_bits != options.n_bits_input || q.symmetric)
         {
             return Err(ModelError::InvalidParams(format!(
                 "need {d} asymmetric {}-bit input quantizers, got {}",
@@ -289,10 +323,13 @@ impl QuantizedModel {
             folded.iter().copied(),
             options.n_bits_weight,
             options.symmetric_weights,
-        );
+        )?;
         let q_weights = folded.mapv(|w| weight.quant(w));
-        let output_scale =
-            if options.standardize_inputs { weight.scale } else { input[0].scale * weight.scale };
+        let output_scale = if options.standardize_inputs {
+            weight.scale
+        } else {
+            input[0].scale * weight.scale
+        };
         if !(output_scale.is_finite() && output_scale != 0.0) {
             return Err(ModelError::InvalidParams(format!(
                 "degenerate output scale {output_scale} (input or weight range is empty)"
@@ -391,9 +428,12 @@ impl QuantizedModel {
     }
     /// The range quantized inputs take (the union over columns).
     pub fn input_range(&self) -> (i64, i64) {
-        self.input.iter().map(UniformQuantizer::range).fold((i64::MAX, i64::MIN), |acc, r| {
-            (acc.0.min(r.0), acc.1.max(r.1))
-        })
+        self.input
+            .iter()
+            .map(UniformQuantizer::range)
+            .fold((i64::MAX, i64::MIN), |acc, r| {
+                (acc.0.min(r.0), acc.1.max(r.1))
+            })
     }
     /// Smallest and largest integer score any in-range input can produce.
     pub fn score_range(&self) -> (i64, i64) {
@@ -436,7 +476,13 @@ impl QuantizedModel {
         for ((row, col), &value) in q_x.indexed_iter() {
             let (min, max) = self.input[col].range();
             if !(min..=max).contains(&value) {
-                return Err(ModelError::InputOutOfRange { row, col, value, min, max });
+                return Err(ModelError::InputOutOfRange {
+                    row,
+                    col,
+                    value,
+                    min,
+                    max,
+                });
             }
         }
         Ok(q_x.dot(&self.effective_weights()) + &self.q_bias)
@@ -501,7 +547,7 @@ mod tests {
     #[test]
     fn quantizer_matches_concrete_hand_computed() {
         // 8 bits on [-1, 3]: scale 4/255, zp = round((-3·128 + 1·127)/4) = round(-64.25) = -64.
-        let q = UniformQuantizer::from_range(-1.0, 3.0, 8, false);
+        let q = UniformQuantizer::from_range(-1.0, 3.0, 8, false).unwrap();
         assert_eq!(q.scale, 4.0 / 255.0);
         assert_eq!(q.zero_point, -64);
         assert_eq!(q.offset, 128);
@@ -512,7 +558,7 @@ mod tests {
         assert_eq!(q.quant(100.0), 127); // clipped
         assert_eq!(q.quant(-100.0), -128);
         // 2 bits on [0, 3]: scale 1, zp = round((-3·2 - 0)/3) = -2; range [-2, 1].
-        let q = UniformQuantizer::from_range(0.0, 3.0, 2, false);
+        let q = UniformQuantizer::from_range(0.0, 3.0, 2, false).unwrap();
         assert_eq!((q.scale, q.zero_point, q.range()), (1.0, -2, (-2, 1)));
         // Ties round half to even, like numpy.rint: 0.5 → 0, 1.5 → 2 (then clip to 1).
         assert_eq!(q.quant(2.5), 0); // 2.5 − 2 = 0.5 → 0
@@ -523,18 +569,25 @@ mod tests {
 
     #[test]
     fn symmetric_and_degenerate_quantizers_follow_concrete() {
-        let q = UniformQuantizer::from_range(-2.0, 1.0, 4, true);
+        let q = UniformQuantizer::from_range(-2.0, 1.0, 4, true).unwrap();
         assert_eq!((q.zero_point, q.scale), (0, 2.0 / 7.0));
         assert_eq!(q.quant(-2.0), -7);
         assert_eq!(q.quant(0.3), 1); // 1.05 → 1
         assert_eq!(q.quant(5.0), 7); // clipped to 2^(n-1) - 1
-        // One non-zero value: unsigned, scale = value, quantizes to 1.
-        let q = UniformQuantizer::from_range(0.25, 0.25, 8, false);
-        assert_eq!((q.offset, q.scale, q.zero_point, q.quant(0.25)), (0, 0.25, 0, 1));
+                                     // One non-zero value: unsigned, scale = value, quantizes to 1.
+        let q = UniformQuantizer::from_range(0.25, 0.25, 8, false).unwrap();
+        assert_eq!(
+            (q.offset, q.scale, q.zero_point, q.quant(0.25)),
+            (0, 0.25, 0, 1)
+        );
         assert_eq!(q.range(), (0, 255));
         // One zero value: scale 1, zero-point rint(-rmin).
-        let q = UniformQuantizer::from_range(0.0, 0.0, 8, false);
+        let q = UniformQuantizer::from_range(0.0, 0.0, 8, false).unwrap();
         assert_eq!((q.scale, q.zero_point, q.quant(0.0)), (1.0, 0, 0));
+        assert!(UniformQuantizer::from_range(0.0, 1.0, 1, true).is_err());
+        assert!(UniformQuantizer::from_range(0.0, 1.0, 0, false).is_err());
+        assert!(UniformQuantizer::from_range(1.0, 0.0, 8, false).is_err());
+        assert!(UniformQuantizer::from_range(0.0, f64::INFINITY, 8, false).is_err());
     }
 
     /// d = 2, C = 2, 2-bit, worked by hand.
@@ -591,11 +644,21 @@ mod tests {
         let m = QuantizedModel::from_float(&float, x.view(), &QuantOptions::concrete(2)).unwrap();
         assert!(matches!(
             m.integer_scores(array![[0, 2]].view()),
-            Err(ModelError::InputOutOfRange { row: 0, col: 1, value: 2, min: -2, max: 1 })
+            Err(ModelError::InputOutOfRange {
+                row: 0,
+                col: 1,
+                value: 2,
+                min: -2,
+                max: 1
+            })
         ));
         assert!(matches!(
             m.integer_scores(array![[0, 0, 0]].view()),
-            Err(ModelError::FeatureCount { expected: 2, found: 3, .. })
+            Err(ModelError::FeatureCount {
+                expected: 2,
+                found: 3,
+                ..
+            })
         ));
         assert!(m.dequantize(array![[0]].view()).is_err());
         assert!(matches!(
@@ -628,20 +691,36 @@ mod tests {
         let y: Vec<usize> = (0..40).map(|i| i % 2).collect();
         let float = FloatModel::new(array![[0.0, 0.0], [-1.0, 1.0]], array![0.0, 0.0]).unwrap();
         assert_eq!(float.predict(x.view()).unwrap(), y);
-        let plain = QuantizedModel::from_float(&float, x.view(), &QuantOptions::concrete(4)).unwrap();
-        let opts = QuantOptions { standardize_inputs: true, ..QuantOptions::concrete(4) };
+        let plain =
+            QuantizedModel::from_float(&float, x.view(), &QuantOptions::concrete(4)).unwrap();
+        let opts = QuantOptions {
+            standardize_inputs: true,
+            ..QuantOptions::concrete(4)
+        };
         let per_col = QuantizedModel::from_float(&float, x.view(), &opts).unwrap();
         let acc = |m: &QuantizedModel| {
-            m.predict(x.view()).unwrap().iter().zip(&y).filter(|(a, b)| a == b).count()
+            m.predict(x.view())
+                .unwrap()
+                .iter()
+                .zip(&y)
+                .filter(|(a, b)| a == b)
+                .count()
         };
         assert_eq!(acc(&per_col), 40);
-        assert!(acc(&plain) < 30, "one range should wash out column 1: {}", acc(&plain));
+        assert!(
+            acc(&plain) < 30,
+            "one range should wash out column 1: {}",
+            acc(&plain)
+        );
     }
 
     #[test]
     fn serde_round_trip_and_tamper_detection() {
         let (float, x) = tiny();
-        let opts = QuantOptions { standardize_inputs: true, ..QuantOptions::concrete(6) };
+        let opts = QuantOptions {
+            standardize_inputs: true,
+            ..QuantOptions::concrete(6)
+        };
         let m = QuantizedModel::from_float(&float, x.view(), &opts).unwrap();
         let json = serde_json::to_string(&m).unwrap();
         let back: QuantizedModel = serde_json::from_str(&json).unwrap();

@@ -22,7 +22,13 @@ pub struct ClusterSpec {
 impl Default for ClusterSpec {
     /// The seed experiment's size: 400 songs × ~60 chunks × 20 MFCC sums.
     fn default() -> Self {
-        Self { n_classes: 400, rows_per_class: 60, dim: 20, noise: 0.8, seed: 7 }
+        Self {
+            n_classes: 400,
+            rows_per_class: 60,
+            dim: 20,
+            noise: 0.8,
+            seed: 7,
+        }
     }
 }
 
@@ -45,21 +51,31 @@ impl ClusterSpec {
     pub fn generate(&self) -> SyntheticSet {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let unit = Normal::new(0.0, 1.0).expect("unit normal");
-        let centers: Vec<f64> =
-            (0..self.n_classes * self.dim).map(|_| unit.sample(&mut rng)).collect();
+        let centers: Vec<f64> = (0..self.n_classes * self.dim)
+            .map(|_| unit.sample(&mut rng))
+            .collect();
         let n = self.n_classes * self.rows_per_class;
         let y: Vec<usize> = (0..n).map(|i| i / self.rows_per_class).collect();
         let draw = |rng: &mut ChaCha8Rng| {
             Array2::from_shape_fn((n, self.dim), |(i, j)| {
                 let class = y[i];
                 let v = centers[class * self.dim + j] + self.noise * unit.sample(rng);
-                let (scale, shift) = if j == 0 { (C0_SCALE, C0_SHIFT) } else { (CK_SCALE, 0.0) };
+                let (scale, shift) = if j == 0 {
+                    (C0_SCALE, C0_SHIFT)
+                } else {
+                    (CK_SCALE, 0.0)
+                };
                 (v * scale + shift) as f32
             })
         };
         let x_train = draw(&mut rng);
         let x_test = draw(&mut rng);
-        SyntheticSet { x_train, y_train: y.clone(), x_test, y_test: y }
+        SyntheticSet {
+            x_train,
+            y_train: y.clone(),
+            x_test,
+            y_test: y,
+        }
     }
 }
 
@@ -75,7 +91,11 @@ mod tests {
 
     #[test]
     fn deterministic_and_shaped_like_mfcc_sums() {
-        let spec = ClusterSpec { n_classes: 5, rows_per_class: 4, ..Default::default() };
+        let spec = ClusterSpec {
+            n_classes: 5,
+            rows_per_class: 4,
+            ..Default::default()
+        };
         let a = spec.generate();
         let b = spec.generate();
         assert_eq!(a.x_train, b.x_train);
