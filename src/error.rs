@@ -60,3 +60,67 @@ pub enum DatasetError {
     #[error(transparent)]
     Audio(#[from] AudioError),
 }
+
+/// Errors of the `model` layer: training, quantizing, scoring and model files.
+/// Non-convergence of the optimizer is not an error: it is reported in `FitInfo`.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error("invalid model parameters: {0}")]
+    InvalidParams(String),
+    #[error("training set is empty (0 rows or 0 features)")]
+    EmptyTrainingSet,
+    #[error("feature matrix has {rows} rows but {labels} labels were given")]
+    LabelCount { rows: usize, labels: usize },
+    #[error("label {label} at row {row} is out of range for {n_classes} classes")]
+    LabelOutOfRange {
+        row: usize,
+        label: usize,
+        n_classes: usize,
+    },
+    #[error("class {class} has no training rows (every class needs at least one)")]
+    EmptyClass { class: usize },
+    #[error("{what}: expected {expected} features (columns), got {found}")]
+    FeatureCount {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    #[error("{what}: non-finite value at row {row}, column {col}")]
+    NonFinite {
+        what: &'static str,
+        row: usize,
+        col: usize,
+    },
+    #[error(
+        "quantized input value {value} at row {row}, column {col} is outside the model's \
+         input range [{min}, {max}]"
+    )]
+    InputOutOfRange {
+        row: usize,
+        col: usize,
+        value: i64,
+        min: i64,
+        max: i64,
+    },
+    #[error("{backend} backend failed: {reason}")]
+    Backend {
+        backend: &'static str,
+        reason: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a fhe-shazam model file (format {found:?})")]
+    WrongFormat { path: PathBuf, found: String },
+    #[error("{path}: model file version {found} is not supported (this build reads version {supported})")]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error("{path}: corrupt model file: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}

@@ -11,6 +11,7 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod fsutil;
+pub mod model;
 pub mod report;
 
-pub use error::{AudioError, DatasetError, FeatureError};
+pub use error::{AudioError, DatasetError, FeatureError, ModelError};
