@@ -4,6 +4,7 @@
 mod bench;
 mod extract;
 mod synth;
+mod train;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -24,6 +25,7 @@ pub struct Cli {
 enum Command {
     Synth(synth::Args),
     Extract(extract::Args),
+    Train(train::Args),
     /// Time pipeline stages and write a benchmark report.
     Bench(bench::Args),
 }
@@ -37,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Synth(args) => synth::run(args),
         Command::Extract(args) => extract::run(args),
+        Command::Train(args) => train::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }
