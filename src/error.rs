@@ -57,4 +57,6 @@ pub enum DatasetError {
     },
     #[error(transparent)]
     Audio(#[from] AudioError),
+    #[error("invalid synthetic corpus parameters: {0}")]
+    InvalidSynthParams(String),
 }
