@@ -198,7 +198,7 @@ fn songs_are_loud_with_energy_in_bass_and_treble() {
         let bass = band_fraction(&spec, 30.0, 250.0);
         let treble = band_fraction(&spec, 2000.0, 11_025.0);
         assert!(bass > 0.01, "song {i}: bass fraction {bass}");
-        assert!(treble > 1e-4, "song {i}: treble fraction {treble}");
+        assert!(treble > 5e-4, "song {i}: treble fraction {treble}");
     }
 }
 
@@ -208,7 +208,7 @@ fn songs_are_separable_by_spectral_features_but_vary_over_time() {
     let (chunk_acc, song_acc, ratio) = nearest_centroid(&features);
     eprintln!("24 songs: chunk accuracy {chunk_acc:.3}, song accuracy {song_acc:.3}, within/between {ratio:.3}");
     assert_eq!(song_acc, 1.0, "every song should be identified by voting");
-    assert!(chunk_acc > 0.7, "chunk accuracy {chunk_acc}");
+    assert!(chunk_acc > 0.5, "chunk accuracy {chunk_acc}");
     // Not a constant tone: chunks of one song spread out by a real fraction of the song-to-song gap.
     assert!(ratio > 0.1, "within/between distance ratio {ratio}");
     // Two songs differ in spectral centroid statistics.

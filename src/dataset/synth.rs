@@ -86,6 +86,15 @@ impl SynthParams {
         Ok(())
     }
 
+    /// Whether two parameter sets describe the same files. Durations are compared in samples:
+    /// serde_json's default float parsing may return a manifest's `seconds` one ulp off.
+    fn same_corpus(&self, other: &SynthParams) -> bool {
+        self.songs == other.songs
+            && self.seed == other.seed
+            && self.sample_rate == other.sample_rate
+            && self.samples_per_song() == other.samples_per_song()
+    }
+
     fn samples_per_song(&self) -> usize {
         (self.seconds * self.sample_rate as f64).round() as usize
     }
@@ -166,7 +175,7 @@ pub fn write_corpus(
     }
     let same = previous
         .as_ref()
-        .is_some_and(|m| m.format_version == FORMAT_VERSION && m.params == *params);
+        .is_some_and(|m| m.format_version == FORMAT_VERSION && m.params.same_corpus(params));
 
     let ids = track_ids(params.seed, params.songs);
     let specs: Vec<SongSpec> = (0..params.songs)
