@@ -59,6 +59,8 @@ pub enum DatasetError {
     },
     #[error(transparent)]
     Audio(#[from] AudioError),
+    #[error("invalid synthetic corpus parameters: {0}")]
+    InvalidSynthParams(String),
 }
 
 /// Errors of the `model` layer: training, quantizing, scoring and model files.
