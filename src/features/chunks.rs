@@ -27,8 +27,11 @@ pub fn chunk_features(mfcc: &Mfcc, params: &FeatureParams, y: &[f32]) -> Result<
     if y.len() < len {
         return Err(FeatureError::TooShort { samples: y.len(), needed: len });
     }
-    if let Some((index, &value)) = y.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(FeatureError::NonFiniteAudio { index, value });
+    // A branch-free OR over all samples vectorises; only a failure pays for the search.
+    if y.iter().fold(false, |bad, v| bad | !v.is_finite()) {
+        if let Some((index, &value)) = y.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(FeatureError::NonFiniteAudio { index, value });
+        }
     }
     let n_chunks = 1 + (y.len() - len) / hop;
     let d = mfcc.params().n_mfcc;
