@@ -44,7 +44,10 @@ struct ThreadCpuTime {
 }
 
 fn thread_cpu_now() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; the clock id is a Linux/POSIX constant.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
@@ -82,7 +85,9 @@ fn bench_features<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
     group.bench_function("chunk_features_30s_song", |b| {
         b.iter(|| chunk_features(&mfcc, &params, black_box(&y)).expect("30 s is long enough"))
     });
-    group.bench_function("mfcc_compute_30s_song", |b| b.iter(|| mfcc.compute(black_box(&y))));
+    group.bench_function("mfcc_compute_30s_song", |b| {
+        b.iter(|| mfcc.compute(black_box(&y)))
+    });
     group.finish();
 }
 

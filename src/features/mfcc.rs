@@ -59,7 +59,7 @@ impl MfccParams {
         if self.sample_rate == 0 {
             return bad("sample_rate must be > 0".into());
         }
-        if self.n_fft < 2 || self.n_fft % 2 != 0 {
+        if self.n_fft < 2 || !self.n_fft.is_multiple_of(2) {
             // Even only: the real FFT is one complex FFT of n_fft/2 (and librosa's centring
             // with an odd n_fft shifts every frame by half a sample anyway).
             return bad(format!("n_fft ({}) must be even and >= 2", self.n_fft));
@@ -71,13 +71,19 @@ impl MfccParams {
             return bad("n_mfcc must be > 0".into());
         }
         if self.n_mels < self.n_mfcc {
-            return bad(format!("n_mels ({}) must be >= n_mfcc ({})", self.n_mels, self.n_mfcc));
+            return bad(format!(
+                "n_mels ({}) must be >= n_mfcc ({})",
+                self.n_mels, self.n_mfcc
+            ));
         }
         if !(self.fmin.is_finite() && self.fmin >= 0.0) {
             return bad(format!("fmin ({}) must be finite and >= 0", self.fmin));
         }
         if !(fmax.is_finite() && fmax > self.fmin && fmax <= nyquist) {
-            return bad(format!("fmax ({fmax}) must satisfy fmin ({}) < fmax <= sample_rate/2 ({nyquist})", self.fmin));
+            return bad(format!(
+                "fmax ({fmax}) must satisfy fmin ({}) < fmax <= sample_rate/2 ({nyquist})",
+                self.fmin
+            ));
         }
         if let Some(top_db) = self.top_db {
             if !(top_db.is_finite() && top_db >= 0.0) {
@@ -108,7 +114,16 @@ fn ln_positive(x: f32) -> f32 {
     let m = if small { m + m } else { m } - 1.0;
     let z = m * m;
     let mut y = 7.037_683_6e-2_f32;
-    for c in [-1.151_461e-1, 1.167_699_9e-1, -1.242_014_1e-1, 1.424_932_3e-1, -1.666_805_8e-1, 2.000_071_4e-1, -2.499_999_4e-1, 3.333_333e-1] {
+    for c in [
+        -1.151_461e-1,
+        1.167_699_9e-1,
+        -1.242_014_1e-1,
+        1.424_932_3e-1,
+        -1.666_805_8e-1,
+        2.000_071_4e-1,
+        -2.499_999_4e-1,
+        3.333_333e-1,
+    ] {
         y = y * m + c;
     }
     let ef = e as f32;
@@ -249,13 +264,17 @@ impl PowerSpectrum {
                 Complex::new((0.5 * angle.cos()) as f32, (0.5 * angle.sin()) as f32)
             })
             .collect();
-        Self { fft: FftPlanner::<f32>::new().plan_fft_forward(half), half_twiddles }
+        Self {
+            fft: FftPlanner::<f32>::new().plan_fft_forward(half),
+            half_twiddles,
+        }
     }
 
     /// `packed[n] = x[2n] + i·x[2n+1]` on entry (overwritten); fills `power[..=N/2]`.
     fn compute(&self, packed: &mut [Complex<f32>], s: &mut SpectrumScratch, power: &mut [f32]) {
         let m = packed.len();
-        self.fft.process_outofplace_with_scratch(packed, &mut s.z, &mut s.fft_scratch);
+        self.fft
+            .process_outofplace_with_scratch(packed, &mut s.z, &mut s.fft_scratch);
         let z = &s.z;
         // X[0] and X[N/2] are the sum and difference of the DC term's two halves.
         power[0] = (z[0].re + z[0].im) * (z[0].re + z[0].im);
@@ -265,7 +284,12 @@ impl PowerSpectrum {
             *r = zz.conj();
         }
         // X[k] = ½(a + b) + W^k · (a − b)/(2i), a = Z[k], b = conj(Z[M−k]).
-        for (((p, a), b), tw) in power[1..m].iter_mut().zip(&z[1..]).zip(&s.mirrored[1..]).zip(&self.half_twiddles[1..]) {
+        for (((p, a), b), tw) in power[1..m]
+            .iter_mut()
+            .zip(&z[1..])
+            .zip(&s.mirrored[1..])
+            .zip(&self.half_twiddles[1..])
+        {
             let (sum, diff) = (a + b, a - b);
             let re = 0.5 * sum.re + tw.re * diff.im + tw.im * diff.re;
             let im = 0.5 * sum.im - tw.re * diff.re + tw.im * diff.im;
@@ -296,9 +320,15 @@ fn dct_ortho_matrix(n_out: usize, n: usize) -> Vec<f64> {
     let nf = n as f64;
     let mut d = Vec::with_capacity(n_out * n);
     for k in 0..n_out {
-        let scale = if k == 0 { (1.0 / nf).sqrt() } else { (2.0 / nf).sqrt() };
+        let scale = if k == 0 {
+            (1.0 / nf).sqrt()
+        } else {
+            (2.0 / nf).sqrt()
+        };
         for i in 0..n {
-            d.push(scale * (std::f64::consts::PI * k as f64 * (2 * i + 1) as f64 / (2.0 * nf)).cos());
+            d.push(
+                scale * (std::f64::consts::PI * k as f64 * (2 * i + 1) as f64 / (2.0 * nf)).cos(),
+            );
         }
     }
     d
@@ -308,7 +338,9 @@ fn dct_ortho_matrix(n_out: usize, n: usize) -> Vec<f64> {
 /// evaluated in float64 like scipy, stored as float32.
 fn hann_periodic(n: usize) -> Vec<f32> {
     let step = 2.0 * std::f64::consts::PI / n as f64;
-    (0..n).map(|i| (0.5 + 0.5 * (i as f64 * step - std::f64::consts::PI).cos()) as f32).collect()
+    (0..n)
+        .map(|i| (0.5 + 0.5 * (i as f64 * step - std::f64::consts::PI).cos()) as f32)
+        .collect()
 }
 
 /// Per-call working memory for an [`Mfcc`]: FFT buffers and the frame-major mel matrix.
@@ -342,7 +374,9 @@ pub struct Mfcc {
 
 impl std::fmt::Debug for Mfcc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mfcc").field("params", &self.params).finish_non_exhaustive()
+        f.debug_struct("Mfcc")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
     }
 }
 
@@ -354,7 +388,14 @@ impl Mfcc {
         let dct64 = dct_ortho_matrix(params.n_mfcc, params.n_mels);
         let dct = dct64.iter().map(|&v| v as f32).collect();
         let spectrum = PowerSpectrum::new(params.n_fft);
-        Ok(Self { window: hann_periodic(params.n_fft), mel, dct, dct64, spectrum, params })
+        Ok(Self {
+            window: hann_periodic(params.n_fft),
+            mel,
+            dct,
+            dct64,
+            spectrum,
+            params,
+        })
     }
 
     pub fn params(&self) -> &MfccParams {
@@ -386,7 +427,11 @@ impl Mfcc {
         let mut dense = Array2::zeros((self.params.n_mels, n_bins));
         for (mut row, (first, range)) in dense.rows_mut().into_iter().zip(&self.mel.bands) {
             // Skip the zero padding, which may run past the last bin.
-            for (cell, &w) in row.iter_mut().skip(*first).zip(&self.mel.weights[range.clone()]) {
+            for (cell, &w) in row
+                .iter_mut()
+                .skip(*first)
+                .zip(&self.mel.weights[range.clone()])
+            {
                 *cell = w;
             }
         }
@@ -409,7 +454,11 @@ impl Mfcc {
         let n_mels = self.params.n_mels;
         Array2::from_shape_fn((self.params.n_mfcc, frames), |(k, t)| {
             let basis = &self.dct[k * n_mels..(k + 1) * n_mels];
-            basis.iter().zip(&s.mel[t * n_mels..(t + 1) * n_mels]).map(|(a, b)| a * b).sum()
+            basis
+                .iter()
+                .zip(&s.mel[t * n_mels..(t + 1) * n_mels])
+                .map(|(a, b)| a * b)
+                .sum()
         })
     }
 
@@ -428,13 +477,21 @@ impl Mfcc {
             }
         }
         for (o, basis) in out.iter_mut().zip(self.dct64.chunks_exact(n_mels)) {
-            *o = basis.iter().zip(db_sum.iter()).map(|(a, b)| a * b).sum::<f64>() as f32;
+            *o = basis
+                .iter()
+                .zip(db_sum.iter())
+                .map(|(a, b)| a * b)
+                .sum::<f64>() as f32;
         }
     }
 
     /// Fills `s.mel` (frame-major) with the power mel spectrogram of `y`; returns the frame count.
     fn mel_power_into(&self, y: &[f32], s: &mut MfccScratch) -> usize {
-        let (n_fft, hop, n_mels) = (self.params.n_fft, self.params.hop_length, self.params.n_mels);
+        let (n_fft, hop, n_mels) = (
+            self.params.n_fft,
+            self.params.hop_length,
+            self.params.n_mels,
+        );
         let frames = self.n_frames(y.len());
         let pad = n_fft / 2;
         // librosa's centre=True with pad_mode 'constant': n_fft/2 zeros on each side. One copy
@@ -448,10 +505,16 @@ impl Mfcc {
         for (t, mel_out) in s.mel.chunks_exact_mut(n_mels).enumerate() {
             let frame = &s.padded[t * hop..t * hop + n_fft];
             // Window, and pack sample pairs as complex values for the half-length FFT.
-            for ((c, x), w) in s.packed.iter_mut().zip(frame.chunks_exact(2)).zip(self.window.chunks_exact(2)) {
+            for ((c, x), w) in s
+                .packed
+                .iter_mut()
+                .zip(frame.chunks_exact(2))
+                .zip(self.window.chunks_exact(2))
+            {
                 *c = Complex::new(x[0] * w[0], x[1] * w[1]);
             }
-            self.spectrum.compute(&mut s.packed, &mut s.spectrum, &mut s.power);
+            self.spectrum
+                .compute(&mut s.packed, &mut s.spectrum, &mut s.power);
             self.mel.apply(&s.power, mel_out);
         }
         frames
@@ -460,11 +523,22 @@ impl Mfcc {
     /// librosa `power_to_db(S, ref=1, amin=1e-10, top_db)` over the whole matrix, in place.
     /// Powers are also capped at f32::MAX so an overflowed (infinite) power stays finite.
     fn power_to_db_in_place(&self, m: &mut [f32]) {
-        let mut max = f32::NEG_INFINITY;
         for v in m.iter_mut() {
             *v = DB_PER_NEPER * ln_positive(v.clamp(AMIN, f32::MAX));
-            max = max.max(*v);
         }
+        // Separate loops with a lane-wise maximum: fused, the running max kept it scalar.
+        let mut lanes = [f32::NEG_INFINITY; MEL_LANES];
+        let chunks = m.chunks_exact(MEL_LANES);
+        let tail = chunks.remainder();
+        for chunk in chunks {
+            for (l, &v) in lanes.iter_mut().zip(chunk) {
+                *l = l.max(v);
+            }
+        }
+        let max = lanes
+            .iter()
+            .chain(tail)
+            .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         if let Some(top_db) = self.params.top_db {
             // numpy 1.x computes `S_db.max() - top_db` in float64, then compares in float32.
             let floor = (f64::from(max) - top_db) as f32;
@@ -496,7 +570,9 @@ mod tests {
         assert!((hz_to_mel(1000.0) - 15.0).abs() < 1e-12);
         // 27 mels per factor 6.4 above 1 kHz.
         assert!((hz_to_mel(6400.0) - 42.0).abs() < 1e-9);
-        for hz in [0.0, 10.0, 440.0, 999.9, 1000.0, 1000.1, 4000.0, 11025.0, 22050.0] {
+        for hz in [
+            0.0, 10.0, 440.0, 999.9, 1000.0, 1000.1, 4000.0, 11025.0, 22050.0,
+        ] {
             let back = mel_to_hz(hz_to_mel(hz));
             assert!((back - hz).abs() <= 1e-9 * hz.max(1.0), "{hz} -> {back}");
         }
@@ -510,7 +586,10 @@ mod tests {
         assert_eq!(basis.dim(), (128, 1025));
         for &(m, j, want) in REFERENCE_MEL_WEIGHTS {
             let got = basis[(m, j)];
-            assert!((got - want).abs() <= 1e-6 * want.abs().max(1e-3), "W[{m},{j}] = {got}, librosa {want}");
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1e-3),
+                "W[{m},{j}] = {got}, librosa {want}"
+            );
         }
     }
 
@@ -554,9 +633,14 @@ mod tests {
     #[test]
     fn power_spectrum_matches_a_direct_dft() {
         for n in [2usize, 16, 2048] {
-            let x: Vec<f32> = (0..n).map(|i| ((i * 7 + 3) % 11) as f32 / 11.0 - 0.4 + (i as f32 * 0.3).sin()).collect();
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 7 + 3) % 11) as f32 / 11.0 - 0.4 + (i as f32 * 0.3).sin())
+                .collect();
             let ps = PowerSpectrum::new(n);
-            let mut packed: Vec<Complex<f32>> = x.chunks_exact(2).map(|p| Complex::new(p[0], p[1])).collect();
+            let mut packed: Vec<Complex<f32>> = x
+                .chunks_exact(2)
+                .map(|p| Complex::new(p[0], p[1]))
+                .collect();
             let mut power = vec![0f32; n / 2 + 1];
             ps.compute(&mut packed, &mut ps.scratch(), &mut power);
             let energy: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
@@ -569,7 +653,10 @@ mod tests {
                 }
                 let want = re * re + im * im;
                 // float32 FFT: error relative to the frame's total energy (Parseval scale).
-                assert!((f64::from(p) - want).abs() <= 1e-5 * energy * n as f64, "n {n} bin {k}: {p} vs {want}");
+                assert!(
+                    (f64::from(p) - want).abs() <= 1e-5 * energy * n as f64,
+                    "n {n} bin {k}: {p} vs {want}"
+                );
             }
         }
     }
@@ -579,7 +666,12 @@ mod tests {
         let mut x = 1e-10f32;
         let mut worst = 0f64;
         while x < 1e30 {
-            for v in [x, x * 1.000_001, x * 1.41, x * 0.707_106_8] {
+            for v in [
+                x,
+                x * 1.000_001,
+                x * 1.41,
+                x * std::f32::consts::FRAC_1_SQRT_2,
+            ] {
                 let want = f64::from(v).ln();
                 let err = (f64::from(ln_positive(v)) - want).abs() / want.abs().max(1.0);
                 worst = worst.max(err);
@@ -605,19 +697,53 @@ mod tests {
     fn invalid_params_are_rejected() {
         let base = MfccParams::default();
         let cases = [
-            MfccParams { n_fft: 0, ..base.clone() },
-            MfccParams { n_fft: 2047, ..base.clone() },
-            MfccParams { hop_length: 0, ..base.clone() },
-            MfccParams { n_mfcc: 0, ..base.clone() },
-            MfccParams { n_mels: 10, ..base.clone() },
-            MfccParams { sample_rate: 0, ..base.clone() },
-            MfccParams { fmax: Some(12_000.0), ..base.clone() },
-            MfccParams { fmin: 5000.0, fmax: Some(4000.0), ..base.clone() },
-            MfccParams { fmin: f64::NAN, ..base.clone() },
-            MfccParams { top_db: Some(-1.0), ..base.clone() },
+            MfccParams {
+                n_fft: 0,
+                ..base.clone()
+            },
+            MfccParams {
+                n_fft: 2047,
+                ..base.clone()
+            },
+            MfccParams {
+                hop_length: 0,
+                ..base.clone()
+            },
+            MfccParams {
+                n_mfcc: 0,
+                ..base.clone()
+            },
+            MfccParams {
+                n_mels: 10,
+                ..base.clone()
+            },
+            MfccParams {
+                sample_rate: 0,
+                ..base.clone()
+            },
+            MfccParams {
+                fmax: Some(12_000.0),
+                ..base.clone()
+            },
+            MfccParams {
+                fmin: 5000.0,
+                fmax: Some(4000.0),
+                ..base.clone()
+            },
+            MfccParams {
+                fmin: f64::NAN,
+                ..base.clone()
+            },
+            MfccParams {
+                top_db: Some(-1.0),
+                ..base.clone()
+            },
         ];
         for p in cases {
-            assert!(matches!(Mfcc::new(p.clone()), Err(FeatureError::InvalidParams(_))), "{p:?} accepted");
+            assert!(
+                matches!(Mfcc::new(p.clone()), Err(FeatureError::InvalidParams(_))),
+                "{p:?} accepted"
+            );
         }
     }
 
@@ -634,15 +760,23 @@ mod tests {
     #[test]
     fn power_to_db_floors_at_top_db_below_max() {
         let mfcc = default_mfcc();
-        let close = |got: &[f32], want: &[f32]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-4);
+        let close =
+            |got: &[f32], want: &[f32]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-4);
         let mut m = vec![1.0, 1e-20, 0.0, 1e-3, f32::INFINITY];
         mfcc.power_to_db_in_place(&mut m);
         // max = 10·log10(f32::MAX) ≈ 385.32 dB; everything else floors 80 dB below it.
-        assert!(close(&m, &[305.3184, 305.3184, 305.3184, 305.3184, 385.3184]), "{m:?}");
+        assert!(
+            close(&m, &[305.3184, 305.3184, 305.3184, 305.3184, 385.3184]),
+            "{m:?}"
+        );
         let mut m = vec![1.0, 1e-20, 0.0, 1e-3];
         mfcc.power_to_db_in_place(&mut m);
         assert!(close(&m, &[0.0, -80.0, -80.0, -30.0]), "{m:?}");
-        let loose = Mfcc::new(MfccParams { top_db: None, ..MfccParams::default() }).unwrap();
+        let loose = Mfcc::new(MfccParams {
+            top_db: None,
+            ..MfccParams::default()
+        })
+        .unwrap();
         let mut m = vec![1.0, 0.0];
         loose.power_to_db_in_place(&mut m);
         assert!(close(&m, &[0.0, -100.0]), "{m:?}");
@@ -651,13 +785,18 @@ mod tests {
     #[test]
     fn frame_sum_equals_column_sum_of_compute() {
         let mfcc = default_mfcc();
-        let y: Vec<f32> = (0..11_025).map(|i| (i as f32 * 0.05).sin() * 0.3 + ((i * 7919) % 13) as f32 * 0.01).collect();
+        let y: Vec<f32> = (0..11_025)
+            .map(|i| (i as f32 * 0.05).sin() * 0.3 + ((i * 7919) % 13) as f32 * 0.01)
+            .collect();
         let full = mfcc.compute(&y);
         let mut out = vec![0f32; 20];
         mfcc.frame_sum_with(&y, &mut mfcc.scratch(), &mut out);
         for (k, &o) in out.iter().enumerate() {
             let want: f64 = full.row(k).iter().map(|&v| f64::from(v)).sum();
-            assert!((f64::from(o) - want).abs() < 1e-3 * want.abs().max(1.0), "coef {k}: {o} vs {want}");
+            assert!(
+                (f64::from(o) - want).abs() < 1e-3 * want.abs().max(1.0),
+                "coef {k}: {o} vs {want}"
+            );
         }
     }
 
@@ -665,12 +804,20 @@ mod tests {
     fn single_sine_peaks_in_the_right_band() {
         // A 1 kHz tone must put its energy in the band whose centre is nearest 1 kHz.
         let mfcc = default_mfcc();
-        let y: Vec<f32> = (0..4096).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 22050.0).sin()).collect();
+        let y: Vec<f32> = (0..4096)
+            .map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 22050.0).sin())
+            .collect();
         let mel = mfcc.mel_power(&y);
         let col = mel.column(4);
         let best = (0..128).max_by(|&a, &b| col[a].total_cmp(&col[b])).unwrap();
         let centres = mel_frequencies(130, 0.0, 11025.0);
-        let nearest = (0..128).min_by(|&a, &b| (centres[a + 1] - 1000.0).abs().total_cmp(&(centres[b + 1] - 1000.0).abs())).unwrap();
+        let nearest = (0..128)
+            .min_by(|&a, &b| {
+                (centres[a + 1] - 1000.0)
+                    .abs()
+                    .total_cmp(&(centres[b + 1] - 1000.0).abs())
+            })
+            .unwrap();
         assert_eq!(best, nearest);
     }
 
