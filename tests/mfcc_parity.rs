@@ -22,20 +22,32 @@ fn read_wav(name: &str) -> Vec<f32> {
     let mut reader = hound::WavReader::open(fixture_dir().join(name)).expect("fixture WAV opens");
     assert_eq!(reader.spec().sample_rate, 22_050);
     assert_eq!(reader.spec().channels, 1);
-    reader.samples::<i16>().map(|s| f32::from(s.expect("sample")) / 32768.0).collect()
+    reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.expect("sample")) / 32768.0)
+        .collect()
 }
 
 fn matrix(v: &Value) -> Vec<Vec<f64>> {
     v.as_array()
         .expect("matrix")
         .iter()
-        .map(|row| row.as_array().expect("row").iter().map(|x| x.as_f64().expect("number")).collect())
+        .map(|row| {
+            row.as_array()
+                .expect("row")
+                .iter()
+                .map(|x| x.as_f64().expect("number"))
+                .collect()
+        })
         .collect()
 }
 
 fn extractor() -> (Mfcc, FeatureParams) {
     let params = FeatureParams::default();
-    (Mfcc::new(params.mfcc.clone()).expect("default params are valid"), params)
+    (
+        Mfcc::new(params.mfcc.clone()).expect("default params are valid"),
+        params,
+    )
 }
 
 /// Largest |got − want| / max(|want| of the row, 1): the error relative to the scale of each
@@ -62,9 +74,20 @@ fn fixture_signals_match_librosa() {
     for sig in signals {
         let name = sig["name"].as_str().expect("name");
         let y = read_wav(sig["file"].as_str().expect("file"));
-        assert_eq!(y.len() as u64, sig["n_samples"].as_u64().expect("n_samples"), "{name}: length");
-        for (got, want) in y.iter().zip(sig["first_10_samples"].as_array().expect("first samples")) {
-            assert_eq!(*got, want.as_f64().expect("number") as f32, "{name}: decoded samples");
+        assert_eq!(
+            y.len() as u64,
+            sig["n_samples"].as_u64().expect("n_samples"),
+            "{name}: length"
+        );
+        for (got, want) in y
+            .iter()
+            .zip(sig["first_10_samples"].as_array().expect("first samples"))
+        {
+            assert_eq!(
+                *got,
+                want.as_f64().expect("number") as f32,
+                "{name}: decoded samples"
+            );
         }
 
         // Full MFCC matrix.
@@ -84,16 +107,29 @@ fn fixture_signals_match_librosa() {
         let feats = chunk_features(&mfcc, &params, &y).expect("chunk features");
         let want32 = matrix(&sig["chunk_features"]);
         let want64 = matrix(&sig["chunk_features_float64_sum"]);
-        assert_eq!(feats.dim(), (want32.len(), 20), "{name}: chunk feature shape");
+        assert_eq!(
+            feats.dim(),
+            (want32.len(), 20),
+            "{name}: chunk feature shape"
+        );
         let (abs32, rel32) = row_relative_error(&feats, &want32);
         let (abs64, rel64) = row_relative_error(&feats, &want64);
         println!(
             "{name}: chunk_features max abs error {abs32:.3e} (rel {rel32:.2e}) vs float32 sums, \
              {abs64:.3e} (rel {rel64:.2e}) vs float64 sums"
         );
-        assert!(rel32 <= 1e-4, "{name}: chunk features relative error {rel32} vs float32 sums");
-        assert!(abs32 <= 1e-2, "{name}: chunk features absolute error {abs32} vs float32 sums");
-        assert!(rel64 <= 1e-4, "{name}: chunk features relative error {rel64} vs float64 sums");
+        assert!(
+            rel32 <= 1e-4,
+            "{name}: chunk features relative error {rel32} vs float32 sums"
+        );
+        assert!(
+            abs32 <= 1e-2,
+            "{name}: chunk features absolute error {abs32} vs float32 sums"
+        );
+        assert!(
+            rel64 <= 1e-4,
+            "{name}: chunk features relative error {rel64} vs float64 sums"
+        );
     }
 }
 
@@ -132,8 +168,17 @@ fn silence_gives_finite_features() {
     // All powers clamp to amin = 1e-10 → −100 dB everywhere; DCT of a constant: c0 = −100·√128.
     let c0 = -100.0 * 128f32.sqrt();
     // (float32 amin is not exactly 1e-10, so the value is −99.9999 dB: 1e-2 absolute.)
-    assert!(m.row(0).iter().all(|&v| (v - c0).abs() < 1e-2), "c0 {:?}", m.row(0));
-    assert!(m.rows().into_iter().skip(1).flatten().all(|v| v.abs() < 1e-3));
+    assert!(
+        m.row(0).iter().all(|&v| (v - c0).abs() < 1e-2),
+        "c0 {:?}",
+        m.row(0)
+    );
+    assert!(m
+        .rows()
+        .into_iter()
+        .skip(1)
+        .flatten()
+        .all(|v| v.abs() < 1e-3));
     let f = chunk_features(&mfcc, &params, &y).expect("chunk features of silence");
     assert_eq!(f.dim(), (2, 20));
     assert!(f.iter().all(|v| v.is_finite()));
@@ -145,7 +190,9 @@ fn too_short_is_an_error() {
     let (mfcc, params) = extractor();
     for n in [0, 1, 11_024] {
         match chunk_features(&mfcc, &params, &vec![0.1; n]) {
-            Err(FeatureError::TooShort { samples, needed }) => assert_eq!((samples, needed), (n, 11_025)),
+            Err(FeatureError::TooShort { samples, needed }) => {
+                assert_eq!((samples, needed), (n, 11_025))
+            }
             other => panic!("{n} samples: expected TooShort, got {other:?}"),
         }
     }
@@ -155,7 +202,9 @@ fn too_short_is_an_error() {
 fn chunk_count_is_len_over_chunk() {
     let (mfcc, params) = extractor();
     for n in [11_025, 11_026, 22_049, 22_050, 33_075 + 11_024, 661_500] {
-        let y: Vec<f32> = (0..n).map(|i| ((i * 2_654_435_761) % 1000) as f32 / 5000.0 - 0.1).collect();
+        let y: Vec<f32> = (0..n)
+            .map(|i| ((i * 2_654_435_761) % 1000) as f32 / 5000.0 - 0.1)
+            .collect();
         let f = chunk_features(&mfcc, &params, &y).expect("chunk features");
         assert_eq!(f.dim(), (n / 11_025, 20), "{n} samples");
     }
@@ -164,7 +213,14 @@ fn chunk_count_is_len_over_chunk() {
 #[test]
 fn non_default_params_work() {
     // A 16 kHz, 40-band, 13-coefficient setup: a different filterbank and DCT size.
-    let p = MfccParams { sample_rate: 16_000, n_mfcc: 13, n_fft: 512, hop_length: 160, n_mels: 40, ..MfccParams::default() };
+    let p = MfccParams {
+        sample_rate: 16_000,
+        n_mfcc: 13,
+        n_fft: 512,
+        hop_length: 160,
+        n_mels: 40,
+        ..MfccParams::default()
+    };
     let mfcc = Mfcc::new(p).expect("valid params");
     let y: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.2).sin()).collect();
     let m = mfcc.compute(&y);

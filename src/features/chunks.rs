@@ -12,7 +12,11 @@ use ndarray::Array2;
 /// The frame sum is accumulated in float64 and stored as float32 (the seed sums in float32;
 /// the two agree to ~1e-6 relative). `params.mfcc` must be the parameters `mfcc` was built
 /// with, so a feature file's sidecar cannot describe a different extractor.
-pub fn chunk_features(mfcc: &Mfcc, params: &FeatureParams, y: &[f32]) -> Result<Array2<f32>, FeatureError> {
+pub fn chunk_features(
+    mfcc: &Mfcc,
+    params: &FeatureParams,
+    y: &[f32],
+) -> Result<Array2<f32>, FeatureError> {
     let (len, hop) = (params.chunk_samples, params.chunk_hop);
     if len == 0 || hop == 0 {
         return Err(FeatureError::InvalidParams(format!(
@@ -25,10 +29,16 @@ pub fn chunk_features(mfcc: &Mfcc, params: &FeatureParams, y: &[f32]) -> Result<
         ));
     }
     if y.len() < len {
-        return Err(FeatureError::TooShort { samples: y.len(), needed: len });
+        return Err(FeatureError::TooShort {
+            samples: y.len(),
+            needed: len,
+        });
     }
-    if let Some((index, &value)) = y.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(FeatureError::NonFiniteAudio { index, value });
+    // A branch-free OR over all samples vectorises; only a failure pays for the search.
+    if y.iter().fold(false, |bad, v| bad | !v.is_finite()) {
+        if let Some((index, &value)) = y.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(FeatureError::NonFiniteAudio { index, value });
+        }
     }
     let n_chunks = 1 + (y.len() - len) / hop;
     let d = mfcc.params().n_mfcc;
@@ -52,7 +62,9 @@ mod tests {
     }
 
     fn signal(n: usize) -> Vec<f32> {
-        (0..n).map(|i| 0.3 * (i as f32 * 0.031).sin() + 0.1 * (i as f32 * 0.47).cos()).collect()
+        (0..n)
+            .map(|i| 0.3 * (i as f32 * 0.031).sin() + 0.1 * (i as f32 * 0.47).cos())
+            .collect()
     }
 
     #[test]
@@ -67,7 +79,10 @@ mod tests {
             for k in 0..20 {
                 let want: f64 = m.row(k).iter().map(|&v| f64::from(v)).sum();
                 let got = f64::from(f[(i, k)]);
-                assert!((got - want).abs() <= 1e-5 * want.abs().max(100.0), "chunk {i} coef {k}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 1e-5 * want.abs().max(100.0),
+                    "chunk {i} coef {k}: {got} vs {want}"
+                );
             }
         }
     }
@@ -90,14 +105,35 @@ mod tests {
         let (mfcc, params) = setup();
         assert!(matches!(
             chunk_features(&mfcc, &params, &[0.0; 11_024]),
-            Err(FeatureError::TooShort { samples: 11_024, needed: 11_025 })
+            Err(FeatureError::TooShort {
+                samples: 11_024,
+                needed: 11_025
+            })
         ));
         let mut y = signal(11_025);
         y[77] = f32::NAN;
-        assert!(matches!(chunk_features(&mfcc, &params, &y), Err(FeatureError::NonFiniteAudio { index: 77, .. })));
-        let other = FeatureParams { mfcc: MfccParams { n_mfcc: 13, ..MfccParams::default() }, ..params.clone() };
-        assert!(matches!(chunk_features(&mfcc, &other, &signal(11_025)), Err(FeatureError::InvalidParams(_))));
-        let zero_hop = FeatureParams { chunk_hop: 0, ..params };
-        assert!(matches!(chunk_features(&mfcc, &zero_hop, &signal(11_025)), Err(FeatureError::InvalidParams(_))));
+        assert!(matches!(
+            chunk_features(&mfcc, &params, &y),
+            Err(FeatureError::NonFiniteAudio { index: 77, .. })
+        ));
+        let other = FeatureParams {
+            mfcc: MfccParams {
+                n_mfcc: 13,
+                ..MfccParams::default()
+            },
+            ..params.clone()
+        };
+        assert!(matches!(
+            chunk_features(&mfcc, &other, &signal(11_025)),
+            Err(FeatureError::InvalidParams(_))
+        ));
+        let zero_hop = FeatureParams {
+            chunk_hop: 0,
+            ..params
+        };
+        assert!(matches!(
+            chunk_features(&mfcc, &zero_hop, &signal(11_025)),
+            Err(FeatureError::InvalidParams(_))
+        ));
     }
 }

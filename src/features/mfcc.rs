@@ -9,8 +9,8 @@
 
 use crate::error::FeatureError;
 use ndarray::Array2;
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -59,8 +59,10 @@ impl MfccParams {
         if self.sample_rate == 0 {
             return bad("sample_rate must be > 0".into());
         }
-        if self.n_fft == 0 {
-            return bad("n_fft must be > 0".into());
+        if self.n_fft < 2 || !self.n_fft.is_multiple_of(2) {
+            // Even only: the real FFT is one complex FFT of n_fft/2 (and librosa's centring
+            // with an odd n_fft shifts every frame by half a sample anyway).
+            return bad(format!("n_fft ({}) must be even and >= 2", self.n_fft));
         }
         if self.hop_length == 0 {
             return bad("hop_length must be > 0".into());
@@ -69,13 +71,19 @@ impl MfccParams {
             return bad("n_mfcc must be > 0".into());
         }
         if self.n_mels < self.n_mfcc {
-            return bad(format!("n_mels ({}) must be >= n_mfcc ({})", self.n_mels, self.n_mfcc));
+            return bad(format!(
+                "n_mels ({}) must be >= n_mfcc ({})",
+                self.n_mels, self.n_mfcc
+            ));
         }
         if !(self.fmin.is_finite() && self.fmin >= 0.0) {
             return bad(format!("fmin ({}) must be finite and >= 0", self.fmin));
         }
         if !(fmax.is_finite() && fmax > self.fmin && fmax <= nyquist) {
-            return bad(format!("fmax ({fmax}) must satisfy fmin ({}) < fmax <= sample_rate/2 ({nyquist})", self.fmin));
+            return bad(format!(
+                "fmax ({fmax}) must satisfy fmin ({}) < fmax <= sample_rate/2 ({nyquist})",
+                self.fmin
+            ));
         }
         if let Some(top_db) = self.top_db {
             if !(top_db.is_finite() && top_db >= 0.0) {
@@ -89,6 +97,40 @@ impl MfccParams {
 /// power_to_db's `amin`: powers are clamped to it before the log, which keeps silence finite.
 const AMIN: f32 = 1e-10;
 // power_to_db's `ref` is 1.0 in the MFCC chain: 10·log10(ref) = 0, so nothing is subtracted.
+
+/// 10 / ln 10: turns a natural log into decibels of power.
+const DB_PER_NEPER: f32 = 4.342_944_8;
+
+/// Natural log of a positive, finite, normal float: Cephes `logf` (max relative error
+/// ~1e-7, as libm's), written branch-free so the dB loop vectorises instead of making one
+/// libm call per value (which was ~10 % of the feature time).
+fn ln_positive(x: f32) -> f32 {
+    let bits = x.to_bits();
+    // x = m · 2^e with m in [0.5, 1) (frexp), then m moved to [√½, √2) so ln(m) is small.
+    let mut e = (bits >> 23) as i32 - 126;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
+    let small = m < std::f32::consts::FRAC_1_SQRT_2;
+    e -= i32::from(small);
+    let m = if small { m + m } else { m } - 1.0;
+    let z = m * m;
+    let mut y = 7.037_683_6e-2_f32;
+    for c in [
+        -1.151_461e-1,
+        1.167_699_9e-1,
+        -1.242_014_1e-1,
+        1.424_932_3e-1,
+        -1.666_805_8e-1,
+        2.000_071_4e-1,
+        -2.499_999_4e-1,
+        3.333_333e-1,
+    ] {
+        y = y * m + c;
+    }
+    let ef = e as f32;
+    // ln 2 split in a short exact part and a correction (Cephes' extra precision).
+    y = y * m * z - 2.121_944_4e-4 * ef - 0.5 * z;
+    m + y + 0.693_359_4 * ef
+}
 
 /// Slaney mel scale (librosa `hz_to_mel(htk=False)`): linear below 1 kHz, logarithmic above.
 /// The constants and the order of operations are librosa's, so the band edges match bit for bit.
@@ -154,11 +196,15 @@ fn mel_filterbank_dense(p: &MfccParams) -> Vec<f32> {
     weights
 }
 
+/// Lanes of the mel dot products: each band's weights are zero-padded to a multiple of this,
+/// so the inner loop is fixed-width and vectorises (8 × f32 = one AVX or two SSE registers).
+const MEL_LANES: usize = 8;
+
 /// The mel filterbank with only each band's non-zero range stored (a Slaney triangle covers a
 /// few to a few dozen of the 1025 FFT bins; the dense product would be ~60× more work).
 #[derive(Debug, Clone)]
 struct SparseMel {
-    /// Per band: first FFT bin, and the range of its weights in `weights`.
+    /// Per band: first FFT bin, and the range of its (padded) weights in `weights`.
     bands: Vec<(usize, std::ops::Range<usize>)>,
     weights: Vec<f32>,
 }
@@ -172,9 +218,15 @@ impl SparseMel {
             let end = row.iter().rposition(|&w| w != 0.0).map_or(first, |l| l + 1);
             let start = weights.len();
             weights.extend_from_slice(&row[first..end]);
+            weights.resize(start + (end - first).div_ceil(MEL_LANES) * MEL_LANES, 0.0);
             bands.push((first, start..weights.len()));
         }
         Self { bands, weights }
+    }
+
+    /// Length the power buffer must have so every padded band can be read (the tail is zero).
+    fn padded_bins(n_bins: usize) -> usize {
+        n_bins + MEL_LANES
     }
 
     /// `out[m] = Σ_j W[m, j] · power[j]` over band m's non-zero bins.
@@ -182,9 +234,84 @@ impl SparseMel {
         for ((first, range), o) in self.bands.iter().zip(out.iter_mut()) {
             let w = &self.weights[range.clone()];
             let p = &power[*first..*first + w.len()];
-            *o = w.iter().zip(p).map(|(a, b)| a * b).sum();
+            let mut acc = [0f32; MEL_LANES];
+            for (wc, pc) in w.chunks_exact(MEL_LANES).zip(p.chunks_exact(MEL_LANES)) {
+                for ((a, &wv), &pv) in acc.iter_mut().zip(wc).zip(pc) {
+                    *a += wv * pv;
+                }
+            }
+            *o = acc.iter().sum();
         }
     }
+}
+
+/// Power spectrum |X[k]|², k = 0..=N/2, of a real frame of even length N, through one complex
+/// FFT of length N/2 (the even/odd packing trick). This is what realfft does too, but its
+/// post-processing loop does not vectorise and cost as much as the FFT itself; here the
+/// split is a forward loop over separate arrays that writes the power directly.
+struct PowerSpectrum {
+    fft: Arc<dyn Fft<f32>>,
+    /// 0.5 · exp(−2πik/N), k = 0..N/2 (the ½ of the even/odd split folded in).
+    half_twiddles: Vec<Complex<f32>>,
+}
+
+impl PowerSpectrum {
+    fn new(n_fft: usize) -> Self {
+        let half = n_fft / 2;
+        let half_twiddles = (0..half)
+            .map(|k| {
+                let angle = -2.0 * std::f64::consts::PI * k as f64 / n_fft as f64;
+                Complex::new((0.5 * angle.cos()) as f32, (0.5 * angle.sin()) as f32)
+            })
+            .collect();
+        Self {
+            fft: FftPlanner::<f32>::new().plan_fft_forward(half),
+            half_twiddles,
+        }
+    }
+
+    /// `packed[n] = x[2n] + i·x[2n+1]` on entry (overwritten); fills `power[..=N/2]`.
+    fn compute(&self, packed: &mut [Complex<f32>], s: &mut SpectrumScratch, power: &mut [f32]) {
+        let m = packed.len();
+        self.fft
+            .process_outofplace_with_scratch(packed, &mut s.z, &mut s.fft_scratch);
+        let z = &s.z;
+        // X[0] and X[N/2] are the sum and difference of the DC term's two halves.
+        power[0] = (z[0].re + z[0].im) * (z[0].re + z[0].im);
+        power[m] = (z[0].re - z[0].im) * (z[0].re - z[0].im);
+        // conj(Z[M−k]) in forward order, so the main loop reads only forward streams.
+        for (r, zz) in s.mirrored[1..].iter_mut().zip(z[1..].iter().rev()) {
+            *r = zz.conj();
+        }
+        // X[k] = ½(a + b) + W^k · (a − b)/(2i), a = Z[k], b = conj(Z[M−k]).
+        for (((p, a), b), tw) in power[1..m]
+            .iter_mut()
+            .zip(&z[1..])
+            .zip(&s.mirrored[1..])
+            .zip(&self.half_twiddles[1..])
+        {
+            let (sum, diff) = (a + b, a - b);
+            let re = 0.5 * sum.re + tw.re * diff.im + tw.im * diff.re;
+            let im = 0.5 * sum.im - tw.re * diff.re + tw.im * diff.im;
+            *p = re * re + im * im;
+        }
+    }
+
+    fn scratch(&self) -> SpectrumScratch {
+        let m = self.half_twiddles.len();
+        SpectrumScratch {
+            z: vec![Complex::default(); m],
+            mirrored: vec![Complex::default(); m],
+            fft_scratch: vec![Complex::default(); self.fft.get_outofplace_scratch_len()],
+        }
+    }
+}
+
+/// Buffers of [`PowerSpectrum::compute`].
+struct SpectrumScratch {
+    z: Vec<Complex<f32>>,
+    mirrored: Vec<Complex<f32>>,
+    fft_scratch: Vec<Complex<f32>>,
 }
 
 /// `scipy.fft.dct(type=2, norm='ortho')` as a matrix, first `n_out` rows of the n × n basis,
@@ -193,9 +320,15 @@ fn dct_ortho_matrix(n_out: usize, n: usize) -> Vec<f64> {
     let nf = n as f64;
     let mut d = Vec::with_capacity(n_out * n);
     for k in 0..n_out {
-        let scale = if k == 0 { (1.0 / nf).sqrt() } else { (2.0 / nf).sqrt() };
+        let scale = if k == 0 {
+            (1.0 / nf).sqrt()
+        } else {
+            (2.0 / nf).sqrt()
+        };
         for i in 0..n {
-            d.push(scale * (std::f64::consts::PI * k as f64 * (2 * i + 1) as f64 / (2.0 * nf)).cos());
+            d.push(
+                scale * (std::f64::consts::PI * k as f64 * (2 * i + 1) as f64 / (2.0 * nf)).cos(),
+            );
         }
     }
     d
@@ -205,15 +338,20 @@ fn dct_ortho_matrix(n_out: usize, n: usize) -> Vec<f64> {
 /// evaluated in float64 like scipy, stored as float32.
 fn hann_periodic(n: usize) -> Vec<f32> {
     let step = 2.0 * std::f64::consts::PI / n as f64;
-    (0..n).map(|i| (0.5 + 0.5 * (i as f64 * step - std::f64::consts::PI).cos()) as f32).collect()
+    (0..n)
+        .map(|i| (0.5 + 0.5 * (i as f64 * step - std::f64::consts::PI).cos()) as f32)
+        .collect()
 }
 
 /// Per-call working memory for an [`Mfcc`]: FFT buffers and the frame-major mel matrix.
 /// Reusing one across calls (e.g. over the chunks of a song) avoids all allocation.
 pub struct MfccScratch {
-    frame: Vec<f32>,
-    spectrum: Vec<Complex<f32>>,
-    fft_scratch: Vec<Complex<f32>>,
+    /// The signal with its centre padding.
+    padded: Vec<f32>,
+    /// The windowed frame, packed in sample pairs for the half-length FFT.
+    packed: Vec<Complex<f32>>,
+    spectrum: SpectrumScratch,
+    /// |X[k]|², k = 0..=n_fft/2, plus a zero tail for the padded mel bands.
     power: Vec<f32>,
     /// Mel (then dB) values, frame-major: `mel[t * n_mels + m]`.
     mel: Vec<f32>,
@@ -231,12 +369,14 @@ pub struct Mfcc {
     dct: Vec<f32>,
     /// The same matrix in float64, for frame sums accumulated in float64.
     dct64: Vec<f64>,
-    fft: Arc<dyn RealToComplex<f32>>,
+    spectrum: PowerSpectrum,
 }
 
 impl std::fmt::Debug for Mfcc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mfcc").field("params", &self.params).finish_non_exhaustive()
+        f.debug_struct("Mfcc")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
     }
 }
 
@@ -247,8 +387,15 @@ impl Mfcc {
         let mel = SparseMel::from_dense(&mel_filterbank_dense(&params), n_bins);
         let dct64 = dct_ortho_matrix(params.n_mfcc, params.n_mels);
         let dct = dct64.iter().map(|&v| v as f32).collect();
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(params.n_fft);
-        Ok(Self { window: hann_periodic(params.n_fft), mel, dct, dct64, fft, params })
+        let spectrum = PowerSpectrum::new(params.n_fft);
+        Ok(Self {
+            window: hann_periodic(params.n_fft),
+            mel,
+            dct,
+            dct64,
+            spectrum,
+            params,
+        })
     }
 
     pub fn params(&self) -> &MfccParams {
@@ -265,10 +412,10 @@ impl Mfcc {
     /// Fresh working memory for [`Mfcc::frame_sum_with`] (and the other calls, which make their own).
     pub fn scratch(&self) -> MfccScratch {
         MfccScratch {
-            frame: self.fft.make_input_vec(),
-            spectrum: self.fft.make_output_vec(),
-            fft_scratch: self.fft.make_scratch_vec(),
-            power: vec![0.0; self.fft.complex_len()],
+            padded: Vec::new(),
+            packed: vec![Complex::default(); self.params.n_fft / 2],
+            spectrum: self.spectrum.scratch(),
+            power: vec![0.0; SparseMel::padded_bins(1 + self.params.n_fft / 2)],
             mel: Vec::new(),
             db_sum: vec![0.0; self.params.n_mels],
         }
@@ -279,8 +426,13 @@ impl Mfcc {
         let n_bins = 1 + self.params.n_fft / 2;
         let mut dense = Array2::zeros((self.params.n_mels, n_bins));
         for (mut row, (first, range)) in dense.rows_mut().into_iter().zip(&self.mel.bands) {
-            for (j, &w) in self.mel.weights[range.clone()].iter().enumerate() {
-                row[first + j] = w;
+            // Skip the zero padding, which may run past the last bin.
+            for (cell, &w) in row
+                .iter_mut()
+                .skip(*first)
+                .zip(&self.mel.weights[range.clone()])
+            {
+                *cell = w;
             }
         }
         dense
@@ -302,7 +454,11 @@ impl Mfcc {
         let n_mels = self.params.n_mels;
         Array2::from_shape_fn((self.params.n_mfcc, frames), |(k, t)| {
             let basis = &self.dct[k * n_mels..(k + 1) * n_mels];
-            basis.iter().zip(&s.mel[t * n_mels..(t + 1) * n_mels]).map(|(a, b)| a * b).sum()
+            basis
+                .iter()
+                .zip(&s.mel[t * n_mels..(t + 1) * n_mels])
+                .map(|(a, b)| a * b)
+                .sum()
         })
     }
 
@@ -321,47 +477,68 @@ impl Mfcc {
             }
         }
         for (o, basis) in out.iter_mut().zip(self.dct64.chunks_exact(n_mels)) {
-            *o = basis.iter().zip(db_sum.iter()).map(|(a, b)| a * b).sum::<f64>() as f32;
+            *o = basis
+                .iter()
+                .zip(db_sum.iter())
+                .map(|(a, b)| a * b)
+                .sum::<f64>() as f32;
         }
     }
 
     /// Fills `s.mel` (frame-major) with the power mel spectrogram of `y`; returns the frame count.
     fn mel_power_into(&self, y: &[f32], s: &mut MfccScratch) -> usize {
-        let (n_fft, hop, n_mels) = (self.params.n_fft, self.params.hop_length, self.params.n_mels);
+        let (n_fft, hop, n_mels) = (
+            self.params.n_fft,
+            self.params.hop_length,
+            self.params.n_mels,
+        );
         let frames = self.n_frames(y.len());
         let pad = n_fft / 2;
+        // librosa's centre=True with pad_mode 'constant': n_fft/2 zeros on each side. One copy
+        // of the signal keeps every frame a plain slice (no edge cases in the frame loop).
+        s.padded.clear();
+        s.padded.resize(pad, 0.0);
+        s.padded.extend_from_slice(y);
+        s.padded.resize(y.len() + 2 * pad, 0.0);
         s.mel.clear();
         s.mel.resize(frames * n_mels, 0.0);
         for (t, mel_out) in s.mel.chunks_exact_mut(n_mels).enumerate() {
-            // Frame t covers padded[t·hop .. t·hop + n_fft], i.e. y[t·hop − pad ..]; samples
-            // outside y are the centre padding's zeros.
-            let start = (t * hop) as isize - pad as isize;
-            let lo = (-start).clamp(0, n_fft as isize) as usize;
-            let hi = (y.len() as isize - start).clamp(lo as isize, n_fft as isize) as usize;
-            s.frame[..lo].fill(0.0);
-            s.frame[hi..].fill(0.0);
-            let src = &y[(start + lo as isize) as usize..(start + hi as isize) as usize];
-            for ((f, &x), &w) in s.frame[lo..hi].iter_mut().zip(src).zip(&self.window[lo..hi]) {
-                *f = x * w;
+            let frame = &s.padded[t * hop..t * hop + n_fft];
+            // Window, and pack sample pairs as complex values for the half-length FFT.
+            for ((c, x), w) in s
+                .packed
+                .iter_mut()
+                .zip(frame.chunks_exact(2))
+                .zip(self.window.chunks_exact(2))
+            {
+                *c = Complex::new(x[0] * w[0], x[1] * w[1]);
             }
-            self.fft
-                .process_with_scratch(&mut s.frame, &mut s.spectrum, &mut s.fft_scratch)
-                .expect("FFT buffers are sized by the plan itself");
-            for (p, c) in s.power.iter_mut().zip(&s.spectrum) {
-                *p = c.re * c.re + c.im * c.im;
-            }
+            self.spectrum
+                .compute(&mut s.packed, &mut s.spectrum, &mut s.power);
             self.mel.apply(&s.power, mel_out);
         }
         frames
     }
 
     /// librosa `power_to_db(S, ref=1, amin=1e-10, top_db)` over the whole matrix, in place.
+    /// Powers are also capped at f32::MAX so an overflowed (infinite) power stays finite.
     fn power_to_db_in_place(&self, m: &mut [f32]) {
-        let mut max = f32::NEG_INFINITY;
         for v in m.iter_mut() {
-            *v = 10.0 * v.max(AMIN).log10();
-            max = max.max(*v);
+            *v = DB_PER_NEPER * ln_positive(v.clamp(AMIN, f32::MAX));
         }
+        // Separate loops with a lane-wise maximum: fused, the running max kept it scalar.
+        let mut lanes = [f32::NEG_INFINITY; MEL_LANES];
+        let chunks = m.chunks_exact(MEL_LANES);
+        let tail = chunks.remainder();
+        for chunk in chunks {
+            for (l, &v) in lanes.iter_mut().zip(chunk) {
+                *l = l.max(v);
+            }
+        }
+        let max = lanes
+            .iter()
+            .chain(tail)
+            .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         if let Some(top_db) = self.params.top_db {
             // numpy 1.x computes `S_db.max() - top_db` in float64, then compares in float32.
             let floor = (f64::from(max) - top_db) as f32;
@@ -393,7 +570,9 @@ mod tests {
         assert!((hz_to_mel(1000.0) - 15.0).abs() < 1e-12);
         // 27 mels per factor 6.4 above 1 kHz.
         assert!((hz_to_mel(6400.0) - 42.0).abs() < 1e-9);
-        for hz in [0.0, 10.0, 440.0, 999.9, 1000.0, 1000.1, 4000.0, 11025.0, 22050.0] {
+        for hz in [
+            0.0, 10.0, 440.0, 999.9, 1000.0, 1000.1, 4000.0, 11025.0, 22050.0,
+        ] {
             let back = mel_to_hz(hz_to_mel(hz));
             assert!((back - hz).abs() <= 1e-9 * hz.max(1.0), "{hz} -> {back}");
         }
@@ -407,7 +586,10 @@ mod tests {
         assert_eq!(basis.dim(), (128, 1025));
         for &(m, j, want) in REFERENCE_MEL_WEIGHTS {
             let got = basis[(m, j)];
-            assert!((got - want).abs() <= 1e-6 * want.abs().max(1e-3), "W[{m},{j}] = {got}, librosa {want}");
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1e-3),
+                "W[{m},{j}] = {got}, librosa {want}"
+            );
         }
     }
 
@@ -429,7 +611,7 @@ mod tests {
         // The sparse form keeps every non-zero weight and nothing else.
         let nnz = basis.iter().filter(|&&w| w != 0.0).count();
         assert_eq!(nnz, mfcc.mel.weights.iter().filter(|&&w| w != 0.0).count());
-        assert!(mfcc.mel.weights.len() < 2 * 1025 + 2 * 128);
+        assert!(mfcc.mel.weights.len() < 2 * 1025 + MEL_LANES * 128);
     }
 
     #[test]
@@ -449,6 +631,59 @@ mod tests {
     }
 
     #[test]
+    fn power_spectrum_matches_a_direct_dft() {
+        for n in [2usize, 16, 2048] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 7 + 3) % 11) as f32 / 11.0 - 0.4 + (i as f32 * 0.3).sin())
+                .collect();
+            let ps = PowerSpectrum::new(n);
+            let mut packed: Vec<Complex<f32>> = x
+                .chunks_exact(2)
+                .map(|p| Complex::new(p[0], p[1]))
+                .collect();
+            let mut power = vec![0f32; n / 2 + 1];
+            ps.compute(&mut packed, &mut ps.scratch(), &mut power);
+            let energy: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+            for (k, &p) in power.iter().enumerate() {
+                let (mut re, mut im) = (0f64, 0f64);
+                for (i, &v) in x.iter().enumerate() {
+                    let a = -2.0 * std::f64::consts::PI * (k * i) as f64 / n as f64;
+                    re += f64::from(v) * a.cos();
+                    im += f64::from(v) * a.sin();
+                }
+                let want = re * re + im * im;
+                // float32 FFT: error relative to the frame's total energy (Parseval scale).
+                assert!(
+                    (f64::from(p) - want).abs() <= 1e-5 * energy * n as f64,
+                    "n {n} bin {k}: {p} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fast_ln_matches_f64_ln() {
+        let mut x = 1e-10f32;
+        let mut worst = 0f64;
+        while x < 1e30 {
+            for v in [
+                x,
+                x * 1.000_001,
+                x * 1.41,
+                x * std::f32::consts::FRAC_1_SQRT_2,
+            ] {
+                let want = f64::from(v).ln();
+                let err = (f64::from(ln_positive(v)) - want).abs() / want.abs().max(1.0);
+                worst = worst.max(err);
+            }
+            x *= 1.013;
+        }
+        assert!(worst < 2e-7, "worst relative error {worst}");
+        assert!((ln_positive(1.0)).abs() < 1e-7);
+        assert!((ln_positive(f32::MAX) - 88.722_84).abs() < 1e-4);
+    }
+
+    #[test]
     fn hann_window_is_periodic() {
         let w = hann_periodic(2048);
         assert_eq!(w[0], 0.0);
@@ -462,18 +697,53 @@ mod tests {
     fn invalid_params_are_rejected() {
         let base = MfccParams::default();
         let cases = [
-            MfccParams { n_fft: 0, ..base.clone() },
-            MfccParams { hop_length: 0, ..base.clone() },
-            MfccParams { n_mfcc: 0, ..base.clone() },
-            MfccParams { n_mels: 10, ..base.clone() },
-            MfccParams { sample_rate: 0, ..base.clone() },
-            MfccParams { fmax: Some(12_000.0), ..base.clone() },
-            MfccParams { fmin: 5000.0, fmax: Some(4000.0), ..base.clone() },
-            MfccParams { fmin: f64::NAN, ..base.clone() },
-            MfccParams { top_db: Some(-1.0), ..base.clone() },
+            MfccParams {
+                n_fft: 0,
+                ..base.clone()
+            },
+            MfccParams {
+                n_fft: 2047,
+                ..base.clone()
+            },
+            MfccParams {
+                hop_length: 0,
+                ..base.clone()
+            },
+            MfccParams {
+                n_mfcc: 0,
+                ..base.clone()
+            },
+            MfccParams {
+                n_mels: 10,
+                ..base.clone()
+            },
+            MfccParams {
+                sample_rate: 0,
+                ..base.clone()
+            },
+            MfccParams {
+                fmax: Some(12_000.0),
+                ..base.clone()
+            },
+            MfccParams {
+                fmin: 5000.0,
+                fmax: Some(4000.0),
+                ..base.clone()
+            },
+            MfccParams {
+                fmin: f64::NAN,
+                ..base.clone()
+            },
+            MfccParams {
+                top_db: Some(-1.0),
+                ..base.clone()
+            },
         ];
         for p in cases {
-            assert!(matches!(Mfcc::new(p.clone()), Err(FeatureError::InvalidParams(_))), "{p:?} accepted");
+            assert!(
+                matches!(Mfcc::new(p.clone()), Err(FeatureError::InvalidParams(_))),
+                "{p:?} accepted"
+            );
         }
     }
 
@@ -490,25 +760,43 @@ mod tests {
     #[test]
     fn power_to_db_floors_at_top_db_below_max() {
         let mfcc = default_mfcc();
+        let close =
+            |got: &[f32], want: &[f32]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-4);
+        let mut m = vec![1.0, 1e-20, 0.0, 1e-3, f32::INFINITY];
+        mfcc.power_to_db_in_place(&mut m);
+        // max = 10·log10(f32::MAX) ≈ 385.32 dB; everything else floors 80 dB below it.
+        assert!(
+            close(&m, &[305.3184, 305.3184, 305.3184, 305.3184, 385.3184]),
+            "{m:?}"
+        );
         let mut m = vec![1.0, 1e-20, 0.0, 1e-3];
         mfcc.power_to_db_in_place(&mut m);
-        assert_eq!(m, vec![0.0, -80.0, -80.0, -30.0]);
-        let loose = Mfcc::new(MfccParams { top_db: None, ..MfccParams::default() }).unwrap();
+        assert!(close(&m, &[0.0, -80.0, -80.0, -30.0]), "{m:?}");
+        let loose = Mfcc::new(MfccParams {
+            top_db: None,
+            ..MfccParams::default()
+        })
+        .unwrap();
         let mut m = vec![1.0, 0.0];
         loose.power_to_db_in_place(&mut m);
-        assert_eq!(m, vec![0.0, -100.0]);
+        assert!(close(&m, &[0.0, -100.0]), "{m:?}");
     }
 
     #[test]
     fn frame_sum_equals_column_sum_of_compute() {
         let mfcc = default_mfcc();
-        let y: Vec<f32> = (0..11_025).map(|i| (i as f32 * 0.05).sin() * 0.3 + ((i * 7919) % 13) as f32 * 0.01).collect();
+        let y: Vec<f32> = (0..11_025)
+            .map(|i| (i as f32 * 0.05).sin() * 0.3 + ((i * 7919) % 13) as f32 * 0.01)
+            .collect();
         let full = mfcc.compute(&y);
         let mut out = vec![0f32; 20];
         mfcc.frame_sum_with(&y, &mut mfcc.scratch(), &mut out);
         for (k, &o) in out.iter().enumerate() {
             let want: f64 = full.row(k).iter().map(|&v| f64::from(v)).sum();
-            assert!((f64::from(o) - want).abs() < 1e-3 * want.abs().max(1.0), "coef {k}: {o} vs {want}");
+            assert!(
+                (f64::from(o) - want).abs() < 1e-3 * want.abs().max(1.0),
+                "coef {k}: {o} vs {want}"
+            );
         }
     }
 
@@ -516,12 +804,20 @@ mod tests {
     fn single_sine_peaks_in_the_right_band() {
         // A 1 kHz tone must put its energy in the band whose centre is nearest 1 kHz.
         let mfcc = default_mfcc();
-        let y: Vec<f32> = (0..4096).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 22050.0).sin()).collect();
+        let y: Vec<f32> = (0..4096)
+            .map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 22050.0).sin())
+            .collect();
         let mel = mfcc.mel_power(&y);
         let col = mel.column(4);
         let best = (0..128).max_by(|&a, &b| col[a].total_cmp(&col[b])).unwrap();
         let centres = mel_frequencies(130, 0.0, 11025.0);
-        let nearest = (0..128).min_by(|&a, &b| (centres[a + 1] - 1000.0).abs().total_cmp(&(centres[b + 1] - 1000.0).abs())).unwrap();
+        let nearest = (0..128)
+            .min_by(|&a, &b| {
+                (centres[a + 1] - 1000.0)
+                    .abs()
+                    .total_cmp(&(centres[b + 1] - 1000.0).abs())
+            })
+            .unwrap();
         assert_eq!(best, nearest);
     }
 
