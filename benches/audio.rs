@@ -99,7 +99,7 @@ fn song_mp3() -> Option<PathBuf> {
             && mp3.exists()
         {
             eprintln!("bench input: {} (encoded with {tool})", mp3.display());
-            return Some(mp3);
+            return Some(mp3.clone());
         }
     }
     None
@@ -120,6 +120,8 @@ fn bench_audio(c: &mut Criterion) {
         decoded.samples.len() as f64 / 44_100.0
     );
 
+    report_cpu_time(&mp3, &decoded.samples);
+
     let mut group = c.benchmark_group("audio_30s_song");
     group.sample_size(20);
     group.bench_function("decode_mp3_192k_stereo", |b| {
@@ -135,6 +137,40 @@ fn bench_audio(c: &mut Criterion) {
         b.iter(|| load(black_box(&mp3), &LoadOptions::default()).unwrap())
     });
     group.finish();
+}
+
+/// On-CPU time of this thread in ns (Linux), which a busy shared machine inflates far less
+/// than wall time; `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Prints the minimum on-CPU time over 20 runs of each stage (everything is single-threaded).
+fn report_cpu_time(mp3: &std::path::Path, samples: &[f32]) {
+    let Some(_) = thread_cpu_ns() else { return };
+    let min_ms = |f: &mut dyn FnMut()| {
+        (0..20)
+            .filter_map(|_| {
+                let start = thread_cpu_ns()?;
+                f();
+                Some((thread_cpu_ns()? - start) as f64 / 1e6)
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let decode = min_ms(&mut || drop(black_box(decode_file(mp3, None))));
+    let resample_2_1 = min_ms(&mut || drop(black_box(resample(samples, RATE, 22_050))));
+    let resample_48k = min_ms(&mut || drop(black_box(resample(samples, 48_000, 22_050))));
+    let load_all = min_ms(&mut || drop(black_box(load(mp3, &LoadOptions::default()))));
+    eprintln!(
+        "min thread CPU time per 30 s song: decode {decode:.1} ms, resample 44100->22050 \
+         {resample_2_1:.1} ms, resample 48000->22050 {resample_48k:.1} ms, load (decode + mono + \
+         resample) {load_all:.1} ms"
+    );
 }
 
 criterion_group!(benches, bench_audio);

@@ -16,6 +16,10 @@ use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
+/// Upper bound on the up-front allocation from a container's frame count (10 minutes);
+/// longer files still decode, the vector just grows.
+const MAX_RESERVE_SECONDS: usize = 600;
+
 /// Mono samples at the file's own sample rate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
@@ -65,10 +69,16 @@ pub fn decode_file(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, Aud
     // `as` saturates: +∞ keeps everything, NaN or a negative duration keeps nothing.
     let max_frames = max_seconds.map_or(usize::MAX, |s| (s * f64::from(sample_rate)) as usize);
 
-    let mut samples: Vec<f32> = Vec::new();
-    if let Some(frames) = stream.num_frames {
-        samples.reserve(frames.min(max_frames));
-    }
+    // Reserve what the container announces, but never trust a header for more than
+    // MAX_RESERVE_SECONDS (a corrupt frame count must not become a huge allocation).
+    let reserve_cap = MAX_RESERVE_SECONDS * sample_rate as usize;
+    let mut samples: Vec<f32> = Vec::with_capacity(
+        stream
+            .num_frames
+            .unwrap_or(0)
+            .min(max_frames)
+            .min(reserve_cap),
+    );
     let mut planes: Vec<Vec<f32>> = Vec::new();
     let mut skipped_packets = 0usize;
     let mut last_packet_error = None;
