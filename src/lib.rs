@@ -9,6 +9,7 @@ pub mod audio;
 pub mod dataset;
 pub mod error;
 pub mod features;
+pub mod fhe;
 pub mod fsutil;
 
-pub use error::{AudioError, DatasetError, FeatureError};
+pub use error::{AudioError, DatasetError, FeatureError, FheError};
