@@ -10,9 +10,10 @@ use fhe_shazam::fhe::{
 use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
 use tfhe::core_crypto::prelude::{
-    decompress_seeded_glwe_ciphertext, decrypt_glwe_ciphertext, CompressionSeed,
-    DefaultRandomGenerator, GlweCiphertext, PlaintextCount, PlaintextList, Seed,
+    decompress_seeded_glwe_ciphertext, decrypt_glwe_ciphertext,
+    DefaultRandomGenerator, GlweCiphertext, PlaintextCount, PlaintextList,
     SeededGlweCiphertext,
 };
 

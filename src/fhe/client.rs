@@ -3,10 +3,11 @@
 
 use ndarray::{Array2, ArrayView2};
 use tfhe::core_crypto::fft_impl::fft64::math::polynomial::{FourierPolynomial, FourierPolynomialOwned};
+use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
 use tfhe::core_crypto::prelude::{
     allocate_and_generate_new_binary_glwe_secret_key, encrypt_seeded_glwe_ciphertext,
-    new_seeder, CompressionSeed, DefaultRandomGenerator, Fft, GlweSecretKeyOwned, PlaintextList,
-    SecretRandomGenerator, Seed, SeededGlweCiphertext,
+    new_seeder, DefaultRandomGenerator, Fft, GlweSecretKeyOwned, PlaintextList,
+    SecretRandomGenerator, SeededGlweCiphertext,
 };
 
 use super::fourier::FourierScratch;

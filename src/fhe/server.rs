@@ -5,9 +5,10 @@
 use rayon::prelude::*;
 use tfhe::core_crypto::fft_impl::common::modulus_switch;
 use tfhe::core_crypto::fft_impl::fft64::math::polynomial::{FourierPolynomial, FourierPolynomialOwned};
+use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
 use tfhe::core_crypto::prelude::{
-    decompress_seeded_glwe_ciphertext, CompressionSeed, DefaultRandomGenerator, Fft,
-    GlweCiphertext, GlweCiphertextOwned, Seed, SeededGlweCiphertext,
+    decompress_seeded_glwe_ciphertext, DefaultRandomGenerator, Fft,
+    GlweCiphertext, GlweCiphertextOwned, SeededGlweCiphertext,
 };
 
 use super::fourier::FourierScratch;

@@ -30,7 +30,7 @@ pub fn compare(expected: &Array2<i64>, found: &Array2<i64>) -> Result<(), FheErr
         return Err(FheError::Shape { what: "decrypted scores", expected: expected.dim(), found: found.dim() });
     }
     let mut wrong = expected.indexed_iter().zip(found.iter()).filter(|((_, e), f)| e != f);
-    if let Some(((chunk, class), &e), &f) = wrong.next() {
+    if let Some((((chunk, class), &e), &f)) = wrong.next() {
         return Err(FheError::Mismatch {
             count: 1 + wrong.count(),
             total: expected.len(),
