@@ -7,14 +7,12 @@
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use std::hint::black_box;
-use fhe_shazam::fhe::{
-    simulate, wire, ClientKey, GlweParams, IntegerLinear, Layout, ServerModel,
-};
+use fhe_shazam::fhe::{simulate, wire, ClientKey, GlweParams, IntegerLinear, Layout, ServerModel};
 use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::ThreadPool;
+use std::hint::black_box;
 
 const CHUNKS: usize = 30;
 const FEATURES: usize = 20;
@@ -37,7 +35,10 @@ fn query(seed: u64) -> Array2<i64> {
 }
 
 fn pool(threads: usize) -> ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool")
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("rayon pool")
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -94,7 +95,10 @@ fn measure(
         let t = Instant::now();
         let scores = client.decrypt_scores(&spec, &reply).expect("decrypt");
         dec.push(t.elapsed());
-        assert_eq!(scores, expected, "FHE scores differ from the integer circuit");
+        assert_eq!(
+            scores, expected,
+            "FHE scores differ from the integer circuit"
+        );
         up = wire::encode_query(&query).len();
         down = wire::encode_scores(&reply).len();
     }
@@ -149,14 +153,18 @@ fn criterion_benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("fhe_c400");
     group.bench_function("keygen", |b| b.iter(|| ClientKey::generate(&params)));
-    group.bench_function("encrypt", |b| b.iter(|| client.encrypt_query(&spec, q.view())));
+    group.bench_function("encrypt", |b| {
+        b.iter(|| client.encrypt_query(&spec, q.view()))
+    });
     for threads in [1, 2] {
         let pool = pool(threads);
         group.bench_function(format!("server_score_{threads}t"), |b| {
             b.iter(|| pool.install(|| server.score(&encrypted)))
         });
     }
-    group.bench_function("decrypt", |b| b.iter(|| client.decrypt_scores(&spec, &reply)));
+    group.bench_function("decrypt", |b| {
+        b.iter(|| client.decrypt_scores(&spec, &reply))
+    });
     group.finish();
 }
 

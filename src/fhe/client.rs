@@ -2,12 +2,14 @@
 //! seeded GLWE ciphertext, and FFT-based decryption of the server's packed scores.
 
 use ndarray::{Array2, ArrayView2};
-use tfhe::core_crypto::fft_impl::fft64::math::polynomial::{FourierPolynomial, FourierPolynomialOwned};
 use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
+use tfhe::core_crypto::fft_impl::fft64::math::polynomial::{
+    FourierPolynomial, FourierPolynomialOwned,
+};
 use tfhe::core_crypto::prelude::{
-    allocate_and_generate_new_binary_glwe_secret_key, encrypt_seeded_glwe_ciphertext,
-    new_seeder, DefaultRandomGenerator, Fft, GlweSecretKeyOwned, PlaintextList,
-    SecretRandomGenerator, SeededGlweCiphertext,
+    allocate_and_generate_new_binary_glwe_secret_key, encrypt_seeded_glwe_ciphertext, new_seeder,
+    DefaultRandomGenerator, Fft, GlweSecretKeyOwned, PlaintextList, SecretRandomGenerator,
+    SeededGlweCiphertext,
 };
 
 use super::fourier::FourierScratch;
@@ -42,7 +44,12 @@ impl ClientKey {
             &mut fourier_secret,
             secret.as_ref(),
         );
-        Ok(Self { params: *params, secret, fourier_secret, fft })
+        Ok(Self {
+            params: *params,
+            secret,
+            fourier_secret,
+            fft,
+        })
     }
 
     pub fn params(&self) -> &GlweParams {
@@ -56,6 +63,7 @@ impl ClientKey {
     }
 
     fn check_params(&self, spec: &ScoringSpec) -> Result<(), FheError> {
+        spec.validate()?;
         if spec.params != self.params {
             return Err(FheError::InvalidParams(format!(
                 "key was generated for {} but the model uses {}",
@@ -76,8 +84,12 @@ impl ClientKey {
         let message = spec.layout.encode_query(q_x)?;
         check_input_range(q_x, spec.input_min, spec.input_max)?;
         let delta_log = spec.delta_log2();
-        let plaintext =
-            PlaintextList::from_container(message.iter().map(|&m| (m as u64) << delta_log).collect::<Vec<u64>>());
+        let plaintext = PlaintextList::from_container(
+            message
+                .iter()
+                .map(|&m| (m as u64) << delta_log)
+                .collect::<Vec<u64>>(),
+        );
 
         let mut seeder = new_seeder();
         let seed: Seed = seeder.seed();
@@ -95,7 +107,11 @@ impl ClientKey {
             self.params.noise,
             seeder.as_mut(),
         );
-        Ok(EncryptedQuery { header: spec.header(), seed: seed.0, body: ciphertext.into_container() })
+        Ok(EncryptedQuery {
+            header: spec.header(),
+            seed: seed.0,
+            body: ciphertext.into_container(),
+        })
     }
 
     /// Decrypts the reply into J × C scores: per product, mask·s with the FFT (the key is

@@ -60,7 +60,9 @@ impl IntegerLinear {
     pub fn validate(&self) -> Result<(), FheError> {
         let (d, c) = self.weights.dim();
         if d == 0 || c == 0 {
-            return Err(FheError::InvalidLayer(format!("weights are {d} × {c}: empty")));
+            return Err(FheError::InvalidLayer(format!(
+                "weights are {d} × {c}: empty"
+            )));
         }
         if self.bias.len() != c {
             return Err(FheError::Shape {
@@ -80,10 +82,17 @@ impl IntegerLinear {
 
     /// B = max_c Σ_i |w_ic|·max(|input_min|, |input_max|) + |b_c|: no score exceeds it.
     pub fn score_bound(&self) -> Result<u64, FheError> {
-        let x = u128::from(self.input_min.unsigned_abs().max(self.input_max.unsigned_abs()));
+        let x = u128::from(
+            self.input_min
+                .unsigned_abs()
+                .max(self.input_max.unsigned_abs()),
+        );
         let mut bound = 0u128;
         for (col, b) in self.weights.columns().into_iter().zip(self.bias.iter()) {
-            let sum: u128 = col.iter().map(|w| u128::from(w.unsigned_abs()) * x).sum::<u128>()
+            let sum: u128 = col
+                .iter()
+                .map(|w| u128::from(w.unsigned_abs()) * x)
+                .sum::<u128>()
                 + u128::from(b.unsigned_abs());
             bound = bound.max(sum);
         }
@@ -122,9 +131,13 @@ impl IntegerLinear {
 /// message bits, assume it.
 pub(crate) fn check_input_range(q_x: ArrayView2<i64>, min: i64, max: i64) -> Result<(), FheError> {
     match q_x.indexed_iter().find(|(_, &v)| v < min || v > max) {
-        Some(((chunk, feature), &value)) => {
-            Err(FheError::InputOutOfRange { chunk, feature, value, min, max })
-        }
+        Some(((chunk, feature), &value)) => Err(FheError::InputOutOfRange {
+            chunk,
+            feature,
+            value,
+            min,
+            max,
+        }),
         None => Ok(()),
     }
 }
@@ -160,6 +173,33 @@ pub struct ScoringSpec {
 }
 
 impl ScoringSpec {
+    /// Checks what the client relies on; a server-built spec always passes.
+    pub fn validate(&self) -> Result<(), FheError> {
+        self.params.validate()?;
+        if self.layout.polynomial_size() != self.params.polynomial_size {
+            return Err(FheError::InvalidLayout(format!(
+                "layout N = {} but parameter set {} has N = {}",
+                self.layout.polynomial_size().0,
+                self.params.name,
+                self.params.polynomial_size.0
+            )));
+        }
+        let w = self.params.reply_modulus_log.0 as u32;
+        if !(2..=62).contains(&self.message_bits) || self.message_bits >= w {
+            return Err(FheError::InvalidParams(format!(
+                "{} message bits: need 2..=62 and fewer than the {w} reply bits",
+                self.message_bits
+            )));
+        }
+        if self.classes == 0 || self.input_min > self.input_max {
+            return Err(FheError::InvalidParams(format!(
+                "{} classes, input range {}..={}",
+                self.classes, self.input_min, self.input_max
+            )));
+        }
+        Ok(())
+    }
+
     /// log2 Δ.
     pub fn delta_log2(&self) -> u32 {
         64 - self.message_bits
@@ -194,7 +234,12 @@ impl CiphertextHeader {
     pub fn check(&self, spec: &ScoringSpec, what: &'static str) -> Result<(), FheError> {
         let expected = spec.header();
         let mismatch = |field: &'static str, e: String, f: String| {
-            Err(FheError::WireMismatch { what, field, expected: e, found: f })
+            Err(FheError::WireMismatch {
+                what,
+                field,
+                expected: e,
+                found: f,
+            })
         };
         if self.params_id != expected.params_id {
             return mismatch(
@@ -211,7 +256,11 @@ impl CiphertextHeader {
             );
         }
         if self.classes != expected.classes {
-            return mismatch("class count", expected.classes.to_string(), self.classes.to_string());
+            return mismatch(
+                "class count",
+                expected.classes.to_string(),
+                self.classes.to_string(),
+            );
         }
         if self.message_bits != expected.message_bits {
             return mismatch(
@@ -221,7 +270,11 @@ impl CiphertextHeader {
             );
         }
         if self.model_id != expected.model_id {
-            return mismatch("model id", expected.model_id.to_string(), self.model_id.to_string());
+            return mismatch(
+                "model id",
+                expected.model_id.to_string(),
+                self.model_id.to_string(),
+            );
         }
         Ok(())
     }
@@ -256,12 +309,13 @@ impl EncryptedScores {
     pub fn product_count(&self) -> usize {
         self.values.len() / self.values_per_product()
     }
-    /// Mask polynomial of product `g`.
+    /// Mask polynomial of product `g` (panics if `g ≥ product_count()`, like slice indexing).
     pub fn mask(&self, g: usize) -> &[u64] {
         let per = self.values_per_product();
         &self.values[g * per..g * per + self.header.layout.polynomial_size().0]
     }
-    /// The body coefficients of product `g` that were sent (the K·J scores only).
+    /// The body coefficients of product `g` that were sent (the K·J scores only); panics if
+    /// `g ≥ product_count()`.
     pub fn body(&self, g: usize) -> &[u64] {
         let per = self.values_per_product();
         &self.values[g * per + self.header.layout.polynomial_size().0..(g + 1) * per]
@@ -307,7 +361,11 @@ impl Session {
     ) -> Result<Self, FheError> {
         let server = ServerModel::new(layer, layout, params)?;
         let client = ClientKey::generate(&params)?;
-        Ok(Self { client, server, layer: layer.clone() })
+        Ok(Self {
+            client,
+            server,
+            layer: layer.clone(),
+        })
     }
 
     /// encrypt → serialize → score → serialize → decrypt, checked against the exact circuit.
@@ -363,9 +421,20 @@ pub fn execute(
     let t = Instant::now();
     let client = ClientKey::generate(&params)?;
     let keygen = t.elapsed();
-    let session = Session { client, server, layer: layer.clone() };
-    let queries = queries.iter().map(|q| session.run(*q)).collect::<Result<Vec<_>, _>>()?;
-    Ok(ExecuteReport { keygen, server_setup, queries })
+    let session = Session {
+        client,
+        server,
+        layer: layer.clone(),
+    };
+    let queries = queries
+        .iter()
+        .map(|q| session.run(*q))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ExecuteReport {
+        keygen,
+        server_setup,
+        queries,
+    })
 }
 
 #[cfg(test)]

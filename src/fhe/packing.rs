@@ -39,7 +39,9 @@ impl Layout {
             )));
         }
         if !n.is_power_of_two() {
-            return Err(FheError::InvalidLayout(format!("N = {n} is not a power of two")));
+            return Err(FheError::InvalidLayout(format!(
+                "N = {n} is not a power of two"
+            )));
         }
         let query = chunks.checked_mul(features).unwrap_or(usize::MAX);
         if query > n {
@@ -57,7 +59,12 @@ impl Layout {
                 n / query
             )));
         }
-        Ok(Self { chunks, features, classes_per_product, polynomial_size })
+        Ok(Self {
+            chunks,
+            features,
+            classes_per_product,
+            polynomial_size,
+        })
     }
 
     /// The densest layout: K = ⌊N / (J·d)⌋ classes per product.
@@ -67,7 +74,12 @@ impl Layout {
         polynomial_size: PolynomialSize,
     ) -> Result<Self, FheError> {
         let query = chunks.saturating_mul(features).max(1);
-        Self::new(chunks, features, (polynomial_size.0 / query).max(1), polynomial_size)
+        Self::new(
+            chunks,
+            features,
+            (polynomial_size.0 / query).max(1),
+            polynomial_size,
+        )
     }
 
     /// J, the chunks (rows) of a query.
@@ -123,7 +135,11 @@ impl Layout {
     pub fn encode_query(&self, q_x: ArrayView2<i64>) -> Result<Vec<i64>, FheError> {
         let expected = (self.chunks, self.features);
         if q_x.dim() != expected {
-            return Err(FheError::Shape { what: "query q_X", expected, found: q_x.dim() });
+            return Err(FheError::Shape {
+                what: "query q_X",
+                expected,
+                found: q_x.dim(),
+            });
         }
         let mut coefficients = vec![0i64; self.polynomial_size.0];
         for ((j, i), &v) in q_x.indexed_iter() {
@@ -174,7 +190,11 @@ impl Layout {
 pub fn negacyclic_mul(a: &[u64], b: &[i64]) -> Result<Vec<u64>, FheError> {
     let n = a.len();
     if n != b.len() {
-        return Err(FheError::Shape { what: "negacyclic product operand", expected: (1, n), found: (1, b.len()) });
+        return Err(FheError::Shape {
+            what: "negacyclic product operand",
+            expected: (1, n),
+            found: (1, b.len()),
+        });
     }
     let mut out = vec![0u64; n];
     for (m, &bm) in b.iter().enumerate().filter(|(_, &bm)| bm != 0) {
@@ -182,7 +202,11 @@ pub fn negacyclic_mul(a: &[u64], b: &[i64]) -> Result<Vec<u64>, FheError> {
         // X^m · a: coefficients t ≥ m come from a[t − m]; t < m wrap with a minus sign.
         for t in 0..n {
             let term = a[(t + n - m) % n].wrapping_mul(bm);
-            out[t] = if t >= m { out[t].wrapping_add(term) } else { out[t].wrapping_sub(term) };
+            out[t] = if t >= m {
+                out[t].wrapping_add(term)
+            } else {
+                out[t].wrapping_sub(term)
+            };
         }
     }
     Ok(out)
@@ -224,14 +248,23 @@ mod tests {
     #[test]
     fn scores_land_on_the_first_coefficients_only() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for &(j, d, k, n) in &[(30, 20, 3, 2048), (30, 20, 1, 2048), (5, 3, 4, 64), (2, 2, 1, 8)] {
+        for &(j, d, k, n) in &[
+            (30, 20, 3, 2048),
+            (30, 20, 1, 2048),
+            (5, 3, 4, 64),
+            (2, 2, 1, 8),
+        ] {
             let layout = Layout::new(j, d, k, PolynomialSize(n)).unwrap();
             let classes = 2 * k + 1; // last product partially filled
             let weights = Array2::from_shape_fn((d, classes), |_| rng.gen_range(-255..=255i64));
             let q_x = Array2::from_shape_fn((j, d), |_| rng.gen_range(-128..=127i64));
             let exact = q_x.dot(&weights);
-            let query: Vec<u64> =
-                layout.encode_query(q_x.view()).unwrap().iter().map(|&v| v as u64).collect();
+            let query: Vec<u64> = layout
+                .encode_query(q_x.view())
+                .unwrap()
+                .iter()
+                .map(|&v| v as u64)
+                .collect();
             for g in 0..layout.product_count(classes) {
                 let w = layout.weight_polynomial(weights.view(), g).unwrap();
                 let product = negacyclic_mul(&query, &w).unwrap();
@@ -244,7 +277,9 @@ mod tests {
                 }
                 // Cross terms exist (random data) and all sit at ≥ K·J.
                 if d > 1 {
-                    assert!(product[layout.scores_per_product()..].iter().any(|&v| v != 0));
+                    assert!(product[layout.scores_per_product()..]
+                        .iter()
+                        .any(|&v| v != 0));
                 }
             }
         }

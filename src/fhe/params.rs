@@ -8,8 +8,9 @@
 //!    weights: the score coefficient is Σ_i w_ic·e_(...) → σ_e²·Σ_i w_ic² (the message lives in
 //!    the body only, so nothing else of the product touches e);
 //! 2. FFT rounding error of the server's mask product a·W_g, amplified by the binary key in the
-//!    client's `body − mask·s` (≈ N/2 ones), plus the body product's own FFT error, plus the
-//!    client's FFT error in mask·s (see [`fft_error_std`] for the per-product model);
+//!    client's `body − mask·s` (≈ N/2 ones), plus the client's FFT error in mask·s (see
+//!    [`fft_error_std`] for the per-product model); the server computes the body's score
+//!    coefficients exactly, so they add none;
 //! 3. the modulus switch to `reply_modulus_log` bits: rounding errors uniform on
 //!    [−q'/2, q'/2) with q' = 2^(64−w), variance (q'²+2)/12, on N mask coefficients (weighted
 //!    by the binary key: N/2 in expectation) and on the body coefficient.
@@ -92,7 +93,10 @@ impl GlweParams {
     /// The same set with a different reply width (more bits: less modulus-switch noise, more
     /// bytes down).
     pub fn with_reply_modulus_log(self, bits: usize) -> Result<Self, FheError> {
-        let params = Self { reply_modulus_log: CiphertextModulusLog(bits), ..self };
+        let params = Self {
+            reply_modulus_log: CiphertextModulusLog(bits),
+            ..self
+        };
         params.validate()?;
         Ok(params)
     }
@@ -199,7 +203,7 @@ pub struct NoiseBudget {
     pub worst_class_sq_norm: f64,
     /// σ_e² · worst_class_sq_norm.
     pub fresh_variance: f64,
-    /// All FFT contributions (server mask ×key, server body, client decryption).
+    /// All FFT contributions (server mask × key, client decryption).
     pub fft_variance: f64,
     /// Modulus-switch rounding (mask ×key, body).
     pub modswitch_variance: f64,
@@ -255,10 +259,14 @@ impl NoiseBudget {
         let product_fft = fft_error_std(params.polynomial_size, worst_product_sq_norm.sqrt());
         // Client: mask·s with ‖s‖₂ ≤ √N.
         let client_fft = fft_error_std(params.polynomial_size, n.sqrt());
-        let fft_variance = product_fft.powi(2) * (key_weight + 1.0) + client_fft.powi(2);
+        let fft_variance = product_fft.powi(2) * key_weight + client_fft.powi(2);
 
         let step = 2f64.powi(64 - w);
-        let rounding_variance = if w >= 64 { 0.0 } else { (step * step + 2.0) / 12.0 };
+        let rounding_variance = if w >= 64 {
+            0.0
+        } else {
+            (step * step + 2.0) / 12.0
+        };
         let modswitch_variance = rounding_variance * (key_weight + 1.0);
 
         let delta_log2 = 64 - p;
@@ -319,7 +327,10 @@ pub fn min_reply_modulus_log(
 ) -> Result<Option<usize>, FheError> {
     for bits in 8..=64 {
         let candidate = params.with_reply_modulus_log(bits)?;
-        if NoiseBudget::compute(layer, layout, &candidate)?.check().is_ok() {
+        if NoiseBudget::compute(layer, layout, &candidate)?
+            .check()
+            .is_ok()
+        {
             return Ok(Some(bits));
         }
     }
@@ -422,19 +433,30 @@ mod tests {
         let l10 = layer(1023, 512, 20, 400);
         let at32 = NoiseBudget::compute(&l10, &layout, &params).unwrap();
         assert!(at32.check().is_err(), "{at32:?}");
-        let min = min_reply_modulus_log(&l10, &layout, &params).unwrap().unwrap();
+        let min = min_reply_modulus_log(&l10, &layout, &params)
+            .unwrap()
+            .unwrap();
         assert!(min > 32 && min < 64, "{min}");
         let wide = params.with_reply_modulus_log(min).unwrap();
-        NoiseBudget::compute(&l10, &layout, &wide).unwrap().check().unwrap();
+        NoiseBudget::compute(&l10, &layout, &wide)
+            .unwrap()
+            .check()
+            .unwrap();
     }
 
     #[test]
     fn invalid_params_are_rejected() {
         let p = GlweParams::TUNIFORM_2M128_N2048;
         assert!(p.with_reply_modulus_log(65).is_err());
-        let k2 = GlweParams { glwe_dimension: GlweDimension(2), ..p };
+        let k2 = GlweParams {
+            glwe_dimension: GlweDimension(2),
+            ..p
+        };
         assert!(k2.validate().is_err());
-        let odd = GlweParams { polynomial_size: PolynomialSize(1000), ..p };
+        let odd = GlweParams {
+            polynomial_size: PolynomialSize(1000),
+            ..p
+        };
         assert!(odd.validate().is_err());
     }
 

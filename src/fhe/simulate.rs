@@ -27,9 +27,16 @@ pub fn clear_scores(layer: &IntegerLinear, q_x: ArrayView2<i64>) -> Result<Array
 /// the first differing position.
 pub fn compare(expected: &Array2<i64>, found: &Array2<i64>) -> Result<(), FheError> {
     if expected.dim() != found.dim() {
-        return Err(FheError::Shape { what: "decrypted scores", expected: expected.dim(), found: found.dim() });
+        return Err(FheError::Shape {
+            what: "decrypted scores",
+            expected: expected.dim(),
+            found: found.dim(),
+        });
     }
-    let mut wrong = expected.indexed_iter().zip(found.iter()).filter(|((_, e), f)| e != f);
+    let mut wrong = expected
+        .indexed_iter()
+        .zip(found.iter())
+        .filter(|((_, e), f)| e != f);
     if let Some((((chunk, class), &e), &f)) = wrong.next() {
         return Err(FheError::Mismatch {
             count: 1 + wrong.count(),
@@ -55,7 +62,12 @@ pub fn sample_noisy_scores<R: Rng + ?Sized>(
     let mut scores = clear_scores(layer, q_x)?;
     let delta = 2f64.powi(budget.delta_log2 as i32);
     for (class, mut column) in scores.columns_mut().into_iter().enumerate() {
-        let sq_norm: f64 = layer.weights.column(class).iter().map(|&w| (w as f64).powi(2)).sum();
+        let sq_norm: f64 = layer
+            .weights
+            .column(class)
+            .iter()
+            .map(|&w| (w as f64).powi(2))
+            .sum();
         let std = budget.score_variance(sq_norm).sqrt();
         let normal = Normal::new(0.0, std)
             .map_err(|e| FheError::InvalidParams(format!("noise std {std}: {e}")))?;
@@ -86,7 +98,10 @@ mod tests {
     #[test]
     fn clear_scores_are_the_integer_product() {
         let s = clear_scores(&layer(), array![[1, 2], [-8, 7]].view()).unwrap();
-        assert_eq!(s, array![[1 + 6 + 10, -2 + 8 - 10], [-8 + 21 + 10, 16 + 28 - 10]]);
+        assert_eq!(
+            s,
+            array![[1 + 6 + 10, -2 + 8 - 10], [-8 + 21 + 10, 16 + 28 - 10]]
+        );
         assert!(matches!(
             clear_scores(&layer(), array![[1, 8]].view()),
             Err(FheError::InputOutOfRange { value: 8, .. })
@@ -99,7 +114,13 @@ mod tests {
         let a = array![[1, 2], [3, 4]];
         let b = array![[1, 0], [3, 5]];
         match compare(&a, &b) {
-            Err(FheError::Mismatch { count: 2, total: 4, chunk: 0, class: 1, .. }) => {}
+            Err(FheError::Mismatch {
+                count: 2,
+                total: 4,
+                chunk: 0,
+                class: 1,
+                ..
+            }) => {}
             other => panic!("{other:?}"),
         }
         compare(&a, &a).unwrap();
@@ -114,9 +135,15 @@ mod tests {
         let budget = NoiseBudget::compute(&l, &layout, &params).unwrap();
         let q = array![[1, 2], [3, 4]];
         // Within budget: no sampled error.
-        assert_eq!(sample_noisy_scores(&l, &budget, q.view(), &mut rng).unwrap(), clear_scores(&l, q.view()).unwrap());
+        assert_eq!(
+            sample_noisy_scores(&l, &budget, q.view(), &mut rng).unwrap(),
+            clear_scores(&l, q.view()).unwrap()
+        );
         // A budget with σ = Δ makes most scores wrong.
-        let noisy = NoiseBudget { fft_variance: 2f64.powi(2 * budget.delta_log2 as i32), ..budget };
+        let noisy = NoiseBudget {
+            fft_variance: 2f64.powi(2 * budget.delta_log2 as i32),
+            ..budget
+        };
         let wrong = (0..50)
             .map(|_| sample_noisy_scores(&l, &noisy, q.view(), &mut rng).unwrap())
             .filter(|s| *s != clear_scores(&l, q.view()).unwrap())

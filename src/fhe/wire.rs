@@ -51,7 +51,8 @@ pub fn encode_query(query: &EncryptedQuery) -> Vec<u8> {
 
 pub fn encode_scores(scores: &EncryptedScores) -> Vec<u8> {
     let bits = scores.reply_modulus_log;
-    let mut out = Vec::with_capacity(HEADER_LEN + 9 + (scores.values.len() * bits as usize).div_ceil(8));
+    let mut out =
+        Vec::with_capacity(HEADER_LEN + 9 + (scores.values.len() * bits as usize).div_ceil(8));
     write_header(&mut out, SCORES_MAGIC, &scores.header);
     out.push(bits as u8);
     out.extend_from_slice(&(scores.product_count() as u32).to_le_bytes());
@@ -62,7 +63,11 @@ pub fn encode_scores(scores: &EncryptedScores) -> Vec<u8> {
 
 /// Parses a query addressed to the model described by `spec`.
 pub fn decode_query(bytes: &[u8], spec: &ScoringSpec) -> Result<EncryptedQuery, FheError> {
-    let mut r = Reader { bytes, pos: 0, what: QUERY_WHAT };
+    let mut r = Reader {
+        bytes,
+        pos: 0,
+        what: QUERY_WHAT,
+    };
     let header = read_header(&mut r, QUERY_MAGIC)?;
     header.check(spec, QUERY_WHAT)?;
     let seed = u128::from_le_bytes(r.array("seed")?);
@@ -72,14 +77,21 @@ pub fn decode_query(bytes: &[u8], spec: &ScoringSpec) -> Result<EncryptedQuery, 
         return Err(r.error(format!("body has {len} coefficients, expected N = {n}")));
     }
     let raw = r.take(8 * n, "body coefficients")?;
-    let body = raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+    let body = raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
     r.finish()?;
     Ok(EncryptedQuery { header, seed, body })
 }
 
 /// Parses a reply from the model described by `spec`.
 pub fn decode_scores(bytes: &[u8], spec: &ScoringSpec) -> Result<EncryptedScores, FheError> {
-    let mut r = Reader { bytes, pos: 0, what: SCORES_WHAT };
+    let mut r = Reader {
+        bytes,
+        pos: 0,
+        what: SCORES_WHAT,
+    };
     let header = read_header(&mut r, SCORES_MAGIC)?;
     header.check(spec, SCORES_WHAT)?;
     let bits = u32::from(r.array::<1>("reply bits")?[0]);
@@ -109,9 +121,14 @@ pub fn decode_scores(bytes: &[u8], spec: &ScoringSpec) -> Result<EncryptedScores
     }
     let count = products * (spec.params.polynomial_size.0 + scores);
     let packed = r.take((count * bits as usize).div_ceil(8), "packed coefficients")?;
-    let values = unpack_bits(packed, bits, count).ok_or_else(|| r.error("nonzero padding bits after the last coefficient".into()))?;
+    let values = unpack_bits(packed, bits, count)
+        .ok_or_else(|| r.error("nonzero padding bits after the last coefficient".into()))?;
     r.finish()?;
-    Ok(EncryptedScores { header, reply_modulus_log: bits, values })
+    Ok(EncryptedScores {
+        header,
+        reply_modulus_log: bits,
+        values,
+    })
 }
 
 fn write_header(out: &mut Vec<u8>, magic: [u8; 4], h: &CiphertextHeader) {
@@ -142,7 +159,11 @@ fn read_header(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<CiphertextHeader, F
     }
     let version = u16::from_le_bytes(r.array("version")?);
     if version != WIRE_VERSION {
-        return Err(FheError::WireVersion { what: r.what, found: version, supported: WIRE_VERSION });
+        return Err(FheError::WireVersion {
+            what: r.what,
+            found: version,
+            supported: WIRE_VERSION,
+        });
     }
     let params_id = u16::from_le_bytes(r.array("parameter set id")?);
     let n = r.u32("polynomial size")? as usize;
@@ -154,7 +175,13 @@ fn read_header(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<CiphertextHeader, F
     let model_id = ModelId(r.array("model id")?);
     let layout = Layout::new(chunks, features, k, PolynomialSize(n))
         .map_err(|e| r.error(format!("header layout: {e}")))?;
-    Ok(CiphertextHeader { params_id, layout, classes, message_bits, model_id })
+    Ok(CiphertextHeader {
+        params_id,
+        layout,
+        classes,
+        message_bits,
+        model_id,
+    })
 }
 
 /// A bounds-checked cursor.
@@ -166,7 +193,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn error(&self, reason: String) -> FheError {
-        FheError::Wire { what: self.what, reason }
+        FheError::Wire {
+            what: self.what,
+            reason,
+        }
     }
 
     fn take(&mut self, len: usize, field: &str) -> Result<&'a [u8], FheError> {
@@ -205,7 +235,11 @@ impl<'a> Reader<'a> {
 
 /// Appends `values` (each < 2^bits, 1 ≤ bits ≤ 64) LSB-first, padding the last byte with 0.
 fn pack_bits(values: &[u64], bits: u32, out: &mut Vec<u8>) {
-    let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     let mut acc = 0u128;
     let mut filled = 0u32;
     for &v in values {
@@ -223,7 +257,11 @@ fn pack_bits(values: &[u64], bits: u32, out: &mut Vec<u8>) {
 /// Reads `count` values of `bits` bits; `None` if the padding bits are not zero. The caller
 /// guarantees `bytes.len() == ⌈count·bits/8⌉`.
 fn unpack_bits(bytes: &[u8], bits: u32, count: usize) -> Option<Vec<u64>> {
-    let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     let mut values = Vec::with_capacity(count);
     let mut acc = 0u128;
     let mut filled = 0u32;
@@ -247,9 +285,14 @@ mod tests {
     #[test]
     fn bit_packing_round_trips_at_every_width() {
         for bits in [8u32, 13, 30, 32, 33, 57, 64] {
-            let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
-            let values: Vec<u64> =
-                (0..101u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & mask).collect();
+            let mask = if bits == 64 {
+                u64::MAX
+            } else {
+                (1u64 << bits) - 1
+            };
+            let values: Vec<u64> = (0..101u64)
+                .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & mask)
+                .collect();
             let mut packed = Vec::new();
             pack_bits(&values, bits, &mut packed);
             assert_eq!(packed.len(), (values.len() * bits as usize).div_ceil(8));
