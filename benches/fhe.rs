@@ -41,9 +41,44 @@ fn pool(threads: usize) -> ThreadPool {
         .expect("rayon pool")
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// CPU time consumed by the calling thread. The benchmark machine is shared, so wall-clock
+/// times include waits for a core; with one thread (everything runs on the caller) this is
+/// the cost on one uncontended core.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec and the clock id is a constant the kernel
+    // supports; clock_gettime writes nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Wall-clock and thread-CPU time of one run of `f`.
+fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration, Duration) {
+    let (wall, cpu) = (Instant::now(), thread_cpu_time());
+    let out = f();
+    (out, wall.elapsed(), thread_cpu_time() - cpu)
+}
+
+/// Wall median, wall minimum, CPU median.
+#[derive(Clone, Copy)]
+struct Stat {
+    median: Duration,
+    min: Duration,
+    cpu: Duration,
+}
+
+fn stat(mut wall: Vec<Duration>, mut cpu: Vec<Duration>) -> Stat {
+    wall.sort();
+    cpu.sort();
+    Stat {
+        median: wall[wall.len() / 2],
+        min: wall[0],
+        cpu: cpu[cpu.len() / 2],
+    }
 }
 
 struct Row {
@@ -51,10 +86,11 @@ struct Row {
     classes: usize,
     products: usize,
     threads: usize,
-    keygen: Duration,
-    encrypt: Duration,
-    server: Duration,
-    decrypt: Duration,
+    keygen: Stat,
+    encrypt: Stat,
+    server: Stat,
+    decrypt: Stat,
+    total: Stat,
     up: usize,
     down: usize,
 }
@@ -70,61 +106,71 @@ fn measure(
     let layer = layer(classes, 11);
     let server = ServerModel::new(&layer, layout, params).expect("server model");
     let spec = server.spec().clone();
-    let keygen = median(
-        (0..reps.min(5))
-            .map(|_| {
-                let t = Instant::now();
-                black_box(ClientKey::generate(&params).expect("keygen"));
-                t.elapsed()
-            })
-            .collect(),
-    );
+    let (mut kw, mut kc) = (Vec::new(), Vec::new());
+    for _ in 0..reps.min(5) {
+        let (key, wall, cpu) = timed(|| ClientKey::generate(&params).expect("keygen"));
+        black_box(key);
+        kw.push(wall);
+        kc.push(cpu);
+    }
+    let keygen = stat(kw, kc);
     let client = ClientKey::generate(&params).expect("keygen");
     let q = query(12);
     let expected = simulate::clear_scores(&layer, q.view()).expect("clear");
     let pool = pool(threads);
-    let (mut enc, mut srv, mut dec) = (Vec::new(), Vec::new(), Vec::new());
+    // [wall, cpu] per stage: encrypt, server, decrypt, total.
+    let mut times: [[Vec<Duration>; 2]; 4] = Default::default();
     let (mut up, mut down) = (0, 0);
-    for _ in 0..reps {
-        let t = Instant::now();
-        let query = client.encrypt_query(&spec, q.view()).expect("encrypt");
-        enc.push(t.elapsed());
-        let t = Instant::now();
-        let reply = pool.install(|| server.score(&query)).expect("score");
-        srv.push(t.elapsed());
-        let t = Instant::now();
-        let scores = client.decrypt_scores(&spec, &reply).expect("decrypt");
-        dec.push(t.elapsed());
-        assert_eq!(
-            scores, expected,
-            "FHE scores differ from the integer circuit"
-        );
-        up = wire::encode_query(&query).len();
-        down = wire::encode_scores(&reply).len();
-    }
+    // The whole query runs on a worker of the pool, so the 1-thread figures contain no
+    // hand-off between threads (which costs scheduler latency on a busy machine).
+    pool.install(|| {
+        for _ in 0..reps {
+            let (query, ew, ec) = timed(|| client.encrypt_query(&spec, q.view()).expect("encrypt"));
+            let (reply, sw, sc) = timed(|| server.score(&query).expect("score"));
+            let (scores, dw, dc) = timed(|| client.decrypt_scores(&spec, &reply).expect("decrypt"));
+            for (stage, (w, c)) in [(ew, ec), (sw, sc), (dw, dc), (ew + sw + dw, ec + sc + dc)]
+                .into_iter()
+                .enumerate()
+            {
+                times[stage][0].push(w);
+                times[stage][1].push(c);
+            }
+            assert_eq!(
+                scores, expected,
+                "FHE scores differ from the integer circuit"
+            );
+            up = wire::encode_query(&query).len();
+            down = wire::encode_scores(&reply).len();
+        }
+    });
+    let [enc, srv, dec, tot] = times.map(|[w, c]| stat(w, c));
     Row {
         label: label.to_string(),
         classes,
         products: spec.product_count(),
         threads,
         keygen,
-        encrypt: median(enc),
-        server: median(srv),
-        decrypt: median(dec),
+        encrypt: enc,
+        server: srv,
+        decrypt: dec,
+        total: tot,
         up,
         down,
     }
 }
 
 fn print_table(rows: &[Row]) {
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let ms = |s: Stat| {
+        let f = |d: Duration| d.as_secs_f64() * 1e3;
+        format!("{:.3} / {:.3} / {:.3}", f(s.median), f(s.min), f(s.cpu))
+    };
     println!(
         "\n| layout | C | products | threads | keygen ms | encrypt ms | server ms | decrypt ms | total ms | up KiB | down MiB |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {:.3} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.3} |",
             r.label,
             r.classes,
             r.products,
@@ -133,7 +179,7 @@ fn print_table(rows: &[Row]) {
             ms(r.encrypt),
             ms(r.server),
             ms(r.decrypt),
-            ms(r.encrypt + r.server + r.decrypt),
+            ms(r.total),
             r.up as f64 / 1024.0,
             r.down as f64 / (1024.0 * 1024.0),
         );
@@ -159,7 +205,7 @@ fn criterion_benches(c: &mut Criterion) {
     for threads in [1, 2] {
         let pool = pool(threads);
         group.bench_function(format!("server_score_{threads}t"), |b| {
-            b.iter(|| pool.install(|| server.score(&encrypted)))
+            pool.install(|| b.iter(|| server.score(&encrypted)))
         });
     }
     group.bench_function("decrypt", |b| {
@@ -195,7 +241,11 @@ fn main() {
             rows.push(measure("N=2048 K=3", classes, k3, n2048, threads, reps(r)));
         }
     }
-    println!("\nJ = 30, d = 20, 8-bit-like weights; medians; exactness checked every run.");
+    println!(
+        "\nJ = 30, d = 20, 8-bit-like weights; times in ms: wall median / wall min / CPU median \
+         (CPU of the calling thread: the full cost for 1 thread, not for 2); exactness checked \
+         every run."
+    );
     print_table(&rows);
 
     let layouts = vec![
