@@ -4,7 +4,13 @@
 //! coefficients only, modulus-switched; the client decrypts and gets q_X·W + b exactly.
 //!
 //! Only `tfhe::core_crypto` is used: a binary GLWE secret key, tfhe's own seeded encryption,
-//! its f64 negacyclic FFT and its modulus switch.
+//! its f64 negacyclic FFT and its modulus-switch rounding.
+//!
+//! Threat model: the server learns nothing about the query. The model is *not* secret: the
+//! client learns all J × C scores, and a reply mask a·W_g reveals W_g to a client who knows
+//! its own a (as in Concrete ML). The messages carry no integrity protection (a transport
+//! such as TLS does that); headers are checked so a reply is never decoded against the wrong
+//! model or parameters.
 
 pub mod client;
 mod fourier;

@@ -43,7 +43,7 @@ impl Layout {
                 "N = {n} is not a power of two"
             )));
         }
-        let query = chunks.checked_mul(features).unwrap_or(usize::MAX);
+        let query = chunks.saturating_mul(features);
         if query > n {
             return Err(FheError::InvalidLayout(format!(
                 "a query of J·d = {chunks}·{features} = {query} values does not fit one \
@@ -51,7 +51,7 @@ impl Layout {
                  ciphertexts is not supported: use fewer chunks per query or a larger N)"
             )));
         }
-        let used = query.checked_mul(classes_per_product).unwrap_or(usize::MAX);
+        let used = query.saturating_mul(classes_per_product);
         if used > n {
             return Err(FheError::InvalidLayout(format!(
                 "K = {classes_per_product} classes per product need d·K·J = {used} > N = {n} \
