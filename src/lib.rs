@@ -10,8 +10,9 @@ pub mod dataset;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod fhe;
 pub mod fsutil;
 pub mod model;
 pub mod report;
 
-pub use error::{AudioError, DatasetError, FeatureError, ModelError};
+pub use error::{AudioError, DatasetError, FeatureError, FheError, ModelError};

@@ -1,0 +1,220 @@
+//! The client: a binary GLWE secret key (it never leaves the client), query encryption as a
+//! seeded GLWE ciphertext, and FFT-based decryption of the server's packed scores.
+
+use ndarray::{Array2, ArrayView2};
+use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
+use tfhe::core_crypto::fft_impl::fft64::math::polynomial::{
+    FourierPolynomial, FourierPolynomialOwned,
+};
+use tfhe::core_crypto::prelude::{
+    allocate_and_generate_new_binary_glwe_secret_key, encrypt_seeded_glwe_ciphertext, new_seeder,
+    DefaultRandomGenerator, Fft, GlweSecretKeyOwned, PlaintextList, SecretRandomGenerator,
+    SeededGlweCiphertext,
+};
+
+use super::fourier::FourierScratch;
+use super::{check_input_range, EncryptedQuery, EncryptedScores, GlweParams, ScoringSpec};
+use crate::error::FheError;
+
+/// A client's secret key, kept both as tfhe's `GlweSecretKey` and in the Fourier domain
+/// (decryption multiplies every reply mask by it, so it is transformed once).
+pub struct ClientKey {
+    params: GlweParams,
+    secret: GlweSecretKeyOwned<u64>,
+    fourier_secret: FourierPolynomialOwned,
+    fft: Fft,
+}
+
+impl ClientKey {
+    /// Generates a uniform binary key from tfhe's CSPRNG, seeded by the OS / CPU entropy
+    /// source (`new_seeder`: RDSEED, else /dev/random).
+    pub fn generate(params: &GlweParams) -> Result<Self, FheError> {
+        params.validate()?;
+        let mut seeder = new_seeder();
+        let mut generator = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
+        let secret = allocate_and_generate_new_binary_glwe_secret_key(
+            params.glwe_dimension,
+            params.polynomial_size,
+            &mut generator,
+        );
+        let fft = Fft::new(params.polynomial_size);
+        let mut fourier_secret = FourierPolynomial::new(params.polynomial_size);
+        FourierScratch::new(fft.as_view()).forward_integer(
+            fft.as_view(),
+            &mut fourier_secret,
+            secret.as_ref(),
+        );
+        Ok(Self {
+            params: *params,
+            secret,
+            fourier_secret,
+            fft,
+        })
+    }
+
+    pub fn params(&self) -> &GlweParams {
+        &self.params
+    }
+
+    /// The raw secret key, for audits and tests (e.g. decrypting server-internal products).
+    /// Never send it anywhere.
+    pub fn secret_key(&self) -> &GlweSecretKeyOwned<u64> {
+        &self.secret
+    }
+
+    fn check_params(&self, spec: &ScoringSpec) -> Result<(), FheError> {
+        spec.validate()?;
+        if spec.params != self.params {
+            return Err(FheError::InvalidParams(format!(
+                "key was generated for {} but the model uses {}",
+                self.params.name, spec.params.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Encrypts a J × d quantized query: coefficient i·S + j holds q_X[j][i]·Δ (mod 2^64,
+    /// so negatives wrap), encrypted with tfhe's seeded GLWE encryption and TUniform noise.
+    pub fn encrypt_query(
+        &self,
+        spec: &ScoringSpec,
+        q_x: ArrayView2<i64>,
+    ) -> Result<EncryptedQuery, FheError> {
+        self.check_params(spec)?;
+        let message = spec.layout.encode_query(q_x)?;
+        check_input_range(q_x, spec.input_min, spec.input_max)?;
+        let delta_log = spec.delta_log2();
+        let plaintext = PlaintextList::from_container(
+            message
+                .iter()
+                .map(|&m| (m as u64) << delta_log)
+                .collect::<Vec<u64>>(),
+        );
+
+        let mut seeder = new_seeder();
+        let seed: Seed = seeder.seed();
+        let mut ciphertext = SeededGlweCiphertext::new(
+            0u64,
+            self.params.glwe_dimension.to_glwe_size(),
+            self.params.polynomial_size,
+            CompressionSeed::from(seed),
+            self.params.ciphertext_modulus,
+        );
+        encrypt_seeded_glwe_ciphertext(
+            &self.secret,
+            &mut ciphertext,
+            &plaintext,
+            self.params.noise,
+            seeder.as_mut(),
+        );
+        Ok(EncryptedQuery {
+            header: spec.header(),
+            seed: seed.0,
+            body: ciphertext.into_container(),
+        })
+    }
+
+    /// Decrypts the reply into J × C scores: per product, mask·s with the FFT (the key is
+    /// already in the Fourier domain), phase = body − mask·s on the score coefficients,
+    /// rounded to the nearest multiple of Δ' = 2^(w−p) in the w-bit reply domain (done here
+    /// as Δ after lifting the w-bit values back to 64 bits), decoded as signed p-bit values.
+    pub fn decrypt_scores(
+        &self,
+        spec: &ScoringSpec,
+        scores: &EncryptedScores,
+    ) -> Result<Array2<i64>, FheError> {
+        self.check_params(spec)?;
+        scores.header.check(spec, "encrypted scores")?;
+        let w = spec.params.reply_modulus_log.0 as u32;
+        if scores.reply_modulus_log != w {
+            return Err(FheError::WireMismatch {
+                what: "encrypted scores",
+                field: "reply modulus bits",
+                expected: w.to_string(),
+                found: scores.reply_modulus_log.to_string(),
+            });
+        }
+        let layout = spec.layout;
+        let products = spec.product_count();
+        if scores.values.len() != products * scores.values_per_product() {
+            return Err(FheError::Wire {
+                what: "encrypted scores",
+                reason: format!(
+                    "{} coefficients, expected {} products × {}",
+                    scores.values.len(),
+                    products,
+                    scores.values_per_product()
+                ),
+            });
+        }
+
+        let lift = 64 - w;
+        let delta_log = spec.delta_log2();
+        let p = spec.message_bits;
+        let (j_count, k_count) = (layout.chunks(), layout.classes_per_product());
+        let fft = self.fft.as_view();
+        let mut scratch = FourierScratch::new(fft);
+        let mut lifted = vec![0u64; layout.polynomial_size().0];
+        let mut mask_times_key = vec![0u64; layout.polynomial_size().0];
+        let mut out = Array2::<i64>::zeros((j_count, spec.classes));
+        for g in 0..products {
+            for (dst, &src) in lifted.iter_mut().zip(scores.mask(g)) {
+                *dst = src << lift;
+            }
+            scratch.forward_torus(fft, &lifted);
+            scratch.mul_assign(&self.fourier_secret.data);
+            scratch.backward_torus(fft, &mut mask_times_key);
+            let body = scores.body(g);
+            for k in 0..k_count {
+                let class = g * k_count + k;
+                if class >= spec.classes {
+                    break;
+                }
+                for j in 0..j_count {
+                    let t = layout.score_position(j, k);
+                    let phase = (body[t] << lift).wrapping_sub(mask_times_key[t]);
+                    out[[j, class]] = decode(phase, delta_log, p);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Rounds a phase to the nearest multiple of Δ = 2^delta_log and reads the p-bit result as
+/// a signed integer.
+pub(crate) fn decode(phase: u64, delta_log: u32, message_bits: u32) -> i64 {
+    let rounded = phase.wrapping_add(1u64 << (delta_log - 1)) >> delta_log;
+    let unused = 64 - message_bits;
+    ((rounded << unused) as i64) >> unused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_rounds_and_sign_extends() {
+        let (delta_log, p) = (42, 22);
+        let delta = 1u64 << delta_log;
+        for m in [-652_800i64, -1, 0, 1, 652_800] {
+            let clean = (m as u64).wrapping_mul(delta);
+            assert_eq!(decode(clean, delta_log, p), m);
+            // Errors just inside ±Δ/2 still decode to m.
+            assert_eq!(decode(clean.wrapping_add(delta / 2 - 1), delta_log, p), m);
+            assert_eq!(decode(clean.wrapping_sub(delta / 2), delta_log, p), m);
+            // Just past +Δ/2 rounds up.
+            assert_eq!(decode(clean.wrapping_add(delta / 2), delta_log, p), m + 1);
+        }
+    }
+
+    #[test]
+    fn fourier_key_matches_the_binary_key() {
+        let key = ClientKey::generate(&GlweParams::TUNIFORM_2M128_N2048).unwrap();
+        let s = key.secret_key().as_ref();
+        assert!(s.iter().all(|&b| b <= 1));
+        let ones = s.iter().filter(|&&b| b == 1).count();
+        // Binomial(2048, 1/2): ±10σ.
+        assert!((1024 - 230..=1024 + 230).contains(&ones), "{ones}");
+    }
+}

@@ -1,0 +1,491 @@
+//! Packed-GLWE scoring of a quantized linear layer (DESIGN.md §4): the client encrypts its
+//! J × d integer query into one seeded GLWE ciphertext, the server multiplies it by clear
+//! weight polynomials (no bootstrapping, no evaluation key) and replies with the score
+//! coefficients only, modulus-switched; the client decrypts and gets q_X·W + b exactly.
+//!
+//! Only `tfhe::core_crypto` is used: a binary GLWE secret key, tfhe's own seeded encryption,
+//! its f64 negacyclic FFT and its modulus-switch rounding.
+//!
+//! Threat model: the server learns nothing about the query. The model is *not* secret: the
+//! client learns all J × C scores, and a reply mask a·W_g reveals W_g to a client who knows
+//! its own a (as in Concrete ML). The messages carry no integrity protection (a transport
+//! such as TLS does that); headers are checked so a reply is never decoded against the wrong
+//! model or parameters.
+
+pub mod client;
+mod fourier;
+pub mod packing;
+pub mod params;
+pub mod server;
+pub mod simulate;
+pub mod wire;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array1, Array2, ArrayView2};
+use sha2::{Digest, Sha256};
+
+pub use client::ClientKey;
+pub use packing::Layout;
+pub use params::{noise_budget_table, GlweParams, NoiseBudget, MAX_LOG2_FAILURE};
+pub use server::ServerModel;
+
+use crate::error::FheError;
+
+/// A plain integer linear layer: scores = q_X · weights + bias, exactly.
+///
+/// For a quantized model, `weights` are the effective integer weights (q_W − Z_w), `bias`
+/// the integer bias q_b, and `input_min..=input_max` the range of quantized inputs (e.g.
+/// −128..=127 for 8 bits); the range bounds the scores and so sets the message bits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntegerLinear {
+    /// d × C.
+    pub weights: Array2<i64>,
+    /// C.
+    pub bias: Array1<i64>,
+    pub input_min: i64,
+    pub input_max: i64,
+}
+
+/// Largest score bound accepted: keeps every score and every intermediate sum in i64 and
+/// leaves room for the sign and padding bits on the 64-bit torus.
+const MAX_SCORE_BOUND: u64 = 1 << 61;
+
+impl IntegerLinear {
+    /// d, the input features.
+    pub fn features(&self) -> usize {
+        self.weights.nrows()
+    }
+    /// C, the classes.
+    pub fn classes(&self) -> usize {
+        self.weights.ncols()
+    }
+
+    /// Checks shapes and ranges (and that the score bound is representable).
+    pub fn validate(&self) -> Result<(), FheError> {
+        let (d, c) = self.weights.dim();
+        if d == 0 || c == 0 {
+            return Err(FheError::InvalidLayer(format!(
+                "weights are {d} × {c}: empty"
+            )));
+        }
+        if self.bias.len() != c {
+            return Err(FheError::Shape {
+                what: "bias",
+                expected: (1, c),
+                found: (1, self.bias.len()),
+            });
+        }
+        if self.input_min > self.input_max {
+            return Err(FheError::InvalidLayer(format!(
+                "input range {}..={} is empty",
+                self.input_min, self.input_max
+            )));
+        }
+        self.score_bound().map(|_| ())
+    }
+
+    /// B = max_c Σ_i |w_ic|·max(|input_min|, |input_max|) + |b_c|: no score exceeds it.
+    pub fn score_bound(&self) -> Result<u64, FheError> {
+        let x = u128::from(
+            self.input_min
+                .unsigned_abs()
+                .max(self.input_max.unsigned_abs()),
+        );
+        let mut bound = 0u128;
+        for (col, b) in self.weights.columns().into_iter().zip(self.bias.iter()) {
+            let sum: u128 = col
+                .iter()
+                .map(|w| u128::from(w.unsigned_abs()) * x)
+                .sum::<u128>()
+                + u128::from(b.unsigned_abs());
+            bound = bound.max(sum);
+        }
+        if bound > u128::from(MAX_SCORE_BOUND) {
+            return Err(FheError::InvalidLayer(format!(
+                "scores can reach {bound}, more than the supported 2^61"
+            )));
+        }
+        Ok(bound as u64)
+    }
+
+    /// SHA-256 of a canonical encoding of the layer: the model id in every ciphertext header,
+    /// so a reply can never be decoded against the wrong model.
+    pub fn model_id(&self) -> ModelId {
+        let mut h = Sha256::new();
+        h.update(b"fhe_shazam.IntegerLinear.v1");
+        for v in [self.features() as u64, self.classes() as u64] {
+            h.update(v.to_le_bytes());
+        }
+        for v in [self.input_min, self.input_max] {
+            h.update(v.to_le_bytes());
+        }
+        for row in self.weights.rows() {
+            for v in row {
+                h.update(v.to_le_bytes());
+            }
+        }
+        for v in &self.bias {
+            h.update(v.to_le_bytes());
+        }
+        ModelId(h.finalize().into())
+    }
+}
+
+/// Refuses query values outside the model's input range: the score bound, and so the
+/// message bits, assume it.
+pub(crate) fn check_input_range(q_x: ArrayView2<i64>, min: i64, max: i64) -> Result<(), FheError> {
+    match q_x.indexed_iter().find(|(_, &v)| v < min || v > max) {
+        Some(((chunk, feature), &value)) => Err(FheError::InputOutOfRange {
+            chunk,
+            feature,
+            value,
+            min,
+            max,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Identifies a model (SHA-256 of its integer layer).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ModelId(pub [u8; 32]);
+
+impl fmt::Display for ModelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for ModelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ModelId({self})")
+    }
+}
+
+/// What a client needs to know about a served model to query it (all public).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoringSpec {
+    pub params: GlweParams,
+    pub layout: Layout,
+    /// C.
+    pub classes: usize,
+    /// p: scores are encoded as m·Δ with Δ = 2^(64−p).
+    pub message_bits: u32,
+    pub input_min: i64,
+    pub input_max: i64,
+    pub model_id: ModelId,
+}
+
+impl ScoringSpec {
+    /// Checks what the client relies on; a server-built spec always passes.
+    pub fn validate(&self) -> Result<(), FheError> {
+        self.params.validate()?;
+        if self.layout.polynomial_size() != self.params.polynomial_size {
+            return Err(FheError::InvalidLayout(format!(
+                "layout N = {} but parameter set {} has N = {}",
+                self.layout.polynomial_size().0,
+                self.params.name,
+                self.params.polynomial_size.0
+            )));
+        }
+        let w = self.params.reply_modulus_log.0 as u32;
+        if !(2..=62).contains(&self.message_bits) || self.message_bits >= w {
+            return Err(FheError::InvalidParams(format!(
+                "{} message bits: need 2..=62 and fewer than the {w} reply bits",
+                self.message_bits
+            )));
+        }
+        if self.classes == 0 || self.input_min > self.input_max {
+            return Err(FheError::InvalidParams(format!(
+                "{} classes, input range {}..={}",
+                self.classes, self.input_min, self.input_max
+            )));
+        }
+        Ok(())
+    }
+
+    /// log2 Δ.
+    pub fn delta_log2(&self) -> u32 {
+        64 - self.message_bits
+    }
+    /// ⌈C/K⌉.
+    pub fn product_count(&self) -> usize {
+        self.layout.product_count(self.classes)
+    }
+    pub(crate) fn header(&self) -> CiphertextHeader {
+        CiphertextHeader {
+            params_id: self.params.id,
+            layout: self.layout,
+            classes: self.classes,
+            message_bits: self.message_bits,
+            model_id: self.model_id,
+        }
+    }
+}
+
+/// The public context every ciphertext carries, checked against the receiver's spec.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CiphertextHeader {
+    pub params_id: u16,
+    pub layout: Layout,
+    pub classes: usize,
+    pub message_bits: u32,
+    pub model_id: ModelId,
+}
+
+impl CiphertextHeader {
+    /// Errors with the first field that differs from `spec`.
+    pub fn check(&self, spec: &ScoringSpec, what: &'static str) -> Result<(), FheError> {
+        let expected = spec.header();
+        let mismatch = |field: &'static str, e: String, f: String| {
+            Err(FheError::WireMismatch {
+                what,
+                field,
+                expected: e,
+                found: f,
+            })
+        };
+        if self.params_id != expected.params_id {
+            return mismatch(
+                "parameter set id",
+                expected.params_id.to_string(),
+                self.params_id.to_string(),
+            );
+        }
+        if self.layout != expected.layout {
+            return mismatch(
+                "layout",
+                format!("{:?}", expected.layout),
+                format!("{:?}", self.layout),
+            );
+        }
+        if self.classes != expected.classes {
+            return mismatch(
+                "class count",
+                expected.classes.to_string(),
+                self.classes.to_string(),
+            );
+        }
+        if self.message_bits != expected.message_bits {
+            return mismatch(
+                "message bits",
+                expected.message_bits.to_string(),
+                self.message_bits.to_string(),
+            );
+        }
+        if self.model_id != expected.model_id {
+            return mismatch(
+                "model id",
+                expected.model_id.to_string(),
+                self.model_id.to_string(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A query encrypted as one seeded GLWE ciphertext: the body polynomial and the 128-bit seed
+/// that regenerates its mask (≈ 16 KiB instead of 32 KiB).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncryptedQuery {
+    pub header: CiphertextHeader,
+    /// Seed of tfhe's AES-CTR mask generator (`CompressionSeed`).
+    pub seed: u128,
+    /// N body coefficients.
+    pub body: Vec<u64>,
+}
+
+/// The server's reply: per product, the full mask polynomial and only the K·J score
+/// coefficients of the body, all modulus-switched to `reply_modulus_log` bits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncryptedScores {
+    pub header: CiphertextHeader,
+    pub reply_modulus_log: u32,
+    /// Per product: N mask coefficients then K·J body coefficients, each < 2^reply_modulus_log.
+    pub values: Vec<u64>,
+}
+
+impl EncryptedScores {
+    /// Coefficients per product: N + K·J.
+    pub fn values_per_product(&self) -> usize {
+        self.header.layout.polynomial_size().0 + self.header.layout.scores_per_product()
+    }
+    pub fn product_count(&self) -> usize {
+        self.values.len() / self.values_per_product()
+    }
+    /// Mask polynomial of product `g` (panics if `g ≥ product_count()`, like slice indexing).
+    pub fn mask(&self, g: usize) -> &[u64] {
+        let per = self.values_per_product();
+        &self.values[g * per..g * per + self.header.layout.polynomial_size().0]
+    }
+    /// The body coefficients of product `g` that were sent (the K·J scores only); panics if
+    /// `g ≥ product_count()`.
+    pub fn body(&self, g: usize) -> &[u64] {
+        let per = self.values_per_product();
+        &self.values[g * per + self.header.layout.polynomial_size().0..(g + 1) * per]
+    }
+}
+
+/// A client key and a server model for one layer, for running real encrypted queries.
+pub struct Session {
+    pub client: ClientKey,
+    pub server: ServerModel,
+    layer: IntegerLinear,
+}
+
+/// One encrypted query, end to end.
+#[derive(Clone, Debug)]
+pub struct QueryOutcome {
+    /// J × C decrypted scores (checked equal to the exact integer circuit).
+    pub scores: Array2<i64>,
+    pub encrypt: Duration,
+    pub server: Duration,
+    pub decrypt: Duration,
+    /// Serialization and parsing of both messages.
+    pub wire: Duration,
+    pub bytes_up: usize,
+    pub bytes_down: usize,
+}
+
+/// All queries of an [`execute`] run.
+#[derive(Clone, Debug)]
+pub struct ExecuteReport {
+    pub keygen: Duration,
+    /// Weight polynomials to the Fourier domain.
+    pub server_setup: Duration,
+    pub queries: Vec<QueryOutcome>,
+}
+
+impl Session {
+    /// Prepares the server model (refusing layers over the noise budget) and generates a key.
+    pub fn new(
+        layer: &IntegerLinear,
+        layout: Layout,
+        params: GlweParams,
+    ) -> Result<Self, FheError> {
+        let server = ServerModel::new(layer, layout, params)?;
+        let client = ClientKey::generate(&params)?;
+        Ok(Self {
+            client,
+            server,
+            layer: layer.clone(),
+        })
+    }
+
+    /// encrypt → serialize → score → serialize → decrypt, checked against the exact circuit.
+    pub fn run(&self, q_x: ArrayView2<i64>) -> Result<QueryOutcome, FheError> {
+        let spec = self.server.spec();
+        let t = Instant::now();
+        let query = self.client.encrypt_query(spec, q_x)?;
+        let encrypt = t.elapsed();
+
+        let t = Instant::now();
+        let up = wire::encode_query(&query);
+        let received = wire::decode_query(&up, spec)?;
+        let mut wire_time = t.elapsed();
+
+        let t = Instant::now();
+        let reply = self.server.score(&received)?;
+        let server = t.elapsed();
+
+        let t = Instant::now();
+        let down = wire::encode_scores(&reply);
+        let reply = wire::decode_scores(&down, spec)?;
+        wire_time += t.elapsed();
+
+        let t = Instant::now();
+        let scores = self.client.decrypt_scores(spec, &reply)?;
+        let decrypt = t.elapsed();
+
+        let expected = simulate::clear_scores(&self.layer, q_x)?;
+        simulate::compare(&expected, &scores)?;
+        Ok(QueryOutcome {
+            scores,
+            encrypt,
+            server,
+            decrypt,
+            wire: wire_time,
+            bytes_up: up.len(),
+            bytes_down: down.len(),
+        })
+    }
+}
+
+/// Keygen once, then every query through the real scheme, each checked against the exact
+/// integer circuit ([`FheError::Mismatch`] on any difference).
+pub fn execute(
+    layer: &IntegerLinear,
+    layout: Layout,
+    params: GlweParams,
+    queries: &[ArrayView2<i64>],
+) -> Result<ExecuteReport, FheError> {
+    let t = Instant::now();
+    let server = ServerModel::new(layer, layout, params)?;
+    let server_setup = t.elapsed();
+    let t = Instant::now();
+    let client = ClientKey::generate(&params)?;
+    let keygen = t.elapsed();
+    let session = Session {
+        client,
+        server,
+        layer: layer.clone(),
+    };
+    let queries = queries
+        .iter()
+        .map(|q| session.run(*q))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ExecuteReport {
+        keygen,
+        server_setup,
+        queries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn small() -> IntegerLinear {
+        IntegerLinear {
+            weights: array![[1, -2, 3], [4, 5, -6]],
+            bias: array![7, -8, 9],
+            input_min: -4,
+            input_max: 3,
+        }
+    }
+
+    #[test]
+    fn score_bound_is_the_worst_class() {
+        // class 2: (3 + 6)·4 + 9 = 45; class 1: (2 + 5)·4 + 8 = 36.
+        assert_eq!(small().score_bound().unwrap(), 45);
+    }
+
+    #[test]
+    fn invalid_layers_are_rejected() {
+        let mut l = small();
+        l.bias = array![1, 2];
+        assert!(matches!(l.validate(), Err(FheError::Shape { .. })));
+        let mut l = small();
+        l.input_min = 5;
+        assert!(l.validate().is_err());
+        let mut l = small();
+        l.weights[[0, 0]] = i64::MAX;
+        assert!(l.validate().is_err());
+    }
+
+    #[test]
+    fn model_id_depends_on_every_part() {
+        let a = small();
+        let mut b = small();
+        b.bias[2] = 10;
+        let mut c = small();
+        c.input_max = 4;
+        assert_ne!(a.model_id(), b.model_id());
+        assert_ne!(a.model_id(), c.model_id());
+        assert_eq!(a.model_id(), small().model_id());
+        assert_eq!(a.model_id().to_string().len(), 64);
+    }
+}

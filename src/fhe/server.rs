@@ -1,0 +1,277 @@
+//! The server: holds the clear model (no secret, no evaluation key), prepares one weight
+//! polynomial per group of K classes in the Fourier domain once, and scores encrypted
+//! queries with ⌈C/K⌉ ciphertext × clear-polynomial products.
+//!
+//! Per product, the mask a·W_g is needed in full (N coefficients) and goes through the FFT;
+//! of the body b·W_g only the K·J score coefficients are kept, and each is a sum of the
+//! K·d nonzero monomials of W_g, so those are computed exactly in integers (K·J·K·d = 5 400
+//! multiply-adds for the default layout, cheaper than a second inverse FFT, and exact).
+
+use pulp::Arch;
+use rayon::prelude::*;
+use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
+use tfhe::core_crypto::fft_impl::fft64::math::polynomial::{
+    FourierPolynomial, FourierPolynomialOwned,
+};
+use tfhe::core_crypto::prelude::{
+    decompress_seeded_glwe_ciphertext, DefaultRandomGenerator, Fft, GlweCiphertext,
+    GlweCiphertextOwned, SeededGlweCiphertext,
+};
+
+use super::fourier::FourierScratch;
+use super::packing::negacyclic_mul;
+use super::{
+    EncryptedQuery, EncryptedScores, GlweParams, IntegerLinear, Layout, NoiseBudget, ScoringSpec,
+};
+use crate::error::FheError;
+
+/// A model ready to score encrypted queries.
+pub struct ServerModel {
+    spec: ScoringSpec,
+    budget: NoiseBudget,
+    fft: Fft,
+    /// W_g in the Fourier domain, one per product.
+    weights: Vec<FourierPolynomialOwned>,
+    /// W_g's nonzero monomials (exponent, coefficient mod 2^64), one list per product.
+    monomials: Vec<Vec<(usize, u64)>>,
+    /// bias·Δ on the K·J score coefficients of each product (flat, products × K·J).
+    bias: Vec<u64>,
+}
+
+/// A decompressed query: the mask in the Fourier domain (transformed once per query) and
+/// the body as received.
+struct PreparedQuery<'a> {
+    mask: FourierPolynomialOwned,
+    body: &'a [u64],
+}
+
+impl ServerModel {
+    /// Checks the layer against the layout and the noise budget (refusing anything above
+    /// 2^−40 per score) and transforms the weight polynomials once.
+    pub fn new(
+        layer: &IntegerLinear,
+        layout: Layout,
+        params: GlweParams,
+    ) -> Result<Self, FheError> {
+        let budget = NoiseBudget::compute(layer, &layout, &params)?;
+        budget.check()?;
+        let spec = ScoringSpec {
+            params,
+            layout,
+            classes: layer.classes(),
+            message_bits: budget.message_bits,
+            input_min: layer.input_min,
+            input_max: layer.input_max,
+            model_id: layer.model_id(),
+        };
+        let fft = Fft::new(params.polynomial_size);
+        let mut scratch = FourierScratch::new(fft.as_view());
+        let products = spec.product_count();
+        let mut weights = Vec::with_capacity(products);
+        let mut monomials = Vec::with_capacity(products);
+        for g in 0..products {
+            let w: Vec<u64> = layout
+                .weight_polynomial(layer.weights.view(), g)?
+                .into_iter()
+                .map(|v| v as u64)
+                .collect();
+            let mut fourier = FourierPolynomial::new(params.polynomial_size);
+            scratch.forward_integer(fft.as_view(), &mut fourier, &w);
+            weights.push(fourier);
+            monomials.push(w.into_iter().enumerate().filter(|&(_, c)| c != 0).collect());
+        }
+        let per = layout.scores_per_product();
+        let k_count = layout.classes_per_product();
+        let delta_log = spec.delta_log2();
+        let mut bias = vec![0u64; products * per];
+        for (class, &b) in layer.bias.iter().enumerate() {
+            let (g, k) = (class / k_count, class % k_count);
+            for j in 0..layout.chunks() {
+                bias[g * per + layout.score_position(j, k)] = (b as u64) << delta_log;
+            }
+        }
+        Ok(Self {
+            spec,
+            budget,
+            fft,
+            weights,
+            monomials,
+            bias,
+        })
+    }
+
+    /// The public description a client needs.
+    pub fn spec(&self) -> &ScoringSpec {
+        &self.spec
+    }
+
+    pub fn noise_budget(&self) -> &NoiseBudget {
+        &self.budget
+    }
+
+    /// Scores an encrypted query: per product, mask·W_g via the FFT and the K·J score
+    /// coefficients of body·W_g exactly, plus the bias, then the modulus switch. The rest of
+    /// the body, which would hold the cross terms, is never even computed. Products run in
+    /// parallel on the current rayon pool.
+    pub fn score(&self, query: &EncryptedQuery) -> Result<EncryptedScores, FheError> {
+        let query = self.prepare(query)?;
+        let n = self.spec.params.polynomial_size.0;
+        let per = n + self.spec.layout.scores_per_product();
+        let w = self.spec.params.reply_modulus_log.0 as u32;
+        let fft = self.fft.as_view();
+        let mut values = vec![0u64; self.weights.len() * per];
+        values.par_chunks_mut(per).enumerate().for_each_init(
+            || FourierScratch::new(fft),
+            |scratch, (g, out)| {
+                let (mask, body) = out.split_at_mut(n);
+                scratch.set_product(&query.mask.data, &self.weights[g].data);
+                scratch.backward_torus(fft, mask);
+                self.body_scores(g, query.body, body, scratch.arch);
+                switch_modulus(out, w, scratch.arch);
+            },
+        );
+        Ok(EncryptedScores {
+            header: self.spec.header(),
+            reply_modulus_log: w,
+            values,
+        })
+    }
+
+    /// The full, untruncated product ciphertexts (with bias), i.e. what the reply would be
+    /// without the truncation: mask as in [`ServerModel::score`], body computed on all N
+    /// coefficients (exactly). They never leave the server; exposed for audits and tests that
+    /// check the reply holds nothing but the scores.
+    pub fn full_products(
+        &self,
+        query: &EncryptedQuery,
+    ) -> Result<Vec<GlweCiphertextOwned<u64>>, FheError> {
+        let query = self.prepare(query)?;
+        let params = &self.spec.params;
+        let n = params.polynomial_size.0;
+        let per = self.spec.layout.scores_per_product();
+        let fft = self.fft.as_view();
+        let mut scratch = FourierScratch::new(fft);
+        (0..self.weights.len())
+            .map(|g| {
+                let mut full = vec![0u64; 2 * n];
+                let (mask, body) = full.split_at_mut(n);
+                scratch.set_product(&query.mask.data, &self.weights[g].data);
+                scratch.backward_torus(fft, mask);
+                let mut w = vec![0i64; n];
+                for &(m, c) in &self.monomials[g] {
+                    w[m] = c as i64;
+                }
+                body.copy_from_slice(&negacyclic_mul(query.body, &w)?);
+                for (b, &bias) in body.iter_mut().zip(&self.bias[g * per..(g + 1) * per]) {
+                    *b = b.wrapping_add(bias);
+                }
+                Ok(GlweCiphertext::from_container(
+                    full,
+                    params.polynomial_size,
+                    params.ciphertext_modulus,
+                ))
+            })
+            .collect()
+    }
+
+    /// Checks the query against this model, regenerates its mask from the seed, and
+    /// transforms the mask once.
+    fn prepare<'a>(&self, query: &'a EncryptedQuery) -> Result<PreparedQuery<'a>, FheError> {
+        query.header.check(&self.spec, "encrypted query")?;
+        let params = &self.spec.params;
+        let n = params.polynomial_size.0;
+        if query.body.len() != n {
+            return Err(FheError::Wire {
+                what: "encrypted query",
+                reason: format!(
+                    "body has {} coefficients, expected N = {n}",
+                    query.body.len()
+                ),
+            });
+        }
+        let seeded = SeededGlweCiphertext::from_container(
+            query.body.as_slice(),
+            params.glwe_dimension.to_glwe_size(),
+            CompressionSeed::from(Seed(query.seed)),
+            params.ciphertext_modulus,
+        );
+        let mut glwe = GlweCiphertext::new(
+            0u64,
+            params.glwe_dimension.to_glwe_size(),
+            params.polynomial_size,
+            params.ciphertext_modulus,
+        );
+        decompress_seeded_glwe_ciphertext::<_, _, _, DefaultRandomGenerator>(&mut glwe, &seeded);
+        let fft = self.fft.as_view();
+        let mut scratch = FourierScratch::new(fft);
+        scratch.forward_torus(fft, &glwe.as_ref()[..n]);
+        let mut mask = FourierPolynomial::new(params.polynomial_size);
+        mask.data.copy_from_slice(&scratch.fourier.data);
+        Ok(PreparedQuery {
+            mask,
+            body: &query.body,
+        })
+    }
+
+    /// `out` (K·J) ← bias·Δ + the first K·J coefficients of body·W_g (mod 2^64), from W_g's
+    /// nonzero monomials c·X^m: coefficient t gets c·b[t−m] if t ≥ m, else −c·b[N+t−m].
+    fn body_scores(&self, g: usize, body: &[u64], out: &mut [u64], arch: Arch) {
+        let per = out.len();
+        out.copy_from_slice(&self.bias[g * per..(g + 1) * per]);
+        let n = body.len();
+        arch.dispatch(|| {
+            for &(m, c) in &self.monomials[g] {
+                let split = m.min(per);
+                let (wrapped, direct) = out.split_at_mut(split);
+                for (o, &b) in wrapped.iter_mut().zip(&body[n - m..]) {
+                    *o = o.wrapping_sub(b.wrapping_mul(c));
+                }
+                for (o, &b) in direct.iter_mut().zip(body) {
+                    *o = o.wrapping_add(b.wrapping_mul(c));
+                }
+            }
+        });
+    }
+}
+
+/// Rounds every value from 64 to `bits` bits in place: round(x / 2^(64−bits)) mod 2^bits,
+/// the same rounding as tfhe's `fft_impl::common::modulus_switch` (checked in a test), in a
+/// loop the compiler can vectorize.
+fn switch_modulus(values: &mut [u64], bits: u32, arch: Arch) {
+    if bits >= 64 {
+        return;
+    }
+    let half = 1u64 << (63 - bits);
+    let shift = 64 - bits;
+    arch.dispatch(|| {
+        for v in values.iter_mut() {
+            *v = v.wrapping_add(half) >> shift;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tfhe::core_crypto::fft_impl::common::modulus_switch;
+    use tfhe::core_crypto::prelude::CiphertextModulusLog;
+
+    #[test]
+    fn switch_modulus_matches_tfhe() {
+        let values: Vec<u64> = (0..1000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i << 60))
+            .chain([0, u64::MAX, 1 << 63, (1 << 31) - 1, 1 << 31])
+            .collect();
+        for bits in [8u32, 31, 32, 40, 63, 64] {
+            let mut ours = values.clone();
+            switch_modulus(&mut ours, bits, Arch::new());
+            for (&v, &o) in values.iter().zip(&ours) {
+                assert_eq!(
+                    o,
+                    modulus_switch(v, CiphertextModulusLog(bits as usize)),
+                    "{bits} {v}"
+                );
+            }
+        }
+    }
+}
