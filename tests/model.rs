@@ -53,26 +53,31 @@ fn trains_quantizes_and_keeps_accuracy() {
     let float_acc = acc(&float, &set);
     assert!(float_acc > 0.8, "float accuracy {float_acc}");
 
-    // Concrete ML at 8 bits stays close to float; per-feature ranges rescue 4 bits.
-    let q8 =
-        QuantizedModel::from_float(&float, set.x_train.view(), &QuantOptions::concrete(8)).unwrap();
-    assert!(
-        acc(&q8, &set) > float_acc - 0.05,
-        "8-bit {} vs float {float_acc}",
-        acc(&q8, &set)
-    );
-    let q4 =
-        QuantizedModel::from_float(&float, set.x_train.view(), &QuantOptions::concrete(4)).unwrap();
-    let opts = QuantOptions {
-        standardize_inputs: true,
-        ..QuantOptions::concrete(4)
+    // One input range for c0 (thousands) and the rest (tens) costs Concrete ML's 8-bit model
+    // most of the small features; per-feature ranges keep float accuracy at 8 bits and beat
+    // the single range even at 4 bits.
+    let quantized = |opts: QuantOptions| {
+        let q = QuantizedModel::from_float(&float, set.x_train.view(), &opts).unwrap();
+        (acc(&q, &set), q)
     };
-    let q4s = QuantizedModel::from_float(&float, set.x_train.view(), &opts).unwrap();
+    let (acc8, q8) = quantized(QuantOptions::concrete(8));
+    let per_feature = |bits| QuantOptions {
+        standardize_inputs: true,
+        ..QuantOptions::concrete(bits)
+    };
+    let (acc8s, _) = quantized(per_feature(8));
+    let (acc4s, _) = quantized(per_feature(4));
     assert!(
-        acc(&q4s, &set) > acc(&q4, &set) + 0.2,
-        "{} vs {}",
-        acc(&q4s, &set),
-        acc(&q4, &set)
+        acc8 < float_acc - 0.2,
+        "8-bit single range {acc8} vs float {float_acc}"
+    );
+    assert!(
+        acc8s > float_acc - 0.02,
+        "8-bit per-feature {acc8s} vs float {float_acc}"
+    );
+    assert!(
+        acc4s > acc8 + 0.2,
+        "4-bit per-feature {acc4s} vs 8-bit single range {acc8}"
     );
 
     // The integer path is the scorer's path: quantize → circuit → dequantize.

@@ -44,7 +44,8 @@ pub struct NBits {
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum StoredModel {
     Float { float: FloatModel },
-    Quantized { quantized: QuantizedModel },
+    // Boxed: the quantized model is much larger than the float one.
+    Quantized { quantized: Box<QuantizedModel> },
 }
 
 /// On-disk layout.
@@ -100,7 +101,9 @@ impl ModelFile {
             features,
             catalog,
             training,
-            model: StoredModel::Quantized { quantized },
+            model: StoredModel::Quantized {
+                quantized: Box::new(quantized),
+            },
         };
         file.validate().map_err(ModelError::InvalidParams)?;
         Ok(file)
@@ -138,7 +141,7 @@ impl ModelFile {
     pub fn scorer(&self) -> &dyn Scorer {
         match &self.model {
             StoredModel::Float { float } => float,
-            StoredModel::Quantized { quantized } => quantized,
+            StoredModel::Quantized { quantized } => quantized.as_ref(),
         }
     }
 

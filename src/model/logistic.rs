@@ -390,7 +390,7 @@ impl Standardizer {
 
     /// Weights for raw features: `x_std·W + b = x·(W / scale) + (b − (mean / scale)·W)`.
     fn unfold(&self, weights: Array2<f64>, bias: Array1<f64>) -> (Array2<f64>, Array1<f64>) {
-        let w_raw = weights / &self.scale.view().insert_axis(Axis(1));
+        let w_raw = weights / self.scale.view().insert_axis(Axis(1));
         let b_raw = bias - self.mean.dot(&w_raw);
         (w_raw, b_raw)
     }
@@ -857,7 +857,7 @@ mod lbfgs {
         let d1 = a.dphi + b.dphi - 3.0 * (a.f - b.f) / (a.alpha - b.alpha);
         let disc = d1 * d1 - a.dphi * b.dphi;
         let mid = 0.5 * (lo + hi);
-        if !(disc >= 0.0) || !b.f.is_finite() {
+        if disc.is_nan() || disc < 0.0 || !b.f.is_finite() {
             return mid;
         }
         let d2 = (b.alpha - a.alpha).signum() * disc.sqrt();
@@ -882,8 +882,10 @@ mod lbfgs {
                 vec![-0.3, 1.0, 0.4, 0.0],
                 vec![0.2, -0.1, 1.0, 0.3],
             ];
-            let ys: Vec<Vec<f64>> =
-                pairs.iter().map(|s| s.iter().zip(&h).map(|(a, b)| a * b).collect()).collect();
+            let ys: Vec<Vec<f64>> = pairs
+                .iter()
+                .map(|s| s.iter().zip(&h).map(|(a, b)| a * b).collect())
+                .collect();
             let d = two_loop(ys.last().unwrap(), &pairs, &ys);
             for (di, si) in d.iter().zip(pairs.last().unwrap()) {
                 assert!((di + si).abs() < 1e-12, "{d:?}");
@@ -928,7 +930,11 @@ mod lbfgs {
                 ..Default::default()
             };
             let out = minimize(quad, vec![0.0; 20], &set);
-            assert!(out.theta.iter().all(|v| (v - 1.0).abs() < 1e-5), "{:?}", out.theta);
+            assert!(
+                out.theta.iter().all(|v| (v - 1.0).abs() < 1e-5),
+                "{:?}",
+                out.theta
+            );
             assert!(out.iterations < 1000, "took {} iterations", out.iterations);
         }
     }

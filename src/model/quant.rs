@@ -348,7 +348,7 @@ impl QuantizedModel {
         let mut q_bias = Array1::<i64>::zeros(n_classes);
         for ((qb, &b), &z) in q_bias.iter_mut().zip(&float.bias).zip(&matmul_zero) {
             let v = (b / output_scale + z as f64).round_ties_even();
-            if !(v.abs() < EXACT_F64_INT) {
+            if v.is_nan() || v.abs() >= EXACT_F64_INT {
                 return Err(overflow("quantized bias"));
             }
             *qb = v as i64;
