@@ -137,21 +137,44 @@ pub enum FheError {
     #[error("invalid integer linear layer: {0}")]
     InvalidLayer(String),
     #[error("{what}: expected shape {expected:?}, found {found:?}")]
-    Shape { what: &'static str, expected: (usize, usize), found: (usize, usize) },
+    Shape {
+        what: &'static str,
+        expected: (usize, usize),
+        found: (usize, usize),
+    },
     #[error(
         "query value {value} at chunk {chunk}, feature {feature} is outside the model's input range {min}..={max}"
     )]
-    InputOutOfRange { chunk: usize, feature: usize, value: i64, min: i64, max: i64 },
+    InputOutOfRange {
+        chunk: usize,
+        feature: usize,
+        value: i64,
+        min: i64,
+        max: i64,
+    },
     #[error(
         "noise budget exceeded: failure probability per score 2^{log2_failure:.1} > 2^{max_log2:.0} ({detail})"
     )]
-    NoiseBudget { log2_failure: f64, max_log2: f64, detail: String },
+    NoiseBudget {
+        log2_failure: f64,
+        max_log2: f64,
+        detail: String,
+    },
     #[error("malformed {what}: {reason}")]
     Wire { what: &'static str, reason: String },
     #[error("{what}: unsupported wire version {found} (this build reads version {supported})")]
-    WireVersion { what: &'static str, found: u16, supported: u16 },
+    WireVersion {
+        what: &'static str,
+        found: u16,
+        supported: u16,
+    },
     #[error("{what}: {field} does not match (expected {expected}, found {found})")]
-    WireMismatch { what: &'static str, field: &'static str, expected: String, found: String },
+    WireMismatch {
+        what: &'static str,
+        field: &'static str,
+        expected: String,
+        found: String,
+    },
     #[error(
         "FHE result differs from the exact integer circuit in {count} of {total} scores; first at chunk {chunk}, class {class}: expected {expected}, decrypted {found}"
     )]
@@ -162,5 +185,20 @@ pub enum FheError {
         class: usize,
         expected: i64,
         found: i64,
+    },
+}
+
+/// Errors of the `eval` layer: a model or the FHE scheme failed on a query.
+#[derive(Debug, Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Fhe(#[from] FheError),
+    #[error("query {query} (song {truth}): {reason}")]
+    Query {
+        query: usize,
+        truth: usize,
+        reason: String,
     },
 }

@@ -15,4 +15,4 @@ pub mod fsutil;
 pub mod model;
 pub mod report;
 
-pub use error::{AudioError, DatasetError, FeatureError, FheError, ModelError};
+pub use error::{AudioError, DatasetError, EvalError, FeatureError, FheError, ModelError};

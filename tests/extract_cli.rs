@@ -8,7 +8,12 @@ use std::path::Path;
 
 fn write_wav(path: &Path, sample_rate: u32, channels: u16, seconds: f32, f: impl Fn(f32) -> f32) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let spec = hound::WavSpec { channels, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for n in 0..(seconds * sample_rate as f32) as usize {
         let v = (f(n as f32 / sample_rate as f32) * 32767.0) as i16;
@@ -28,7 +33,11 @@ fn extract_json(dataset: &Path, out: &Path) -> serde_json::Value {
         .arg(out)
         .output()
         .unwrap();
-    assert!(output.status.success(), "extract failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "extract failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -37,12 +46,22 @@ fn bad_files_are_reported_and_the_rest_is_extracted() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let audio = data.join("audio/000");
-    write_wav(&audio.join("000001.wav"), 22_050, 1, 2.0, |t| 0.5 * (TAU * 440.0 * t).sin());
+    write_wav(&audio.join("000001.wav"), 22_050, 1, 2.0, |t| {
+        0.5 * (TAU * 440.0 * t).sin()
+    });
     fs::write(audio.join("000002.mp3"), b"").unwrap(); // empty
-    fs::write(audio.join("000003.mp3"), b"this is not an mp3 file\n".repeat(50)).unwrap(); // text
-    write_wav(&audio.join("000004.wav"), 22_050, 1, 0.3, |t| (TAU * 220.0 * t).sin()); // < one window
+    fs::write(
+        audio.join("000003.mp3"),
+        b"this is not an mp3 file\n".repeat(50),
+    )
+    .unwrap(); // text
+    write_wav(&audio.join("000004.wav"), 22_050, 1, 0.3, |t| {
+        (TAU * 220.0 * t).sin()
+    }); // < one window
     write_wav(&audio.join("000005.wav"), 22_050, 1, 1.0, |_| 0.0); // silence
-    write_wav(&audio.join("000006.wav"), 48_000, 2, 1.5, |t| 0.3 * (TAU * 1000.0 * t).sin()); // stereo 48 kHz
+    write_wav(&audio.join("000006.wav"), 48_000, 2, 1.5, |t| {
+        0.3 * (TAU * 1000.0 * t).sin()
+    }); // stereo 48 kHz
     let out = dir.path().join("features");
 
     let summary = extract_json(&data, &out);
@@ -50,14 +69,27 @@ fn bad_files_are_reported_and_the_rest_is_extracted() {
     assert_eq!(summary["rows"], 4 + 2 + 3, "{summary}");
     let failures = summary["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 3, "{summary}");
-    let errors: Vec<&str> = failures.iter().map(|f| f["error"].as_str().unwrap()).collect();
-    for (name, what) in [("000002.mp3", "empty"), ("000003.mp3", "not a supported audio file"), ("000004.wav", "too short")] {
-        let e = errors.iter().find(|e| e.contains(name)).unwrap_or_else(|| panic!("no error names {name}: {errors:?}"));
+    let errors: Vec<&str> = failures
+        .iter()
+        .map(|f| f["error"].as_str().unwrap())
+        .collect();
+    for (name, what) in [
+        ("000002.mp3", "empty"),
+        ("000003.mp3", "not a supported audio file"),
+        ("000004.wav", "too short"),
+    ] {
+        let e = errors
+            .iter()
+            .find(|e| e.contains(name))
+            .unwrap_or_else(|| panic!("no error names {name}: {errors:?}"));
         assert!(e.contains(what), "{e}");
     }
 
     let set = fhe_shazam::features::FeatureSet::load(&out).unwrap();
-    assert!(set.features.iter().all(|v| v.is_finite()), "silence must give finite features");
+    assert!(
+        set.features.iter().all(|v| v.is_finite()),
+        "silence must give finite features"
+    );
     assert_eq!(set.labels, vec![0, 0, 0, 0, 1, 1, 2, 2, 2]);
     assert_eq!(set.catalog().songs[2].track_id, "000006");
 
@@ -78,13 +110,24 @@ fn missing_dataset_is_a_clear_error() {
         .arg(&missing)
         .assert()
         .failure()
-        .stderr(predicates::str::contains("fma_small").and(predicates::str::contains("does not exist")));
+        .stderr(
+            predicates::str::contains("fma_small").and(predicates::str::contains("does not exist")),
+        );
 }
 
 #[test]
 fn corrupt_sidecar_is_rejected_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("features.json"), b"{\"format\":\"fhe-shazam-features\",\"version\":99}").unwrap();
-    let err = fhe_shazam::features::FeatureSet::load(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("features.json") && err.contains("version"), "{err}");
+    fs::write(
+        dir.path().join("features.json"),
+        b"{\"format\":\"fhe-shazam-features\",\"version\":99}",
+    )
+    .unwrap();
+    let err = fhe_shazam::features::FeatureSet::load(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("features.json") && err.contains("version"),
+        "{err}"
+    );
 }

@@ -5,7 +5,9 @@ use anyhow::Context;
 use fhe_shazam::eval::{evaluate_clear, seed_queries, Metrics, SEED_QUERY_SECONDS};
 use fhe_shazam::features::FeatureSet;
 use fhe_shazam::fsutil;
-use fhe_shazam::model::{fit, Backend, LogisticParams, ModelFile, QuantOptions, QuantizedModel, Scorer};
+use fhe_shazam::model::{
+    fit, Backend, LogisticParams, ModelFile, QuantOptions, QuantizedModel, Scorer,
+};
 use fhe_shazam::report::Provenance;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -51,7 +53,11 @@ pub struct Args {
 
 /// "2..12" → 2,3,…,12; "4,6,8" → 4,6,8; "8" → 8.
 pub fn parse_bits(s: &str) -> Result<Vec<u32>, String> {
-    let num = |t: &str| t.trim().parse::<u32>().map_err(|_| format!("'{t}' is not a bit width"));
+    let num = |t: &str| {
+        t.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("'{t}' is not a bit width"))
+    };
     let bits = match s.split_once("..") {
         Some((a, b)) => (num(a)?..=num(b.trim_start_matches('='))?).collect(),
         None => s.split(',').map(num).collect::<Result<Vec<_>, _>>()?,
@@ -90,14 +96,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let set = FeatureSet::load(&args.features)?;
     let x = set.features.view();
     let catalog = set.catalog();
-    let params = LogisticParams { backend: args.backend, max_iter: args.max_iter, ..LogisticParams::default() };
+    let params = LogisticParams {
+        backend: args.backend,
+        max_iter: args.max_iter,
+        ..LogisticParams::default()
+    };
     let queries = seed_queries(&set, SEED_QUERY_SECONDS);
 
     let start = Instant::now();
     let float = fit(x, &set.labels, set.n_songs(), &params).context("training the float model")?;
     let float_seconds = start.elapsed().as_secs_f64();
     let mut rows = Vec::new();
-    let mut score = |name: String, scorer: &dyn Scorer, file: PathBuf, bits: Option<(u32, u32, u32)>, secs: f64| -> anyhow::Result<()> {
+    let mut score = |name: String,
+                     scorer: &dyn Scorer,
+                     file: PathBuf,
+                     bits: Option<(u32, u32, u32)>,
+                     secs: f64|
+     -> anyhow::Result<()> {
         let (seed, _) = evaluate_clear(scorer, &queries, args.min_votes)?;
         rows.push(Row {
             model: name,
@@ -111,7 +126,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Ok(())
     };
     let float_path = args.out.join("float.json");
-    ModelFile::float(set.sidecar.params.clone(), catalog.clone(), float.clone(), Some(params.clone()))?.save(&float_path)?;
+    ModelFile::float(
+        set.sidecar.params.clone(),
+        catalog.clone(),
+        float.clone(),
+        Some(params.clone()),
+    )?
+    .save(&float_path)?;
     score("float".into(), &float, float_path, None, float_seconds)?;
 
     let mut quantization = QuantOptions::concrete(8);
@@ -125,11 +146,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         quantization = opts;
         let t = Instant::now();
-        let q = QuantizedModel::from_float(&float, x, &opts).with_context(|| format!("quantizing to {n} bits"))?;
+        let q = QuantizedModel::from_float(&float, x, &opts)
+            .with_context(|| format!("quantizing to {n} bits"))?;
         let secs = t.elapsed().as_secs_f64();
         let path = args.out.join(format!("q{n}.json"));
         let bits = (opts.n_bits_input, opts.n_bits_weight, q.accumulator_bits());
-        ModelFile::quantized(set.sidecar.params.clone(), catalog.clone(), q.clone(), Some(params.clone()))?.save(&path)?;
+        ModelFile::quantized(
+            set.sidecar.params.clone(),
+            catalog.clone(),
+            q.clone(),
+            Some(params.clone()),
+        )?
+        .save(&path)?;
         score(format!("quantized n_bits={n}"), &q, path, Some(bits), secs)?;
         bar.inc(1);
     }
@@ -184,7 +212,10 @@ fn summary_markdown(s: &Summary) -> String {
         md += &format!(
             "| {} | {} | {} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {:.3} | {:.3} |\n",
             r.model,
-            r.n_bits.map_or("-".into(), |n| format!("{n}/{}", r.weight_bits.unwrap_or(n))),
+            r.n_bits.map_or("-".into(), |n| format!(
+                "{n}/{}",
+                r.weight_bits.unwrap_or(n)
+            )),
             r.accumulator_bits.map_or("-".into(), |b| b.to_string()),
             100.0 * r.seed.top1,
             100.0 * r.seed.top3,
@@ -196,7 +227,11 @@ fn summary_markdown(s: &Summary) -> String {
     }
     md += &format!(
         "\nMachine: {} ({} cores), commit {}, {}.\nCommand: `{}`\n",
-        s.provenance.cpu, s.provenance.cores, s.provenance.commit, s.provenance.date, s.provenance.command
+        s.provenance.cpu,
+        s.provenance.cores,
+        s.provenance.commit,
+        s.provenance.date,
+        s.provenance.command
     );
     md
 }

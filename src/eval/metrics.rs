@@ -45,7 +45,8 @@ impl Metrics {
     /// Summarises outcomes; `chunk_hits` is the number of chunks predicted right out of `chunks`.
     pub fn from_outcomes(outcomes: &[Outcome], chunk_hits: usize, chunks: usize) -> Self {
         let n = outcomes.len().max(1) as f64;
-        let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count() as f64 / n;
+        let count =
+            |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count() as f64 / n;
         let latencies: Vec<f64> = outcomes.iter().map(|o| o.latency_s * 1e3).collect();
         Self {
             queries: outcomes.len(),
@@ -61,7 +62,11 @@ impl Metrics {
 
 /// Predicts every query with `scorer` (one predict call per query, timed), votes with the
 /// unknown threshold `min_votes`, and summarises.
-pub fn evaluate_clear(scorer: &dyn Scorer, queries: &[Query], min_votes: usize) -> Result<(Metrics, Vec<Outcome>), ModelError> {
+pub fn evaluate_clear(
+    scorer: &dyn Scorer,
+    queries: &[Query],
+    min_votes: usize,
+) -> Result<(Metrics, Vec<Outcome>), ModelError> {
     let (mut hits, mut chunks) = (0, 0);
     let mut outcomes = Vec::with_capacity(queries.len());
     for q in queries {
@@ -71,7 +76,11 @@ pub fn evaluate_clear(scorer: &dyn Scorer, queries: &[Query], min_votes: usize) 
         hits += predictions.iter().filter(|&&p| p == q.truth).count();
         chunks += predictions.len();
         let answer = majority_vote(&predictions, scorer.n_classes(), min_votes);
-        outcomes.push(Outcome { truth: q.truth, answer, latency_s });
+        outcomes.push(Outcome {
+            truth: q.truth,
+            answer,
+            latency_s,
+        });
     }
     Ok((Metrics::from_outcomes(&outcomes, hits, chunks), outcomes))
 }
@@ -86,14 +95,20 @@ mod tests {
     fn perfect_and_confused_queries() {
         // Two classes: class 0 if x > 0 else class 1.
         let model = FloatModel::new(array![[1.0, -1.0]], array![0.0, 0.0]).unwrap();
-        let q = |truth, v: f32, n| Query { truth, features: Array2::from_elem((n, 1), v) };
+        let q = |truth, v: f32, n| Query {
+            truth,
+            features: Array2::from_elem((n, 1), v),
+        };
         let queries = [q(0, 1.0, 6), q(1, -1.0, 6), q(1, 1.0, 6), q(0, 1.0, 3)];
         let (m, out) = evaluate_clear(&model, &queries, 5).unwrap();
         assert_eq!(out[2].answer.song, Some(0));
         assert_eq!(out[3].answer.song, None, "3 votes < 5 is unknown");
         assert_eq!(m.top1, 0.5);
         assert_eq!(m.unknown_rate, 0.25);
-        assert_eq!(m.top3, 0.75, "the confused query has its truth nowhere in the ranking");
+        assert_eq!(
+            m.top3, 0.75,
+            "the confused query has its truth nowhere in the ranking"
+        );
         assert!((m.chunk_accuracy - 15.0 / 21.0).abs() < 1e-12);
     }
 
@@ -101,6 +116,9 @@ mod tests {
     fn quantile_nearest_rank() {
         assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), 2.0);
         assert_eq!(quantile(&[], 0.5), 0.0);
-        assert_eq!(quantile(&(0..100).map(f64::from).collect::<Vec<_>>(), 0.95), 94.0);
+        assert_eq!(
+            quantile(&(0..100).map(f64::from).collect::<Vec<_>>(), 0.95),
+            94.0
+        );
     }
 }

@@ -2,8 +2,10 @@
 
 pub mod metrics;
 pub mod protocol;
+pub mod runner;
 pub mod vote;
 
-pub use vote::{majority_vote, Answer};
 pub use metrics::{evaluate_clear, Metrics, Outcome};
 pub use protocol::{seed_queries, Query, SEED_QUERY_SECONDS};
+pub use runner::{evaluate_quantized, integer_layer, Mode, ModeResult};
+pub use vote::{majority_vote, Answer};
