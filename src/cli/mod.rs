@@ -2,6 +2,7 @@
 //! `--help` text) and calls library functions.
 
 mod bench;
+mod evaluate;
 mod extract;
 mod synth;
 mod train;
@@ -26,6 +27,7 @@ enum Command {
     Synth(synth::Args),
     Extract(extract::Args),
     Train(train::Args),
+    Evaluate(evaluate::Args),
     /// Time pipeline stages and write a benchmark report.
     Bench(bench::Args),
 }
@@ -40,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Synth(args) => synth::run(args),
         Command::Extract(args) => extract::run(args),
         Command::Train(args) => train::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -7,7 +7,8 @@ use super::metrics::{quantile, Metrics, Outcome};
 use super::protocol::Query;
 use super::vote::majority_vote;
 use crate::error::EvalError;
-use crate::fhe::{GlweParams, IntegerLinear, Layout, Session};
+use crate::fhe::params::min_reply_modulus_log;
+use crate::fhe::{GlweParams, IntegerLinear, Layout, NoiseBudget, Session};
 use crate::model::{argmax_rows, QuantizedModel};
 use ndarray::{s, Array2};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,22 @@ pub fn integer_layer(model: &QuantizedModel) -> IntegerLinear {
         bias: model.bias().clone(),
         input_min,
         input_max,
+    }
+}
+
+/// The 128-bit parameter set and packed layout for a layer: N = 2048 with a 32-bit reply,
+/// widened to the smallest reply width that keeps the failure probability under 2^-40 when
+/// the layer needs it (n_bits 10-11); refused with the budget's error when none does.
+pub fn fhe_setup(layer: &IntegerLinear, chunks: usize) -> Result<(Layout, GlweParams), EvalError> {
+    let params = GlweParams::TUNIFORM_2M128_N2048;
+    let layout = Layout::densest(chunks, layer.features(), params.polynomial_size)?;
+    let budget = NoiseBudget::compute(layer, &layout, &params)?;
+    if budget.check().is_ok() {
+        return Ok((layout, params));
+    }
+    match min_reply_modulus_log(layer, &layout, &params)? {
+        Some(bits) => Ok((layout, params.with_reply_modulus_log(bits)?)),
+        None => Err(budget.check().unwrap_err().into()),
     }
 }
 
@@ -83,10 +100,10 @@ pub fn evaluate_quantized(
     let classes = model.n_classes();
     let session = match mode {
         Mode::Execute => {
-            let params = GlweParams::TUNIFORM_2M128_N2048;
-            let layout = Layout::densest(chunks, model.n_features(), params.polynomial_size)?;
+            let layer = integer_layer(model);
+            let (layout, params) = fhe_setup(&layer, chunks)?;
             let t = Instant::now();
-            let session = Session::new(&integer_layer(model), layout, params)?;
+            let session = Session::new(&layer, layout, params)?;
             Some((session, t.elapsed().as_secs_f64() * 1e3))
         }
         _ => None,
