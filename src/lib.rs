@@ -6,6 +6,7 @@
 //! notebooks call the same code.
 
 pub mod audio;
+pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod eval;
@@ -13,6 +14,7 @@ pub mod features;
 pub mod fhe;
 pub mod fsutil;
 pub mod model;
+pub mod pipeline;
 pub mod report;
 
 pub use error::{AudioError, DatasetError, EvalError, FeatureError, FheError, ModelError};

@@ -4,6 +4,7 @@
 mod bench;
 mod evaluate;
 mod extract;
+mod reproduce;
 mod synth;
 mod train;
 
@@ -28,6 +29,7 @@ enum Command {
     Extract(extract::Args),
     Train(train::Args),
     Evaluate(evaluate::Args),
+    Reproduce(reproduce::Args),
     /// Time pipeline stages and write a benchmark report.
     Bench(bench::Args),
 }
@@ -43,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Extract(args) => extract::run(args),
         Command::Train(args) => train::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

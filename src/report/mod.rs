@@ -1,5 +1,8 @@
 //! Reports: provenance, tables (CSV / Markdown / JSON) and plots.
 
+pub mod experiment;
+pub mod plots;
 pub mod provenance;
+pub mod tables;
 
 pub use provenance::Provenance;

@@ -1,0 +1,270 @@
+//! Experiment configuration: one TOML file fully describes an experiment (dataset, features,
+//! training, quantization grid, modes, protocol, outputs). Unknown keys are errors; every
+//! section defaults to the seed protocol, so an empty file is the seed experiment.
+
+use crate::audio::LoadOptions;
+use crate::dataset::synth::SynthParams;
+use crate::eval::Mode;
+use crate::features::FeatureParams;
+use crate::model::{LogisticParams, QuantOptions};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("config {path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("config {path}: invalid: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// Where the songs come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// A dataset folder (FMA tree or any audio folder); None = the synthetic default corpus.
+    pub path: Option<PathBuf>,
+    /// Take the first N songs in sorted path order (the seed: 400).
+    pub num_songs: Option<usize>,
+    /// An explicit tracks.csv.
+    pub metadata: Option<PathBuf>,
+    /// Load at most this many seconds of each file (the seed: 180).
+    pub max_seconds: f64,
+    /// The synthetic corpus used when `path` is None.
+    pub synth: SynthParams,
+}
+
+impl Default for DatasetConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            num_songs: Some(400),
+            metadata: None,
+            max_seconds: 180.0,
+            synth: SynthParams::default(),
+        }
+    }
+}
+
+/// The quantized models: one per input bit width of `n_bits`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuantizationConfig {
+    pub n_bits: Vec<u32>,
+    /// Weight bits, when they differ from the input bits.
+    pub weight_bits: Option<u32>,
+    pub standardize_inputs: bool,
+    pub symmetric_weights: bool,
+}
+
+impl Default for QuantizationConfig {
+    fn default() -> Self {
+        Self {
+            n_bits: vec![8],
+            weight_bits: None,
+            standardize_inputs: false,
+            symmetric_weights: false,
+        }
+    }
+}
+
+impl QuantizationConfig {
+    pub fn options(&self, n_bits: u32) -> QuantOptions {
+        QuantOptions {
+            n_bits_input: n_bits,
+            n_bits_weight: self.weight_bits.unwrap_or(n_bits),
+            standardize_inputs: self.standardize_inputs,
+            symmetric_weights: self.symmetric_weights,
+        }
+    }
+}
+
+/// How models are evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvaluationConfig {
+    /// Query protocol; only "seed" exists yet (first `query_seconds` of each song).
+    pub protocol: String,
+    pub query_seconds: f64,
+    /// Modes for the quantized models (the float model runs in the clear).
+    pub modes: Vec<Mode>,
+    /// Run execute mode on the first N queries only (None = all).
+    pub execute_limit: Option<usize>,
+    /// Fewer votes than this → "unknown" (the seed: 5).
+    pub min_votes: usize,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        Self {
+            protocol: "seed".into(),
+            query_seconds: 15.0,
+            modes: vec![Mode::Clear, Mode::Simulate, Mode::Execute],
+            execute_limit: None,
+            min_votes: 5,
+        }
+    }
+}
+
+/// Where caches and the report go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Caches (synthetic corpus, features, models) live under this folder.
+    pub data_dir: PathBuf,
+    /// The report folder (results.csv/json, summary.md, plots, config.toml).
+    pub report_dir: PathBuf,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            report_dir: PathBuf::from("reports/reproduce"),
+        }
+    }
+}
+
+/// A whole experiment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Experiment name (also the cache sub-folder).
+    pub name: String,
+    pub dataset: DatasetConfig,
+    pub features: FeatureParams,
+    pub training: LogisticParams,
+    pub quantization: QuantizationConfig,
+    pub evaluation: EvaluationConfig,
+    pub output: OutputConfig,
+}
+
+impl ExperimentConfig {
+    /// Reads and validates a TOML config.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        config.validate().map_err(|reason| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        Ok(config)
+    }
+
+    /// The seed experiment with a name.
+    pub fn seed(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Checks what serde cannot: ranges and consistency.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() || self.name.contains(['/', '\\']) {
+            return Err(format!(
+                "name {:?} must be a non-empty folder name",
+                self.name
+            ));
+        }
+        if self.evaluation.protocol != "seed" {
+            return Err(format!(
+                "protocol {:?}: only \"seed\" is implemented",
+                self.evaluation.protocol
+            ));
+        }
+        if self.quantization.n_bits.is_empty()
+            && self.evaluation.modes.iter().any(|m| *m != Mode::Clear)
+        {
+            return Err(
+                "quantization.n_bits is empty but simulate/execute modes are requested".into(),
+            );
+        }
+        for &n in &self.quantization.n_bits {
+            self.quantization
+                .options(n)
+                .check()
+                .map_err(|e| e.to_string())?;
+        }
+        self.training.check().map_err(|e| e.to_string())?;
+        crate::features::Mfcc::new(self.features.mfcc.clone()).map_err(|e| e.to_string())?;
+        if self.evaluation.query_seconds * (self.features.sample_rate() as f64)
+            < self.features.chunk_samples as f64
+        {
+            return Err(format!(
+                "evaluation.query_seconds {} is shorter than one chunk",
+                self.evaluation.query_seconds
+            ));
+        }
+        if self.dataset.max_seconds <= 0.0 {
+            return Err("dataset.max_seconds must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            sample_rate: self.features.sample_rate(),
+            max_seconds: Some(self.dataset.max_seconds),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_seed_protocol() {
+        let c: ExperimentConfig = toml::from_str("name = \"x\"").unwrap();
+        assert_eq!(c.quantization.n_bits, vec![8]);
+        assert_eq!(c.features.chunk_samples, 11_025);
+        assert_eq!(c.evaluation.min_votes, 5);
+        assert_eq!(c.dataset.num_songs, Some(400));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(
+            toml::from_str::<ExperimentConfig>("name = \"x\"\n[quantization]\nnbits = [8]")
+                .is_err()
+        );
+        let mut c = ExperimentConfig::seed("x");
+        c.quantization.n_bits = vec![0];
+        assert!(c.validate().is_err());
+        let mut c = ExperimentConfig::seed("x");
+        c.evaluation.protocol = "robust".into();
+        assert!(c.validate().unwrap_err().contains("robust"));
+    }
+
+    #[test]
+    fn shipped_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                ExperimentConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(
+            n >= 3,
+            "expected the reproduce, sweep-nbits and smoke configs"
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! Result tables: results.csv (one row per model × mode), results.json, and summary.md in the
+//! seed's table layout next to its published figures.
+
+use crate::error::ReportError;
+use crate::eval::Mode;
+use crate::fsutil;
+use crate::pipeline::ResultRow;
+use std::path::Path;
+
+/// Zama's published seed figures (400 FMA songs, Concrete ML n_bits 8; DESIGN.md §2).
+pub const SEED_ACCURACY_CLEAR: f64 = 0.9725;
+pub const SEED_ACCURACY_FHE: f64 = 0.9725;
+pub const SEED_ACCURACY_SKLEARN: f64 = 0.9775;
+pub const SEED_MS_CLEAR: f64 = 0.586;
+pub const SEED_MS_FHE: f64 = 318.6;
+pub const SEED_MS_SKLEARN: f64 = 0.174;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `rows` as CSV (empty cells for absent values), atomically.
+pub fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<(), ReportError> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        out.serialize(r)
+            .map_err(|e| io(path)(std::io::Error::other(e)))?;
+    }
+    let bytes = out
+        .into_inner()
+        .map_err(|e| io(path)(std::io::Error::other(e.to_string())))?;
+    fsutil::write_atomic(path, &bytes).map_err(io(path))
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2} %", 100.0 * v)
+}
+
+fn find<'a>(rows: &'a [ResultRow], n_bits: Option<u32>, mode: Mode) -> Option<&'a ResultRow> {
+    rows.iter().find(|r| r.n_bits == n_bits && r.mode == mode)
+}
+
+/// The seed's table (rows Accuracy, Accuracy (FHE), Inference Time, Inference Time (FHE),
+/// n_bits; one column per model), with the seed's published column first.
+pub fn seed_table(rows: &[ResultRow]) -> String {
+    let mut bits: Vec<u32> = rows.iter().filter_map(|r| r.n_bits).collect();
+    bits.dedup();
+    let mut header =
+        "| | seed: Concrete ML (published) | seed: sklearn (published) | ours: float |".to_string();
+    let mut rule = "|---|---|---|---|".to_string();
+    for n in &bits {
+        header += &format!(" ours: n_bits {n} |");
+        rule += "---|";
+    }
+    let float = find(rows, None, Mode::Clear);
+    let cell =
+        |r: Option<&ResultRow>, f: &dyn Fn(&ResultRow) -> String| r.map_or("-".to_string(), f);
+    let acc = |r: &ResultRow| {
+        if r.queries == rows.iter().map(|x| x.queries).max().unwrap_or(0) {
+            pct(r.top1)
+        } else {
+            format!("{} ({} queries)", pct(r.top1), r.queries)
+        }
+    };
+    let ms = |r: &ResultRow| format!("{:.3} ms", r.latency_median_ms);
+    let mut lines = vec![header, rule];
+    let mut line =
+        |label: &str, seed: String, sk: String, fl: String, per: &dyn Fn(u32) -> String| {
+            let mut l = format!("| {label} | {seed} | {sk} | {fl} |");
+            for &n in &bits {
+                l += &format!(" {} |", per(n));
+            }
+            lines.push(l);
+        };
+    let clear_of =
+        |n: u32| find(rows, Some(n), Mode::Simulate).or(find(rows, Some(n), Mode::Clear));
+    line(
+        "Accuracy",
+        pct(SEED_ACCURACY_CLEAR),
+        pct(SEED_ACCURACY_SKLEARN),
+        cell(float, &acc),
+        &|n| cell(clear_of(n), &acc),
+    );
+    line(
+        "Accuracy (FHE)",
+        pct(SEED_ACCURACY_FHE),
+        "-".into(),
+        "-".into(),
+        &|n| cell(find(rows, Some(n), Mode::Execute), &acc),
+    );
+    line(
+        "Inference Time",
+        format!("{SEED_MS_CLEAR} ms"),
+        format!("{SEED_MS_SKLEARN} ms"),
+        cell(float, &ms),
+        &|n| cell(clear_of(n), &ms),
+    );
+    line(
+        "Inference Time (FHE)",
+        format!("{SEED_MS_FHE} ms"),
+        "-".into(),
+        "-".into(),
+        &|n| cell(find(rows, Some(n), Mode::Execute), &ms),
+    );
+    line("n_bits", "8".into(), "-".into(), "-".into(), &|n| {
+        n.to_string()
+    });
+    lines.join("\n") + "\n"
+}
+
+/// Every row: model, mode, accuracy, latency and FHE costs.
+pub fn full_table(rows: &[ResultRow]) -> String {
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    let mut md = String::from(
+        "| model | n_bits | acc. bits | mode | queries | top-1 | top-3 | unknown | chunk acc. | ms/query (median) | p95 | encrypt ms | server ms | decrypt ms | up KiB | down KiB |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        md += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} |\n",
+            r.model,
+            r.n_bits.map_or("-".into(), |n| n.to_string()),
+            r.accumulator_bits.map_or("-".into(), |n| n.to_string()),
+            r.mode,
+            r.queries,
+            pct(r.top1),
+            pct(r.top3),
+            pct(r.unknown_rate),
+            pct(r.chunk_accuracy),
+            r.latency_median_ms,
+            r.latency_p95_ms,
+            opt(r.encrypt_ms),
+            opt(r.server_ms),
+            opt(r.decrypt_ms),
+            opt(r.bytes_up.map(|b| b as f64 / 1024.0)),
+            opt(r.bytes_down.map(|b| b as f64 / 1024.0)),
+        );
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(n_bits: Option<u32>, mode: Mode, top1: f64, queries: usize) -> ResultRow {
+        ResultRow {
+            experiment: "t".into(),
+            dataset: "d".into(),
+            model: if n_bits.is_some() {
+                "quantized"
+            } else {
+                "float"
+            }
+            .into(),
+            n_bits,
+            weight_bits: n_bits,
+            standardize_inputs: false,
+            accumulator_bits: n_bits.map(|n| 2 * n + 2),
+            mode,
+            queries,
+            top1,
+            top3: top1,
+            unknown_rate: 0.0,
+            chunk_accuracy: 0.5,
+            latency_median_ms: 1.0,
+            latency_p95_ms: 2.0,
+            encrypt_ms: (mode == Mode::Execute).then_some(0.7),
+            server_ms: None,
+            decrypt_ms: None,
+            bytes_up: (mode == Mode::Execute).then_some(16_467),
+            bytes_down: None,
+            simulate_top1_same_queries: None,
+        }
+    }
+
+    #[test]
+    fn seed_table_has_the_seed_rows_and_our_columns() {
+        let rows = [
+            r(None, Mode::Clear, 0.97, 400),
+            r(Some(8), Mode::Simulate, 0.965, 400),
+            r(Some(8), Mode::Execute, 0.96, 100),
+        ];
+        let t = seed_table(&rows);
+        for needle in [
+            "| Accuracy |",
+            "| Accuracy (FHE) |",
+            "| Inference Time (FHE) |",
+            "| n_bits | 8 |",
+            "ours: n_bits 8",
+            "97.25 %",
+            "96.50 %",
+            "96.00 % (100 queries)",
+        ] {
+            assert!(t.contains(needle), "missing {needle:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn csv_has_a_header_and_empty_cells_for_absent_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        write_csv(
+            &path,
+            &[
+                r(None, Mode::Clear, 0.9, 4),
+                r(Some(8), Mode::Execute, 0.8, 4),
+            ],
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines();
+        assert!(lines
+            .next()
+            .unwrap()
+            .starts_with("experiment,dataset,model,n_bits,"));
+        assert!(lines
+            .next()
+            .unwrap()
+            .starts_with("t,d,float,,,false,,clear,4,0.9,"));
+        assert!(lines.next().unwrap().contains(",execute,4,0.8,"));
+    }
+}

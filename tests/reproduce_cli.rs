@@ -1,0 +1,118 @@
+//! End to end: `fhe-shazam reproduce` on the tiny smoke config — synthetic corpus, features,
+//! models, clear / simulate / real FHE, report — then again from the caches.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::fs;
+use std::path::Path;
+
+fn smoke_config(dir: &Path) -> std::path::PathBuf {
+    let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml"))
+        .unwrap();
+    let data = dir.join("data");
+    let text = text.replace(
+        "data_dir = \"data\"",
+        &format!("data_dir = {:?}", data.to_str().unwrap()),
+    );
+    let path = dir.join("smoke.toml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+fn reproduce(config: &Path, out: &Path) -> String {
+    let output = Command::cargo_bin("fhe-shazam")
+        .unwrap()
+        .arg("reproduce")
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "reproduce failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn smoke_experiment_end_to_end_and_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = smoke_config(dir.path());
+    let out = dir.path().join("report");
+    let stdout = reproduce(&config, &out);
+    assert!(stdout.contains("Accuracy (FHE)"), "{stdout}");
+
+    let csv = fs::read_to_string(out.join("results.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(
+        rows.len(),
+        1 + 2 * 3,
+        "float + n_bits {{4, 8}} × {{clear, simulate, execute}}"
+    );
+    for r in rows.iter().filter(|r| &r[col("mode")] == "execute") {
+        assert_eq!(
+            &r[col("top1")],
+            &r[col("simulate_top1_same_queries")],
+            "FHE accuracy must equal simulate"
+        );
+        assert!(r[col("bytes_up")].parse::<usize>().unwrap() > 16_000);
+    }
+    let float = rows.iter().find(|r| &r[col("model")] == "float").unwrap();
+    assert!(
+        float[col("top1")].parse::<f64>().unwrap() > 0.5,
+        "6 distinct songs should mostly be identified"
+    );
+    for f in [
+        "results.json",
+        "summary.md",
+        "config.toml",
+        "accuracy_vs_nbits.svg",
+        "accuracy_vs_nbits.png",
+        "latency_vs_nbits.png",
+        "bytes_vs_nbits.png",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let summary = fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("not the FMA figure"),
+        "synthetic data must be labelled as such"
+    );
+    assert!(!summary.contains("cached models reused"));
+
+    // Second run: corpus, features and models come from the caches; same results.
+    reproduce(&config, &out);
+    let again = fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(again.contains("cached models reused"), "{again}");
+    let csv_again = fs::read_to_string(out.join("results.csv")).unwrap();
+    let acc = |s: &str| {
+        s.lines()
+            .map(|l| l.split(',').take(13).collect::<Vec<_>>().join(","))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        acc(&csv),
+        acc(&csv_again),
+        "accuracy columns must not change on a cached re-run"
+    );
+}
+
+#[test]
+fn unknown_config_key_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    fs::write(&path, "name = \"x\"\n[quantization]\nnbits = [8]\n").unwrap();
+    Command::cargo_bin("fhe-shazam")
+        .unwrap()
+        .args(["reproduce", "--config"])
+        .arg(&path)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("bad.toml").and(predicates::str::contains("nbits")));
+}
