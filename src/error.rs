@@ -202,3 +202,16 @@ pub enum EvalError {
         reason: String,
     },
 }
+
+/// Errors of the `report` layer: writing plots and report files.
+#[derive(Debug, Error)]
+pub enum ReportError {
+    #[error("{path}: cannot write plot: {reason}")]
+    Plot { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
