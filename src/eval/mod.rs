@@ -6,6 +6,6 @@ pub mod runner;
 pub mod vote;
 
 pub use metrics::{evaluate_clear, Metrics, Outcome};
-pub use protocol::{seed_queries, Query, SEED_QUERY_SECONDS};
+pub use protocol::{queries_from_files, seed_queries, Query, QueryFile, SEED_QUERY_SECONDS};
 pub use runner::{evaluate_quantized, integer_layer, Mode, ModeResult};
 pub use vote::{majority_vote, Answer};

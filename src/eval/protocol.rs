@@ -33,3 +33,91 @@ pub fn seed_queries(set: &FeatureSet, query_seconds: f64) -> Vec<Query> {
         })
         .collect()
 }
+
+/// A query given as an audio file and the song index it really is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryFile {
+    pub path: std::path::PathBuf,
+    pub truth: usize,
+}
+
+/// Queries from audio files (any list of recordings + truth): each file is loaded like the
+/// training audio, cut to its first `query_seconds`, and chunked like training. A file that
+/// cannot be decoded or is shorter than one chunk is an error naming it.
+pub fn queries_from_files(
+    files: &[QueryFile],
+    load: &crate::audio::LoadOptions,
+    params: &crate::features::FeatureParams,
+    query_seconds: f64,
+) -> Result<Vec<Query>, crate::error::FeatureError> {
+    let mfcc = crate::features::Mfcc::new(params.mfcc.clone())?;
+    let opts = crate::audio::LoadOptions {
+        max_seconds: Some(query_seconds),
+        ..load.clone()
+    };
+    files
+        .iter()
+        .map(|f| {
+            let fail = |reason: String| crate::error::FeatureError::Store {
+                path: f.path.clone(),
+                reason,
+            };
+            let audio = crate::audio::load(&f.path, &opts).map_err(|e| fail(e.to_string()))?;
+            let features = crate::features::chunk_features(&mfcc, params, &audio.samples)
+                .map_err(|e| fail(e.to_string()))?;
+            Ok(Query {
+                truth: f.truth,
+                features,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::{write_wav, Audio, LoadOptions};
+    use crate::features::FeatureParams;
+
+    #[test]
+    fn query_files_are_cut_and_chunked_like_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.wav");
+        let samples = (0..22_050 * 3)
+            .map(|n| 0.3 * (n as f32 * 0.05).sin())
+            .collect();
+        write_wav(
+            &path,
+            &Audio {
+                samples,
+                sample_rate: 22_050,
+            },
+        )
+        .unwrap();
+        let files = [QueryFile {
+            path: path.clone(),
+            truth: 7,
+        }];
+        let q = queries_from_files(
+            &files,
+            &LoadOptions::default(),
+            &FeatureParams::default(),
+            2.0,
+        )
+        .unwrap();
+        assert_eq!(q[0].truth, 7);
+        assert_eq!(q[0].features.dim(), (4, 20), "2 s → four 0.5 s chunks");
+        let missing = [QueryFile {
+            path: dir.path().join("nope.wav"),
+            truth: 0,
+        }];
+        let err = queries_from_files(
+            &missing,
+            &LoadOptions::default(),
+            &FeatureParams::default(),
+            2.0,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nope.wav"), "{err}");
+    }
+}
