@@ -27,9 +27,9 @@ model's seed metrics), and rescores the saved float model with the code above (o
 standardised problem, chunk and seed accuracy). --md writes both sides as one Markdown table.
 
 The machine may be shared (e.g. with a compiler): before every timed run the script waits
-(up to --idle-wait s) until the CPUs are >= 90 % idle, measures the CPU share that other
-processes took while it ran ("background"), and redoes the run (up to --tries times) when that
-share exceeds --max-background.
+(up to --idle-wait s) until the CPUs have been >= 90 % idle for 5 s, measures the CPU share
+that other processes took while it ran ("background"), and redoes the run (up to --tries
+times) when that share exceeds --max-background.
 
 Example:
   python3 experiments/sklearn_baseline.py data/features --out reports/train-synth/sklearn.json \
@@ -97,12 +97,12 @@ def _own_cpu_seconds():
     return t.user + t.system + t.children_user + t.children_system
 
 
-def wait_idle(max_wait: float, threshold: float = 0.9) -> float:
-    """Waits until the CPUs are >= threshold idle over one second; returns the seconds waited."""
+def wait_idle(max_wait: float, threshold: float = 0.9, window: float = 5.0) -> float:
+    """Waits until the CPUs are >= threshold idle over `window` s; returns the seconds waited."""
     start = time.monotonic()
     while time.monotonic() - start < max_wait:
         a = _cpu_jiffies()
-        time.sleep(1.0)
+        time.sleep(window)
         b = _cpu_jiffies()
         if a is None or b is None or b[1] == a[1] or 1 - (b[0] - a[0]) / (b[1] - a[1]) >= threshold:
             break
@@ -247,7 +247,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per setting (interleaved rounds)")
     ap.add_argument("--query-chunks", type=int, default=30, help="seed query: chunks with index < this")
     ap.add_argument("--min-votes", type=int, default=5, help="fewer votes than this is 'unknown'")
-    ap.add_argument("--idle-wait", type=float, default=300, help="max seconds to wait for idle CPUs per run")
+    ap.add_argument("--idle-wait", type=float, default=1200, help="max seconds to wait for idle CPUs per run")
     ap.add_argument("--max-background", type=float, default=0.10,
                     help="redo a run when other processes took more than this share of the CPUs")
     ap.add_argument("--tries", type=int, default=4, help="max attempts per run (see --max-background)")
@@ -342,7 +342,7 @@ def main():
             table,
             "",
             f"- seconds: median of {args.repeats} runs (min in brackets), the settings interleaved round "
-            "by round, each run started once the CPUs were >= 90 % idle and redone (up to "
+            "by round, each run started once the CPUs had been >= 90 % idle for 5 s and redone (up to "
             f"{args.tries} tries) when other processes took > {100 * args.max_background:.0f} % of the "
             f"machine during it; in the kept runs they took at most {100 * max(bg, default=0):.0f} % "
             f"({n_discarded} runs redone). sklearn: StandardScaler + "
