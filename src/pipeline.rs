@@ -6,7 +6,8 @@
 use crate::config::ExperimentConfig;
 use crate::dataset::{scan, synth, ScanOptions};
 use crate::error::{DatasetError, EvalError, FeatureError, ModelError};
-use crate::eval::{evaluate_clear, evaluate_quantized, seed_queries, Mode, ModeResult};
+use crate::eval::runner::{evaluate_modes, ModeRun};
+use crate::eval::{evaluate_clear, seed_queries, Mode, ModeResult};
 use crate::features::{extract, ExtractSummary, FeatureSet};
 use crate::fsutil;
 use crate::model::{fit, FitInfo, FloatModel, ModelFile, QuantizedModel};
@@ -204,10 +205,9 @@ fn row(
     dataset: &str,
     model: &str,
     q: Option<(u32, &QuantizedModel)>,
-    queries: usize,
-    r: &ModeResult,
-    same: Option<f64>,
+    run: &ModeRun,
 ) -> ResultRow {
+    let (r, queries, same) = (&run.result, run.queries, run.simulate_top1_same_queries);
     let m = &r.metrics;
     let f = r.fhe.as_ref();
     ResultRow {
@@ -295,43 +295,26 @@ pub fn reproduce(
         .max()
         .unwrap_or(1);
     let (metrics, _) = evaluate_clear(&float, &queries, ev.min_votes)?;
-    let mut rows = vec![row(
-        config,
-        &dataset_name,
-        "float",
-        None,
-        queries.len(),
-        &ModeResult {
+    let float_run = ModeRun {
+        queries: queries.len(),
+        result: ModeResult {
             mode: Mode::Clear,
             metrics,
             fhe: None,
         },
-        None,
-    )];
+        simulate_top1_same_queries: None,
+    };
+    let mut rows = vec![row(config, &dataset_name, "float", None, &float_run)];
     for (n, q) in &quantized {
-        for &mode in &ev.modes {
-            let subset = match (mode, ev.execute_limit) {
-                (Mode::Execute, Some(limit)) => &queries[..limit.min(queries.len())],
-                _ => &queries[..],
-            };
-            let r = evaluate_quantized(q, subset, mode, ev.min_votes, chunks)?;
-            let same = match mode {
-                Mode::Execute => Some(
-                    evaluate_quantized(q, subset, Mode::Simulate, ev.min_votes, chunks)?
-                        .metrics
-                        .top1,
-                ),
-                _ => None,
-            };
-            rows.push(row(
-                config,
-                &dataset_name,
-                "quantized",
-                Some((*n, q)),
-                subset.len(),
-                &r,
-                same,
-            ));
+        for run in evaluate_modes(
+            q,
+            &queries,
+            &ev.modes,
+            ev.execute_limit,
+            ev.min_votes,
+            chunks,
+        )? {
+            rows.push(row(config, &dataset_name, "quantized", Some((*n, q)), &run));
         }
     }
     timed("evaluate", t);

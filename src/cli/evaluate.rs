@@ -2,9 +2,9 @@
 //! in simulation (the exact integer circuit) and under real FHE execution.
 
 use anyhow::Context;
+use fhe_shazam::eval::runner::evaluate_modes;
 use fhe_shazam::eval::{
-    evaluate_clear, evaluate_quantized, integer_layer, seed_queries, Mode, ModeResult,
-    SEED_QUERY_SECONDS,
+    evaluate_clear, integer_layer, seed_queries, Mode, ModeResult, SEED_QUERY_SECONDS,
 };
 use fhe_shazam::features::FeatureSet;
 use fhe_shazam::fhe::{noise_budget_table, GlweParams, IntegerLinear, Layout};
@@ -113,33 +113,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
         layers.push((format!("n_bits={n}"), integer_layer(q)));
-        for &mode in &args.modes {
-            let subset = match mode {
-                Mode::Execute => {
-                    &queries[..args
-                        .execute_limit
-                        .unwrap_or(queries.len())
-                        .min(queries.len())]
-                }
-                _ => &queries[..],
-            };
-            let result = evaluate_quantized(q, subset, mode, args.min_votes, chunks)
-                .with_context(|| format!("{} in {mode} mode", path.display()))?;
-            let simulate_top1_same_queries = match mode {
-                Mode::Execute => Some(
-                    evaluate_quantized(q, subset, Mode::Simulate, args.min_votes, chunks)?
-                        .metrics
-                        .top1,
-                ),
-                _ => None,
-            };
+        for run in evaluate_modes(
+            q,
+            &queries,
+            &args.modes,
+            args.execute_limit,
+            args.min_votes,
+            chunks,
+        )
+        .with_context(|| format!("evaluating {}", path.display()))?
+        {
             rows.push(Row {
                 model: format!("quantized n_bits={n}"),
                 n_bits: Some(n),
                 accumulator_bits: Some(q.accumulator_bits()),
-                queries: subset.len(),
-                result,
-                simulate_top1_same_queries,
+                queries: run.queries,
+                result: run.result,
+                simulate_top1_same_queries: run.simulate_top1_same_queries,
             });
             bar.inc(1);
         }

@@ -168,6 +168,49 @@ pub fn evaluate_quantized(
     })
 }
 
+/// One mode's result over `queries` queries; execute rows carry simulate's top-1 on exactly
+/// the same queries (FHE must equal it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModeRun {
+    pub queries: usize,
+    pub result: ModeResult,
+    pub simulate_top1_same_queries: Option<f64>,
+}
+
+/// Evaluates `model` in each of `modes`; execute runs on the first `execute_limit` queries only.
+pub fn evaluate_modes(
+    model: &QuantizedModel,
+    queries: &[Query],
+    modes: &[Mode],
+    execute_limit: Option<usize>,
+    min_votes: usize,
+    chunks: usize,
+) -> Result<Vec<ModeRun>, EvalError> {
+    modes
+        .iter()
+        .map(|&mode| {
+            let subset = match (mode, execute_limit) {
+                (Mode::Execute, Some(limit)) => &queries[..limit.min(queries.len())],
+                _ => queries,
+            };
+            let result = evaluate_quantized(model, subset, mode, min_votes, chunks)?;
+            let simulate_top1_same_queries = match mode {
+                Mode::Execute => Some(
+                    evaluate_quantized(model, subset, Mode::Simulate, min_votes, chunks)?
+                        .metrics
+                        .top1,
+                ),
+                _ => None,
+            };
+            Ok(ModeRun {
+                queries: subset.len(),
+                result,
+                simulate_top1_same_queries,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
