@@ -5,6 +5,8 @@
 //! tool the bench prints why and does nothing. Run with:
 //! `cargo bench --bench audio` (add `-- --quick` for a short run).
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use fhe_shazam::audio::decode::decode_file;
 use fhe_shazam::audio::resample::resample;
@@ -139,26 +141,14 @@ fn bench_audio(c: &mut Criterion) {
     group.finish();
 }
 
-/// On-CPU time of this thread in ns (Linux), which a busy shared machine inflates far less
-/// than wall time; `None` elsewhere.
-fn thread_cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// Prints the minimum on-CPU time over 20 runs of each stage (everything is single-threaded).
 fn report_cpu_time(mp3: &std::path::Path, samples: &[f32]) {
-    let Some(_) = thread_cpu_ns() else { return };
     let min_ms = |f: &mut dyn FnMut()| {
         (0..20)
-            .filter_map(|_| {
-                let start = thread_cpu_ns()?;
+            .map(|_| {
+                let start = common::thread_cpu_time();
                 f();
-                Some((thread_cpu_ns()? - start) as f64 / 1e6)
+                (common::thread_cpu_time() - start).as_secs_f64() * 1e3
             })
             .fold(f64::INFINITY, f64::min)
     };

@@ -6,6 +6,8 @@
 //! other jobs, where wall time also counts the time the thread waited for a core.
 //! Run: `cargo bench --bench features` (add `-- --quick` for a short run).
 
+mod common;
+
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, Criterion};
 use fhe_shazam::features::{chunk_features, FeatureParams, Mfcc};
@@ -43,25 +45,14 @@ struct ThreadCpuTime {
     wall: WallTime,
 }
 
-fn thread_cpu_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a Linux/POSIX constant.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 impl Measurement for ThreadCpuTime {
     type Intermediate = Duration;
     type Value = Duration;
     fn start(&self) -> Duration {
-        thread_cpu_now()
+        common::thread_cpu_time()
     }
     fn end(&self, start: Duration) -> Duration {
-        thread_cpu_now().saturating_sub(start)
+        common::thread_cpu_time().saturating_sub(start)
     }
     fn add(&self, a: &Duration, b: &Duration) -> Duration {
         *a + *b

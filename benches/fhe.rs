@@ -4,6 +4,8 @@
 //!
 //! `cargo bench --bench fhe` (release). Set FHE_BENCH_TABLE_ONLY=1 to skip criterion.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -41,26 +43,11 @@ fn pool(threads: usize) -> ThreadPool {
         .expect("rayon pool")
 }
 
-/// CPU time consumed by the calling thread. The benchmark machine is shared, so wall-clock
-/// times include waits for a core; with one thread (everything runs on the caller) this is
-/// the cost on one uncontended core.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec and the clock id is a constant the kernel
-    // supports; clock_gettime writes nothing else.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 /// Wall-clock and thread-CPU time of one run of `f`.
 fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration, Duration) {
-    let (wall, cpu) = (Instant::now(), thread_cpu_time());
+    let (wall, cpu) = (Instant::now(), common::thread_cpu_time());
     let out = f();
-    (out, wall.elapsed(), thread_cpu_time() - cpu)
+    (out, wall.elapsed(), common::thread_cpu_time() - cpu)
 }
 
 /// Wall median, wall minimum, CPU median.
