@@ -61,6 +61,21 @@ pub enum DatasetError {
     Audio(#[from] AudioError),
     #[error("invalid synthetic corpus parameters: {0}")]
     InvalidSynthParams(String),
+    #[error("invalid degradation: {0}")]
+    InvalidDegradation(String),
+    #[error("invalid query set parameters: {0}")]
+    InvalidQueryParams(String),
+    #[error(
+        "{song}: {available_seconds:.2} s of audio {window}, a query needs at least {needed_seconds:.2} s"
+    )]
+    ClipTooShort {
+        song: String,
+        window: String,
+        available_seconds: f64,
+        needed_seconds: f64,
+    },
+    #[error("query set {path}: {reason}")]
+    QuerySet { path: PathBuf, reason: String },
 }
 
 /// Errors of the `model` layer: training, quantizing, scoring and model files.

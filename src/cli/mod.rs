@@ -4,6 +4,7 @@
 mod bench;
 mod evaluate;
 mod extract;
+mod queries;
 mod reproduce;
 mod synth;
 mod train;
@@ -27,6 +28,7 @@ pub struct Cli {
 enum Command {
     Synth(synth::Args),
     Extract(extract::Args),
+    Queries(queries::Args),
     Train(train::Args),
     Evaluate(evaluate::Args),
     Reproduce(reproduce::Args),
@@ -43,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Synth(args) => synth::run(args),
         Command::Extract(args) => extract::run(args),
+        Command::Queries(args) => queries::run(args),
         Command::Train(args) => train::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Reproduce(args) => reproduce::run(args),

@@ -7,3 +7,11 @@ pub use catalog::{Catalog, Song};
 pub mod fma;
 
 pub use fma::{scan, ScanOptions};
+pub mod degrade;
+pub mod queries;
+
+pub use degrade::{apply, degrade, Degradation, NoiseColour};
+pub use queries::{
+    read_query_set, write_query_set, Condition, QueryEntry, QuerySet, QuerySetParams,
+    QuerySetSummary, QueryWindow,
+};
