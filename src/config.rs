@@ -3,8 +3,9 @@
 //! section defaults to the seed protocol, so an empty file is the seed experiment.
 
 use crate::audio::LoadOptions;
+use crate::dataset::queries::Condition;
 use crate::dataset::synth::SynthParams;
-use crate::eval::Mode;
+use crate::eval::{Decision, Mode, Rule};
 use crate::features::FeatureParams;
 use crate::model::{LogisticParams, QuantOptions};
 use serde::{Deserialize, Serialize};
@@ -86,29 +87,94 @@ impl QuantizationConfig {
     }
 }
 
+/// The query protocols of DESIGN.md §6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// The first `query_seconds` of each song, on the training grid (the seed's leak included).
+    Seed,
+    /// Degraded recordings (`[evaluation.robust]`): offsets, noise, phone, reverb, speed.
+    Robust,
+}
+
+/// The robust protocol's query set (written once per dataset and reused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RobustConfig {
+    pub conditions: Vec<Condition>,
+    /// Seed of every random draw (offsets, noise, rooms).
+    pub seed: u64,
+    /// Held-out split: train on the first `held_out_from` seconds of each song only and draw the
+    /// queries from the audio after it.
+    pub held_out_from: Option<f64>,
+}
+
+impl Default for RobustConfig {
+    fn default() -> Self {
+        Self {
+            conditions: Condition::ALL.to_vec(),
+            seed: 2024,
+            held_out_from: None,
+        }
+    }
+}
+
 /// How models are evaluated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvaluationConfig {
-    /// Query protocol; only "seed" exists yet (first `query_seconds` of each song).
-    pub protocol: String,
+    pub protocol: Protocol,
     pub query_seconds: f64,
     /// Modes for the quantized models (the float model runs in the clear).
     pub modes: Vec<Mode>,
-    /// Run execute mode on the first N queries only (None = all).
+    /// Run execute mode on the first N queries (per condition) only (None = all).
     pub execute_limit: Option<usize>,
-    /// Fewer votes than this → "unknown" (the seed: 5).
+    /// How chunk scores become an answer (the seed: `votes`).
+    pub decision: Rule,
+    /// `votes`: fewer votes than this → "unknown" (the seed: 5).
     pub min_votes: usize,
+    pub robust: RobustConfig,
 }
 
 impl Default for EvaluationConfig {
     fn default() -> Self {
         Self {
-            protocol: "seed".into(),
+            protocol: Protocol::Seed,
             query_seconds: 15.0,
             modes: vec![Mode::Clear, Mode::Simulate, Mode::Execute],
             execute_limit: None,
+            decision: Rule::Votes,
             min_votes: 5,
+            robust: RobustConfig::default(),
+        }
+    }
+}
+
+impl EvaluationConfig {
+    pub fn decision(&self) -> Decision {
+        Decision {
+            rule: self.decision,
+            min_votes: self.min_votes,
+        }
+    }
+}
+
+/// Training-time augmentation: extra copies of every training song, each degraded like a
+/// query condition (without the query's cut: the whole training window), added to the
+/// training rows with the song's label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentationConfig {
+    /// One degraded copy per entry (a condition may repeat: each copy draws its own noise).
+    pub copies: Vec<Condition>,
+    pub seed: u64,
+}
+
+impl Default for AugmentationConfig {
+    fn default() -> Self {
+        Self {
+            copies: Vec::new(),
+            seed: 99,
         }
     }
 }
@@ -141,6 +207,7 @@ pub struct ExperimentConfig {
     pub dataset: DatasetConfig,
     pub features: FeatureParams,
     pub training: LogisticParams,
+    pub augmentation: AugmentationConfig,
     pub quantization: QuantizationConfig,
     pub evaluation: EvaluationConfig,
     pub output: OutputConfig,
@@ -180,11 +247,16 @@ impl ExperimentConfig {
                 self.name
             ));
         }
-        if self.evaluation.protocol != "seed" {
-            return Err(format!(
-                "protocol {:?}: only \"seed\" is implemented",
-                self.evaluation.protocol
-            ));
+        let robust = &self.evaluation.robust;
+        if self.evaluation.protocol == Protocol::Robust && robust.conditions.is_empty() {
+            return Err("evaluation.robust.conditions is empty".into());
+        }
+        if let Some(t) = robust.held_out_from {
+            if !(t > 0.0 && t < self.dataset.max_seconds) {
+                return Err(format!(
+                    "evaluation.robust.held_out_from {t} must lie inside (0, dataset.max_seconds)"
+                ));
+            }
         }
         if self.quantization.n_bits.is_empty()
             && self.evaluation.modes.iter().any(|m| *m != Mode::Clear)
@@ -215,10 +287,16 @@ impl ExperimentConfig {
         Ok(())
     }
 
+    /// How training audio is loaded: at most `dataset.max_seconds`, and only the part before
+    /// the held-out split under the robust protocol.
     pub fn load_options(&self) -> LoadOptions {
+        let held_out = match self.evaluation.protocol {
+            Protocol::Robust => self.evaluation.robust.held_out_from,
+            Protocol::Seed => None,
+        };
         LoadOptions {
             sample_rate: self.features.sample_rate(),
-            max_seconds: Some(self.dataset.max_seconds),
+            max_seconds: Some(held_out.unwrap_or(self.dataset.max_seconds)),
         }
     }
 }
@@ -234,6 +312,9 @@ mod tests {
         assert_eq!(c.features.chunk_samples, 11_025);
         assert_eq!(c.evaluation.min_votes, 5);
         assert_eq!(c.dataset.num_songs, Some(400));
+        assert_eq!(c.evaluation.protocol, Protocol::Seed);
+        assert_eq!(c.evaluation.decision(), Decision::SEED);
+        assert!(c.augmentation.copies.is_empty());
         c.validate().unwrap();
     }
 
@@ -247,8 +328,16 @@ mod tests {
         c.quantization.n_bits = vec![0];
         assert!(c.validate().is_err());
         let mut c = ExperimentConfig::seed("x");
-        c.evaluation.protocol = "robust".into();
-        assert!(c.validate().unwrap_err().contains("robust"));
+        c.evaluation.protocol = Protocol::Robust;
+        c.evaluation.robust.conditions.clear();
+        assert!(c.validate().unwrap_err().contains("conditions"));
+        let mut c = ExperimentConfig::seed("x");
+        c.evaluation.robust.held_out_from = Some(200.0);
+        assert!(c.validate().unwrap_err().contains("held_out_from"));
+        assert!(toml::from_str::<ExperimentConfig>(
+            "name = \"x\"\n[evaluation.robust]\nconditions = [\"noise11\"]"
+        )
+        .is_err());
     }
 
     #[test]

@@ -3,12 +3,15 @@
 //! Each stage reuses its cache when its inputs are unchanged, so a re-run is fast and an
 //! interrupted run resumes.
 
-use crate::config::ExperimentConfig;
-use crate::dataset::{scan, synth, ScanOptions};
+use crate::config::{ExperimentConfig, Protocol};
+use crate::dataset::queries;
+use crate::dataset::{scan, synth, Catalog, ScanOptions};
 use crate::error::{DatasetError, EvalError, FeatureError, ModelError};
 use crate::eval::runner::{evaluate_modes, ModeRun};
-use crate::eval::{evaluate_clear, seed_queries, Mode, ModeResult};
-use crate::features::{extract, ExtractSummary, FeatureSet};
+use crate::eval::{
+    evaluate_clear, queries_from_files, seed_queries, Mode, ModeResult, Query, QueryFile,
+};
+use crate::features::{extract, extract_with, AudioTransform, ExtractSummary, FeatureSet};
 use crate::fsutil;
 use crate::model::{fit, FitInfo, FloatModel, ModelFile, QuantizedModel};
 use serde::{Deserialize, Serialize};
@@ -41,6 +44,10 @@ pub enum PipelineError {
 pub enum Stage {
     Synth,
     Extract,
+    /// One augmented copy of the training songs (reported once per copy).
+    Augment,
+    /// Writing the robust protocol's query set.
+    Queries,
     Train,
     Evaluate,
 }
@@ -50,6 +57,8 @@ pub enum Stage {
 pub struct ResultRow {
     pub experiment: String,
     pub dataset: String,
+    /// The query condition: "seed" for the seed protocol, else a robust condition.
+    pub condition: String,
     /// "float" or "quantized".
     pub model: String,
     pub n_bits: Option<u32>,
@@ -81,6 +90,8 @@ pub struct Reproduction {
     pub feature_rows: usize,
     pub extraction_failures: Vec<crate::features::store::Failure>,
     pub fit: Option<FitInfo>,
+    /// Training rows after augmentation.
+    pub training_rows: usize,
     pub models_reused: bool,
     pub rows: Vec<ResultRow>,
     pub stage_seconds: Vec<(String, f64)>,
@@ -92,6 +103,9 @@ struct ModelInputs {
     training: crate::model::LogisticParams,
     quantization: crate::config::QuantizationConfig,
     features: crate::features::FeatureParams,
+    augmentation: crate::config::AugmentationConfig,
+    /// Training audio per song (seconds loaded).
+    load: crate::audio::LoadOptions,
     /// sha256 of every song file, in label order.
     songs: Vec<String>,
 }
@@ -132,12 +146,15 @@ fn dataset_root(
 fn models(
     config: &ExperimentConfig,
     set: &FeatureSet,
+    train: &TrainingRows,
     dir: &Path,
 ) -> Result<(FloatModel, Vec<(u32, QuantizedModel)>, bool), PipelineError> {
     let inputs = ModelInputs {
         training: config.training.clone(),
         quantization: config.quantization.clone(),
         features: set.sidecar.params.clone(),
+        augmentation: config.augmentation.clone(),
+        load: set.sidecar.load.clone(),
         songs: set.sidecar.songs.iter().map(|r| r.sha256.clone()).collect(),
     };
     let inputs_path = dir.join("inputs.json");
@@ -168,8 +185,8 @@ fn models(
     let _ = std::fs::remove_file(&inputs_path);
     let catalog = set.catalog();
     let float = fit(
-        set.features.view(),
-        &set.labels,
+        train.features.view(),
+        &train.labels,
         set.n_songs(),
         &config.training,
     )?;
@@ -184,7 +201,7 @@ fn models(
     for &n in &config.quantization.n_bits {
         let q = QuantizedModel::from_float(
             &float,
-            set.features.view(),
+            train.features.view(),
             &config.quantization.options(n),
         )?;
         ModelFile::quantized(
@@ -203,6 +220,7 @@ fn models(
 fn row(
     config: &ExperimentConfig,
     dataset: &str,
+    condition: &str,
     model: &str,
     q: Option<(u32, &QuantizedModel)>,
     run: &ModeRun,
@@ -213,6 +231,7 @@ fn row(
     ResultRow {
         experiment: config.name.clone(),
         dataset: dataset.to_string(),
+        condition: condition.to_string(),
         model: model.to_string(),
         n_bits: q.map(|(n, _)| n),
         weight_bits: q.map(|(n, _)| config.quantization.weight_bits.unwrap_or(n)),
@@ -233,6 +252,153 @@ fn row(
         bytes_down: f.map(|c| c.bytes_down),
         simulate_top1_same_queries: same,
     }
+}
+
+/// The training matrix: the song features plus any augmented copies, same labels.
+struct TrainingRows {
+    features: ndarray::Array2<f32>,
+    labels: Vec<usize>,
+}
+
+/// Extracts one augmented copy of the training songs per `augmentation.copies` entry (cached
+/// like the clean features) and stacks them under the clean rows. A song whose augmented copy
+/// failed keeps its clean rows only.
+fn training_rows(
+    config: &ExperimentConfig,
+    root: &Path,
+    set: &FeatureSet,
+    work: &Path,
+    on_stage: &dyn Fn(Stage),
+    on_song: &(dyn Fn() + Sync),
+) -> Result<TrainingRows, PipelineError> {
+    let mut blocks = vec![set.features.clone()];
+    let mut labels = set.labels.clone();
+    let catalog = set.catalog();
+    let aug = &config.augmentation;
+    let sr = config.features.sample_rate();
+    for (copy, &condition) in aug.copies.iter().enumerate() {
+        on_stage(Stage::Augment);
+        let apply = |song: &crate::dataset::Song, samples: &[f32]| {
+            queries::augment(samples, sr, condition, aug.seed, copy, song.index)
+                .map_err(|e| e.to_string())
+        };
+        let transform = AudioTransform {
+            key: format!("augment-{}-seed{}-copy{copy}", condition.name(), aug.seed),
+            apply: &apply,
+        };
+        let dir = work.join(format!("features-aug{copy}-{}", condition.name()));
+        let (aug_set, _) = extract_with(
+            root,
+            &catalog,
+            &config.load_options(),
+            &config.features,
+            Some(&transform),
+            &dir,
+            on_song,
+        )?;
+        // Labels by track id: a song that failed here is simply absent.
+        let index: std::collections::HashMap<&str, usize> = set
+            .sidecar
+            .songs
+            .iter()
+            .map(|r| (r.song.track_id.as_str(), r.song.index))
+            .collect();
+        let mut keep = Vec::new();
+        for r in &aug_set.sidecar.songs {
+            if let Some(&label) = index.get(r.song.track_id.as_str()) {
+                keep.extend(r.first_row..r.first_row + r.n_chunks);
+                labels.extend(std::iter::repeat_n(label, r.n_chunks));
+            }
+        }
+        blocks.push(aug_set.features.select(ndarray::Axis(0), &keep));
+    }
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+    let features = ndarray::concatenate(ndarray::Axis(0), &views)
+        .expect("every block has the feature dimension");
+    Ok(TrainingRows { features, labels })
+}
+
+/// The queries of each condition: the seed protocol's one set, or the robust query set (written
+/// under `data_dir/queries/` on first use and reused while its parameters match).
+fn condition_queries(
+    config: &ExperimentConfig,
+    root: &Path,
+    catalog: &Catalog,
+    set: &FeatureSet,
+    on_stage: &dyn Fn(Stage),
+    on_song: &(dyn Fn() + Sync),
+) -> Result<Vec<(String, Vec<Query>)>, PipelineError> {
+    let ev = &config.evaluation;
+    if ev.protocol == Protocol::Seed {
+        return Ok(vec![("seed".into(), seed_queries(set, ev.query_seconds))]);
+    }
+    let r = &ev.robust;
+    let params = queries::QuerySetParams {
+        seed: r.seed,
+        query_seconds: ev.query_seconds,
+        conditions: r.conditions.clone(),
+        window: match r.held_out_from {
+            Some(from_seconds) => queries::QueryWindow::HeldOut { from_seconds },
+            None => queries::QueryWindow::Whole,
+        },
+    };
+    let dataset_name = root.file_name().unwrap_or_default().to_string_lossy();
+    let key: Vec<&str> = r.conditions.iter().map(|c| c.name()).collect();
+    let dir = config.output.data_dir.join("queries").join(format!(
+        "{dataset_name}-{}songs-seed{}-{}s{}-{}",
+        catalog.len(),
+        r.seed,
+        ev.query_seconds,
+        r.held_out_from
+            .map_or(String::new(), |t| format!("-heldout{t}")),
+        key.join("_")
+    ));
+    let query_set = match queries::read_query_set(&dir) {
+        Ok(q) if q.params == params => q,
+        _ => {
+            on_stage(Stage::Queries);
+            let load = crate::audio::LoadOptions {
+                sample_rate: config.features.sample_rate(),
+                max_seconds: Some(config.dataset.max_seconds),
+            };
+            queries::write_query_set(root, catalog, &load, &params, &dir, on_song)?;
+            queries::read_query_set(&dir)?
+        }
+    };
+    // Truth = the song's label in the feature set (songs that failed extraction are skipped).
+    let label: std::collections::HashMap<&str, usize> = set
+        .sidecar
+        .songs
+        .iter()
+        .map(|r| (r.song.track_id.as_str(), r.song.index))
+        .collect();
+    // Queries are chunked like the seed's queries: non-overlapping chunks, whatever the
+    // training hop.
+    let query_params = crate::features::FeatureParams {
+        chunk_hop: config.features.chunk_samples,
+        ..config.features.clone()
+    };
+    let load = crate::audio::LoadOptions {
+        sample_rate: config.features.sample_rate(),
+        max_seconds: None,
+    };
+    let mut out = Vec::new();
+    for &condition in &r.conditions {
+        let files: Vec<QueryFile> = query_set
+            .entries
+            .iter()
+            .filter(|e| e.condition == condition)
+            .filter_map(|e| {
+                Some(QueryFile {
+                    path: e.path.clone(),
+                    truth: *label.get(e.track_id.as_str())?,
+                })
+            })
+            .collect();
+        let qs = queries_from_files(&files, &load, &query_params, ev.query_seconds)?;
+        out.push((condition.name().to_string(), qs));
+    }
+    Ok(out)
 }
 
 /// Runs the experiment. `dataset` overrides the config's dataset path; `on_song` ticks once per
@@ -280,41 +446,60 @@ pub fn reproduce(
     }
     timed("extract", t);
 
+    let t = Instant::now();
+    let train = training_rows(config, &root, &set, &work, on_stage, on_song)?;
+    timed("augment", t);
+
+    let t = Instant::now();
+    let condition_sets = condition_queries(config, &root, &catalog, &set, on_stage, on_song)?;
+    timed("queries", t);
+
     on_stage(Stage::Train);
     let t = Instant::now();
-    let (float, quantized, models_reused) = models(config, &set, &work.join("models"))?;
+    let (float, quantized, models_reused) = models(config, &set, &train, &work.join("models"))?;
     timed("train", t);
 
     on_stage(Stage::Evaluate);
     let t = Instant::now();
     let ev = &config.evaluation;
-    let queries = seed_queries(&set, ev.query_seconds);
-    let chunks = queries
-        .iter()
-        .map(|q| q.features.nrows())
-        .max()
-        .unwrap_or(1);
-    let (metrics, _) = evaluate_clear(&float, &queries, ev.min_votes)?;
-    let float_run = ModeRun {
-        queries: queries.len(),
-        result: ModeResult {
-            mode: Mode::Clear,
-            metrics,
-            fhe: None,
-        },
-        simulate_top1_same_queries: None,
-    };
-    let mut rows = vec![row(config, &dataset_name, "float", None, &float_run)];
-    for (n, q) in &quantized {
-        for run in evaluate_modes(
-            q,
-            &queries,
-            &ev.modes,
-            ev.execute_limit,
-            ev.min_votes,
-            chunks,
-        )? {
-            rows.push(row(config, &dataset_name, "quantized", Some((*n, q)), &run));
+    let decision = ev.decision();
+    let mut rows = Vec::new();
+    for (condition, queries) in &condition_sets {
+        // One FHE layout for every condition: J = the seed's chunks per query.
+        let chunks = queries
+            .iter()
+            .map(|q| q.features.nrows())
+            .max()
+            .unwrap_or(1);
+        let (metrics, _) = evaluate_clear(&float, queries, &decision)?;
+        let float_run = ModeRun {
+            queries: queries.len(),
+            result: ModeResult {
+                mode: Mode::Clear,
+                metrics,
+                fhe: None,
+            },
+            simulate_top1_same_queries: None,
+        };
+        rows.push(row(
+            config,
+            &dataset_name,
+            condition,
+            "float",
+            None,
+            &float_run,
+        ));
+        for (n, q) in &quantized {
+            for run in evaluate_modes(q, queries, &ev.modes, ev.execute_limit, &decision, chunks)? {
+                rows.push(row(
+                    config,
+                    &dataset_name,
+                    condition,
+                    "quantized",
+                    Some((*n, q)),
+                    &run,
+                ));
+            }
         }
     }
     timed("evaluate", t);
@@ -324,6 +509,7 @@ pub fn reproduce(
         feature_rows: set.features.nrows(),
         extraction_failures: summary.failures,
         fit: float.fit.clone(),
+        training_rows: train.labels.len(),
         models_reused,
         rows,
         stage_seconds,

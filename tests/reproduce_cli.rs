@@ -7,14 +7,21 @@ use std::fs;
 use std::path::Path;
 
 fn smoke_config(dir: &Path) -> std::path::PathBuf {
-    let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml"))
-        .unwrap();
+    config_in(dir, "smoke")
+}
+
+/// configs/NAME.toml with its caches under `dir`.
+fn config_in(dir: &Path, name: &str) -> std::path::PathBuf {
+    let text = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.toml")),
+    )
+    .unwrap();
     let data = dir.join("data");
     let text = text.replace(
         "data_dir = \"data\"",
         &format!("data_dir = {:?}", data.to_str().unwrap()),
     );
-    let path = dir.join("smoke.toml");
+    let path = dir.join(format!("{name}.toml"));
     fs::write(&path, text).unwrap();
     path
 }
@@ -100,6 +107,68 @@ fn smoke_experiment_end_to_end_and_cached() {
         acc(&csv),
         acc(&csv_again),
         "accuracy columns must not change on a cached re-run"
+    );
+}
+
+#[test]
+fn robust_smoke_experiment_reports_every_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path(), "smoke-robust");
+    let out = dir.path().join("report");
+    let stdout = reproduce(&config, &out);
+    assert!(stdout.contains("Top-1 per condition"), "{stdout}");
+    let conditions = [
+        "aligned", "offset", "noise20", "noise10", "noise5", "phone", "reverb", "speed",
+    ];
+    let csv = fs::read_to_string(out.join("results.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(
+        rows.len(),
+        conditions.len() * 4,
+        "float + n_bits 8 × 3 modes per condition"
+    );
+    for c in conditions {
+        let of = |model: &str, mode: &str| {
+            rows.iter()
+                .find(|r| {
+                    &r[col("condition")] == c
+                        && &r[col("model")] == model
+                        && &r[col("mode")] == mode
+                })
+                .unwrap_or_else(|| panic!("no {model} {mode} row for {c}"))
+        };
+        let exe = of("quantized", "execute");
+        assert_eq!(&exe[col("queries")], "3", "execute_limit = 3");
+        assert_eq!(
+            &exe[col("top1")],
+            &exe[col("simulate_top1_same_queries")],
+            "{c}: FHE = simulate"
+        );
+        assert_eq!(&of("float", "clear")[col("queries")], "6");
+    }
+    let aligned = rows
+        .iter()
+        .find(|r| &r[col("condition")] == "aligned" && &r[col("model")] == "float")
+        .unwrap();
+    assert!(
+        aligned[col("top1")].parse::<f64>().unwrap() >= 0.5,
+        "clean queries of 6 songs"
+    );
+    assert!(out.join("accuracy_by_condition.png").is_file());
+    // The query set was written once, with its CSV, and is reused by the second run.
+    let queries: Vec<_> = fs::read_dir(dir.path().join("data/queries"))
+        .unwrap()
+        .collect();
+    assert_eq!(queries.len(), 1);
+    reproduce(&config, &out);
+    assert_eq!(
+        fs::read_dir(dir.path().join("data/queries"))
+            .unwrap()
+            .count(),
+        1
     );
 }
 

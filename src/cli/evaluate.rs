@@ -4,7 +4,8 @@
 use anyhow::Context;
 use fhe_shazam::eval::runner::evaluate_modes;
 use fhe_shazam::eval::{
-    evaluate_clear, integer_layer, seed_queries, Mode, ModeResult, SEED_QUERY_SECONDS,
+    evaluate_clear, integer_layer, seed_queries, Decision, Mode, ModeResult, Rule,
+    SEED_QUERY_SECONDS,
 };
 use fhe_shazam::features::FeatureSet;
 use fhe_shazam::fhe::{noise_budget_table, GlweParams, IntegerLinear, Layout};
@@ -36,7 +37,10 @@ pub struct Args {
     /// Run execute mode on the first N queries only (all by default).
     #[arg(long)]
     execute_limit: Option<usize>,
-    /// Songs with fewer votes than this are answered "unknown" (the seed: 5).
+    /// How chunk scores become an answer: votes (the seed) or log-prob-sum.
+    #[arg(long, value_enum, default_value = "votes")]
+    decision: Rule,
+    /// With --decision votes: songs with fewer votes than this are answered "unknown" (the seed: 5).
     #[arg(long, default_value_t = 5)]
     min_votes: usize,
     /// Report folder (results.json, results.md).
@@ -80,8 +84,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or(1);
     let mut rows = Vec::new();
 
+    let decision = Decision {
+        rule: args.decision,
+        min_votes: args.min_votes,
+    };
     let float = ModelFile::load(&args.models.join("float.json"))?;
-    let (metrics, _) = evaluate_clear(float.float_model(), &queries, args.min_votes)?;
+    let (metrics, _) = evaluate_clear(float.float_model(), &queries, &decision)?;
     let clear = ModeResult {
         mode: Mode::Clear,
         metrics,
@@ -118,7 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &queries,
             &args.modes,
             args.execute_limit,
-            args.min_votes,
+            &decision,
             chunks,
         )
         .with_context(|| format!("evaluating {}", path.display()))?

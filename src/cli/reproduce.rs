@@ -60,7 +60,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         let name = format!("{stage:?}").to_lowercase();
         *b = Some(match stage {
-            Stage::Synth | Stage::Extract => super::progress(songs, &name, args.json),
+            Stage::Synth | Stage::Extract | Stage::Augment | Stage::Queries => {
+                super::progress(songs, &name, args.json)
+            }
             _ => {
                 if !args.json {
                     eprintln!("{name}…");

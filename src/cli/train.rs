@@ -2,7 +2,7 @@
 //! protocol (first 15 s of every song, majority vote) so the grid can be compared at once.
 
 use anyhow::Context;
-use fhe_shazam::eval::{evaluate_clear, seed_queries, Metrics, SEED_QUERY_SECONDS};
+use fhe_shazam::eval::{evaluate_clear, seed_queries, Decision, Metrics, Rule, SEED_QUERY_SECONDS};
 use fhe_shazam::features::FeatureSet;
 use fhe_shazam::fsutil;
 use fhe_shazam::model::{
@@ -113,7 +113,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                      bits: Option<(u32, u32, u32)>,
                      secs: f64|
      -> anyhow::Result<()> {
-        let (seed, _) = evaluate_clear(scorer, &queries, args.min_votes)?;
+        let (seed, _) = evaluate_clear(
+            scorer,
+            &queries,
+            &Decision {
+                rule: Rule::Votes,
+                min_votes: args.min_votes,
+            },
+        )?;
         rows.push(Row {
             model: name,
             n_bits: bits.map(|b| b.0),

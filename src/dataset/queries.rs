@@ -239,6 +239,33 @@ impl Degradation {
     }
 }
 
+/// Training-time augmentation: the whole clip `samples` degraded like `condition`'s queries
+/// (same noise, band, room and speed draws, but no offset and no cut). Copy `copy` of song
+/// `song` draws its own noise and room from `seed`, so repeated copies differ.
+pub fn augment(
+    samples: &[f32],
+    sample_rate: u32,
+    condition: Condition,
+    seed: u64,
+    copy: usize,
+    song: usize,
+) -> Result<Vec<f32>, DatasetError> {
+    // A long nominal clip: `draw` then never refuses, and its offset/length are not used.
+    const NOMINAL_CLIP_S: f64 = 3600.0;
+    let copy_seed = seed.wrapping_add((copy as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut d = Degradation::draw(
+        condition,
+        copy_seed,
+        song,
+        NOMINAL_CLIP_S,
+        MIN_QUERY_SECONDS,
+        QueryWindow::Whole,
+    )?;
+    d.offset_s = 0.0;
+    d.seconds = samples.len() as f64 / sample_rate as f64;
+    super::degrade::degrade(samples, sample_rate, &d, &mut d.rng())
+}
+
 /// What query set to write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

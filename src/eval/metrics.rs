@@ -1,9 +1,9 @@
 //! Song-level metrics of a model on a list of queries, in the clear.
 
 use super::protocol::Query;
-use super::vote::{majority_vote, Answer};
+use super::vote::{Answer, Decision};
 use crate::error::ModelError;
-use crate::model::Scorer;
+use crate::model::{argmax_rows, Scorer};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -60,22 +60,23 @@ impl Metrics {
     }
 }
 
-/// Predicts every query with `scorer` (one predict call per query, timed), votes with the
-/// unknown threshold `min_votes`, and summarises.
+/// Scores every query with `scorer` (one call per query, timed: the seed's latency), decides
+/// each answer with `decision`, and summarises.
 pub fn evaluate_clear(
     scorer: &dyn Scorer,
     queries: &[Query],
-    min_votes: usize,
+    decision: &Decision,
 ) -> Result<(Metrics, Vec<Outcome>), ModelError> {
     let (mut hits, mut chunks) = (0, 0);
     let mut outcomes = Vec::with_capacity(queries.len());
     for q in queries {
         let start = Instant::now();
-        let predictions = scorer.predict(q.features.view())?;
+        let scores = scorer.scores(q.features.view())?;
         let latency_s = start.elapsed().as_secs_f64();
+        let predictions = argmax_rows(scores.view());
         hits += predictions.iter().filter(|&&p| p == q.truth).count();
         chunks += predictions.len();
-        let answer = majority_vote(&predictions, scorer.n_classes(), min_votes);
+        let answer = decision.decide(scores.view());
         outcomes.push(Outcome {
             truth: q.truth,
             answer,
@@ -100,7 +101,7 @@ mod tests {
             features: Array2::from_elem((n, 1), v),
         };
         let queries = [q(0, 1.0, 6), q(1, -1.0, 6), q(1, 1.0, 6), q(0, 1.0, 3)];
-        let (m, out) = evaluate_clear(&model, &queries, 5).unwrap();
+        let (m, out) = evaluate_clear(&model, &queries, &Decision::SEED).unwrap();
         assert_eq!(out[2].answer.song, Some(0));
         assert_eq!(out[3].answer.song, None, "3 votes < 5 is unknown");
         assert_eq!(m.top1, 0.5);

@@ -8,4 +8,4 @@ pub mod vote;
 pub use metrics::{evaluate_clear, Metrics, Outcome};
 pub use protocol::{queries_from_files, seed_queries, Query, QueryFile, SEED_QUERY_SECONDS};
 pub use runner::{evaluate_quantized, integer_layer, Mode, ModeResult};
-pub use vote::{majority_vote, Answer};
+pub use vote::{majority_vote, Answer, Decision, Rule};

@@ -15,20 +15,24 @@ pub struct Query {
 /// Seconds of audio in a seed query.
 pub const SEED_QUERY_SECONDS: f64 = 15.0;
 
-/// The seed protocol's queries: the first `query_seconds` of each song, chunked like training.
+/// The seed protocol's queries: the first `query_seconds` of each song on the seed's grid of
+/// non-overlapping chunks. When training used overlapping chunks (`chunk_hop` < `chunk_samples`),
+/// only the rows on that grid are taken, so the query is still the seed's 30 chunks.
 pub fn seed_queries(set: &FeatureSet, query_seconds: f64) -> Vec<Query> {
     let p = &set.sidecar.params;
-    let chunks = ((query_seconds * p.sample_rate() as f64 - p.chunk_samples as f64)
-        / p.chunk_hop as f64)
-        .floor() as usize
-        + 1;
+    let query_samples = (query_seconds * p.sample_rate() as f64).round() as usize;
     (0..set.n_songs())
         .map(|s| {
-            let rows = set.song_rows(s);
-            let n = chunks.min(rows.nrows());
+            let first = set.sidecar.songs[s].first_row;
+            let rows: Vec<usize> = (0..set.sidecar.songs[s].n_chunks)
+                .filter(|&k| {
+                    let start = set.chunk_index[first + k] * p.chunk_hop;
+                    start % p.chunk_samples == 0 && start + p.chunk_samples <= query_samples
+                })
+                .collect();
             Query {
                 truth: s,
-                features: rows.slice(ndarray::s![..n, ..]).to_owned(),
+                features: set.song_rows(s).select(ndarray::Axis(0), &rows),
             }
         })
         .collect()
@@ -119,5 +123,60 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("nope.wav"), "{err}");
+    }
+
+    /// A feature set of one song with `n` chunks at `hop`; row k's features are all k.
+    fn set_with_hop(n: usize, hop: usize) -> FeatureSet {
+        use crate::dataset::Song;
+        use crate::features::store::{Sidecar, SongRecord, FORMAT, VERSION};
+        let params = FeatureParams {
+            chunk_hop: hop,
+            ..FeatureParams::default()
+        };
+        let song = Song {
+            index: 0,
+            track_id: "1".into(),
+            path: "a.wav".into(),
+            title: None,
+            artist: None,
+        };
+        FeatureSet {
+            features: ndarray::Array2::from_shape_fn((n, 20), |(k, _)| k as f32),
+            labels: vec![0; n],
+            chunk_index: (0..n).collect(),
+            sidecar: Sidecar {
+                format: FORMAT.into(),
+                version: VERSION,
+                dataset: "/d".into(),
+                load: LoadOptions::default(),
+                params,
+                transform: None,
+                n_rows: n,
+                dim: 20,
+                songs: vec![SongRecord {
+                    song,
+                    sha256: String::new(),
+                    bytes: 0,
+                    modified: 0,
+                    first_row: 0,
+                    n_chunks: n,
+                    duration_s: 30.0,
+                }],
+                failures: vec![],
+                toolkit_version: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn seed_queries_take_the_seed_grid_even_from_overlapping_chunks() {
+        let q = seed_queries(&set_with_hop(59, 11_025), 15.0);
+        assert_eq!(q[0].features.nrows(), 30);
+        assert_eq!(q[0].features[[29, 0]], 29.0);
+        // hop 0.1 s: every fifth row starts on the 0.5 s grid.
+        let q = seed_queries(&set_with_hop(291, 2_205), 15.0);
+        assert_eq!(q[0].features.nrows(), 30);
+        assert_eq!(q[0].features[[1, 0]], 5.0);
+        assert_eq!(q[0].features[[29, 0]], 145.0);
     }
 }

@@ -5,7 +5,7 @@
 
 use super::metrics::{quantile, Metrics, Outcome};
 use super::protocol::Query;
-use super::vote::majority_vote;
+use super::vote::Decision;
 use crate::error::EvalError;
 use crate::fhe::params::min_reply_modulus_log;
 use crate::fhe::{GlweParams, IntegerLinear, Layout, NoiseBudget, Session};
@@ -94,10 +94,9 @@ pub fn evaluate_quantized(
     model: &QuantizedModel,
     queries: &[Query],
     mode: Mode,
-    min_votes: usize,
+    decision: &Decision,
     chunks: usize,
 ) -> Result<ModeResult, EvalError> {
-    let classes = model.n_classes();
     let session = match mode {
         Mode::Execute => {
             let layer = integer_layer(model);
@@ -113,15 +112,11 @@ pub fn evaluate_quantized(
         (vec![], vec![], vec![], 0, 0, 0);
     for (index, q) in queries.iter().enumerate() {
         let start = Instant::now();
-        let predictions = match (mode, &session) {
-            (Mode::Clear, _) => model.predict(q.features.view())?,
+        let scores = match (mode, &session) {
+            (Mode::Clear, _) => model.decision_function(q.features.view())?,
             (Mode::Simulate, _) => {
                 let q_x = model.quantize_input(q.features.view())?;
-                argmax_rows(
-                    model
-                        .dequantize(model.integer_scores(q_x.view())?.view())?
-                        .view(),
-                )
+                model.dequantize(model.integer_scores(q_x.view())?.view())?
             }
             (Mode::Execute, Some((session, _))) => {
                 let q_x = model.quantize_input(q.features.view())?;
@@ -139,16 +134,18 @@ pub fn evaluate_quantized(
                 dec.push(outcome.decrypt.as_secs_f64() * 1e3);
                 (up, down) = (outcome.bytes_up, outcome.bytes_down);
                 checked += outcome.scores.len();
-                argmax_rows(model.dequantize(outcome.scores.slice(s![..n, ..]))?.view())
+                model.dequantize(outcome.scores.slice(s![..n, ..]))?
             }
             (Mode::Execute, None) => unreachable!("execute mode always has a session"),
         };
         let latency_s = start.elapsed().as_secs_f64();
+        let answer = decision.decide(scores.view());
+        let predictions = argmax_rows(scores.view());
         hits += predictions.iter().filter(|&&p| p == q.truth).count();
         total += predictions.len();
         outcomes.push(Outcome {
             truth: q.truth,
-            answer: majority_vote(&predictions, classes, min_votes),
+            answer,
             latency_s,
         });
     }
@@ -183,7 +180,7 @@ pub fn evaluate_modes(
     queries: &[Query],
     modes: &[Mode],
     execute_limit: Option<usize>,
-    min_votes: usize,
+    decision: &Decision,
     chunks: usize,
 ) -> Result<Vec<ModeRun>, EvalError> {
     modes
@@ -193,10 +190,10 @@ pub fn evaluate_modes(
                 (Mode::Execute, Some(limit)) => &queries[..limit.min(queries.len())],
                 _ => queries,
             };
-            let result = evaluate_quantized(model, subset, mode, min_votes, chunks)?;
+            let result = evaluate_quantized(model, subset, mode, decision, chunks)?;
             let simulate_top1_same_queries = match mode {
                 Mode::Execute => Some(
-                    evaluate_quantized(model, subset, Mode::Simulate, min_votes, chunks)?
+                    evaluate_quantized(model, subset, Mode::Simulate, decision, chunks)?
                         .metrics
                         .top1,
                 ),
@@ -246,9 +243,9 @@ mod tests {
     #[test]
     fn three_modes_agree_and_execute_checks_every_score() {
         let (model, queries) = toy();
-        let clear = evaluate_quantized(&model, &queries, Mode::Clear, 5, 8).unwrap();
-        let sim = evaluate_quantized(&model, &queries, Mode::Simulate, 5, 8).unwrap();
-        let exe = evaluate_quantized(&model, &queries, Mode::Execute, 5, 8).unwrap();
+        let clear = evaluate_quantized(&model, &queries, Mode::Clear, &Decision::SEED, 8).unwrap();
+        let sim = evaluate_quantized(&model, &queries, Mode::Simulate, &Decision::SEED, 8).unwrap();
+        let exe = evaluate_quantized(&model, &queries, Mode::Execute, &Decision::SEED, 8).unwrap();
         assert_eq!(sim.metrics.top1, 1.0);
         assert_eq!(clear.metrics.top1, sim.metrics.top1);
         assert_eq!(exe.metrics.top1, sim.metrics.top1);

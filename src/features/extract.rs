@@ -42,20 +42,34 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         .collect())
 }
 
-/// Loads one song and computes its chunk features. Errors are strings naming the file.
+/// A change applied to each song's decoded audio before its features are computed
+/// (training-time augmentation). `key` names it in the sidecar, so cached rows are reused only
+/// for the same change.
+pub struct AudioTransform<'a> {
+    pub key: String,
+    pub apply: &'a (dyn Fn(&Song, &[f32]) -> Result<Vec<f32>, String> + Sync),
+}
+
+/// Loads one song, applies `transform` if any, and computes its chunk features. Errors are
+/// strings naming the file.
 pub fn song_features(
     root: &Path,
     song: &Song,
     load: &LoadOptions,
     mfcc: &Mfcc,
     params: &FeatureParams,
+    transform: Option<&AudioTransform>,
 ) -> Result<(Array2<f32>, SongRecord), String> {
     let path = root.join(&song.path);
     let (bytes, modified) =
         file_stamp(&path).map_err(|e| format!("{}: cannot read file: {e}", path.display()))?;
     let sha256 =
         sha256_file(&path).map_err(|e| format!("{}: cannot read file: {e}", path.display()))?;
-    let audio = audio::load(&path, load).map_err(|e| e.to_string())?;
+    let mut audio = audio::load(&path, load).map_err(|e| e.to_string())?;
+    if let Some(t) = transform {
+        audio.samples = (t.apply)(song, &audio.samples)
+            .map_err(|e| format!("{}: {}: {e}", path.display(), t.key))?;
+    }
     let feats = chunk_features(mfcc, params, &audio.samples)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let record = SongRecord {
@@ -81,6 +95,19 @@ pub fn extract(
     out: &Path,
     on_song: &(dyn Fn() + Sync),
 ) -> Result<(FeatureSet, ExtractSummary), FeatureError> {
+    extract_with(root, catalog, load, params, None, out, on_song)
+}
+
+/// [`extract`] with each song's audio changed by `transform` before the features.
+pub fn extract_with(
+    root: &Path,
+    catalog: &Catalog,
+    load: &LoadOptions,
+    params: &FeatureParams,
+    transform: Option<&AudioTransform>,
+    out: &Path,
+    on_song: &(dyn Fn() + Sync),
+) -> Result<(FeatureSet, ExtractSummary), FeatureError> {
     if load.sample_rate != params.sample_rate() {
         return Err(FeatureError::InvalidParams(format!(
             "audio is loaded at {} Hz but the MFCC expects {} Hz",
@@ -89,7 +116,8 @@ pub fn extract(
         )));
     }
     let mfcc = Mfcc::new(params.mfcc.clone())?;
-    let previous = reusable_rows(out, root, load, params);
+    let key = transform.map(|t| t.key.clone());
+    let previous = reusable_rows(out, root, load, params, &key);
 
     let results: Vec<(PathBuf, Result<(Array2<f32>, SongRecord), String>, bool)> = catalog
         .songs
@@ -116,7 +144,7 @@ pub fn extract(
                 Some(hit) => (song.path.clone(), Ok(hit), true),
                 None => (
                     song.path.clone(),
-                    song_features(root, song, load, &mfcc, params),
+                    song_features(root, song, load, &mfcc, params, transform),
                     false,
                 ),
             };
@@ -163,6 +191,7 @@ pub fn extract(
         dataset: root.to_path_buf(),
         load: load.clone(),
         params: params.clone(),
+        transform: key,
         n_rows: features.nrows(),
         dim,
         songs,
@@ -192,9 +221,14 @@ fn reusable_rows(
     root: &Path,
     load: &LoadOptions,
     params: &FeatureParams,
+    transform: &Option<String>,
 ) -> Option<HashMap<PathBuf, (Array2<f32>, SongRecord)>> {
     let sidecar = read_sidecar(out).ok()?;
-    if sidecar.dataset != root || &sidecar.load != load || &sidecar.params != params {
+    if sidecar.dataset != root
+        || &sidecar.load != load
+        || &sidecar.params != params
+        || &sidecar.transform != transform
+    {
         return None;
     }
     let set = FeatureSet::load(out).ok()?;

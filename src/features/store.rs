@@ -49,6 +49,9 @@ pub struct Sidecar {
     pub dataset: PathBuf,
     pub load: LoadOptions,
     pub params: FeatureParams,
+    /// The audio transform (augmentation) applied before the features, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<String>,
     pub n_rows: usize,
     pub dim: usize,
     /// Extracted songs; `songs[k].song.index == k` (failed files are left out, so labels stay dense).

@@ -2,9 +2,9 @@
 //! plots (accuracy, latency and bytes against n_bits), all in one folder.
 
 use super::plots::{line_plot, LinePlot, Series};
-use super::tables::{full_table, seed_table, write_csv};
+use super::tables::{conditions, full_table, model_label, robust_table, seed_table, write_csv};
 use super::Provenance;
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, Protocol};
 use crate::error::ReportError;
 use crate::eval::Mode;
 use crate::fsutil;
@@ -26,10 +26,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     }
 }
 
-fn series(rows: &[ResultRow], mode: Mode, y: impl Fn(&ResultRow) -> Option<f64>) -> Series {
+/// A series against n_bits of the rows of one mode (and, with robust conditions, one condition).
+fn series(
+    rows: &[ResultRow],
+    mode: Mode,
+    condition: &str,
+    y: impl Fn(&ResultRow) -> Option<f64>,
+) -> Series {
     let points = rows
         .iter()
-        .filter(|r| r.mode == mode)
+        .filter(|r| r.mode == mode && r.condition == condition)
         .filter_map(|r| Some((r.n_bits? as f64, y(r)?)))
         .collect();
     Series {
@@ -60,34 +66,63 @@ pub fn write_report(
     let toml = toml::to_string(config).map_err(|e| io(&cfg)(std::io::Error::other(e)))?;
     fsutil::write_atomic(&cfg, toml.as_bytes()).map_err(io(&cfg))?;
 
+    let conds = conditions(&rep.rows);
+    let first = conds.first().cloned().unwrap_or_default();
     let quantized = rep.rows.iter().filter(|r| r.n_bits.is_some()).count() > 0;
-    let float_top1 = rep.rows.iter().find(|r| r.n_bits.is_none()).map(|r| r.top1);
+    let float_top1 = rep
+        .rows
+        .iter()
+        .find(|r| r.n_bits.is_none() && r.condition == first)
+        .map(|r| r.top1);
     if quantized {
         let modes = [Mode::Clear, Mode::Simulate, Mode::Execute];
-        let acc: Vec<Series> = modes
-            .iter()
-            .map(|&m| series(&rep.rows, m, |r| Some(100.0 * r.top1)))
-            .filter(|s| !s.points.is_empty())
-            .collect();
+        // Seed: one line per mode. Robust: one line per condition (simulate, else clear).
+        let acc: Vec<Series> = if conds.len() > 1 {
+            let mode = if rep.rows.iter().any(|r| r.mode == Mode::Simulate) {
+                Mode::Simulate
+            } else {
+                Mode::Clear
+            };
+            conds
+                .iter()
+                .map(|c| Series {
+                    name: c.clone(),
+                    ..series(&rep.rows, mode, c, |r| Some(100.0 * r.top1))
+                })
+                .collect()
+        } else {
+            modes
+                .iter()
+                .map(|&m| series(&rep.rows, m, &first, |r| Some(100.0 * r.top1)))
+                .filter(|s| !s.points.is_empty())
+                .collect()
+        };
         let hl: Vec<(String, f64)> = float_top1
+            .filter(|_| conds.len() == 1)
             .map(|t| ("float".to_string(), 100.0 * t))
             .into_iter()
             .collect();
+        let title = if conds.len() > 1 {
+            "Top-1 accuracy per condition (quantized)".to_string()
+        } else {
+            format!("Top-1 accuracy ({first})")
+        };
         line_plot(
             &dir.join("accuracy_vs_nbits"),
             &LinePlot {
-                title: "Seed-protocol top-1 accuracy",
+                title: &title,
                 x_label: "n_bits",
                 y_label: "top-1 accuracy (%)",
                 series: &acc,
                 log_y: false,
                 y_range: Some((0.0, 100.0)),
                 hlines: &hl,
+                x_names: &[],
             },
         )?;
         let lat: Vec<Series> = modes
             .iter()
-            .map(|&m| series(&rep.rows, m, |r| Some(r.latency_median_ms)))
+            .map(|&m| series(&rep.rows, m, &first, |r| Some(r.latency_median_ms)))
             .filter(|s| !s.points.is_empty())
             .collect();
         line_plot(
@@ -100,17 +135,18 @@ pub fn write_report(
                 log_y: true,
                 y_range: None,
                 hlines: &[],
+                x_names: &[],
             },
         )?;
         let kib = |b: Option<usize>| b.map(|b| b as f64 / 1024.0);
         let bytes = vec![
             Series {
                 name: "upload".into(),
-                ..series(&rep.rows, Mode::Execute, |r| kib(r.bytes_up))
+                ..series(&rep.rows, Mode::Execute, &first, |r| kib(r.bytes_up))
             },
             Series {
                 name: "download".into(),
-                ..series(&rep.rows, Mode::Execute, |r| kib(r.bytes_down))
+                ..series(&rep.rows, Mode::Execute, &first, |r| kib(r.bytes_down))
             },
         ];
         if bytes.iter().any(|s| !s.points.is_empty()) {
@@ -124,9 +160,38 @@ pub fn write_report(
                     log_y: true,
                     y_range: None,
                     hlines: &[],
+                    x_names: &[],
                 },
             )?;
         }
+    }
+    if conds.len() > 1 {
+        // One line per (model, mode) across the conditions.
+        let mut by_condition: Vec<Series> = Vec::new();
+        for r in &rep.rows {
+            let name = format!("{} {}", model_label(r), r.mode);
+            let x = conds.iter().position(|c| c == &r.condition).unwrap_or(0) as f64;
+            match by_condition.iter_mut().find(|s| s.name == name) {
+                Some(s) => s.points.push((x, 100.0 * r.top1)),
+                None => by_condition.push(Series {
+                    name,
+                    points: vec![(x, 100.0 * r.top1)],
+                }),
+            }
+        }
+        line_plot(
+            &dir.join("accuracy_by_condition"),
+            &LinePlot {
+                title: "Top-1 accuracy per query condition",
+                x_label: "condition",
+                y_label: "top-1 accuracy (%)",
+                series: &by_condition,
+                log_y: false,
+                y_range: Some((0.0, 100.0)),
+                hlines: &[],
+                x_names: &conds,
+            },
+        )?;
     }
 
     let synthetic =
@@ -165,17 +230,52 @@ pub fn write_report(
             }
         );
     }
-    md += &format!(
-        "Protocol `{}`: queries are the first {} s of each song, majority vote, unknown below {} votes. \
-         Quantization: standardize_inputs {}, symmetric_weights {}.\n\n## The seed's table\n\n{}\n## All results\n\n{}",
-        config.evaluation.protocol,
-        config.evaluation.query_seconds,
-        config.evaluation.min_votes,
-        config.quantization.standardize_inputs,
-        config.quantization.symmetric_weights,
-        seed_table(&rep.rows),
-        full_table(&rep.rows)
+    let ev = &config.evaluation;
+    let decision = match ev.decision {
+        crate::eval::Rule::Votes => format!("majority vote, unknown below {} votes", ev.min_votes),
+        crate::eval::Rule::LogProbSum => "sum of the chunks' log-probabilities".to_string(),
+    };
+    let quant = format!(
+        "Quantization: standardize_inputs {}, symmetric_weights {}.",
+        config.quantization.standardize_inputs, config.quantization.symmetric_weights
     );
+    let training = if config.augmentation.copies.is_empty() {
+        format!("Training rows: {} (no augmentation).", rep.training_rows)
+    } else {
+        let copies: Vec<&str> = config
+            .augmentation
+            .copies
+            .iter()
+            .map(|c| c.name())
+            .collect();
+        format!(
+            "Training rows: {} (clean + augmented copies: {}).",
+            rep.training_rows,
+            copies.join(", ")
+        )
+    };
+    let chunking = format!(
+        "Training chunks: {} samples every {} samples.",
+        config.features.chunk_samples, config.features.chunk_hop
+    );
+    md += &match ev.protocol {
+        Protocol::Seed => format!(
+            "Protocol `seed`: queries are the first {} s of each song, {decision}. {quant} {chunking} {training}\n\n## The seed's table\n\n{}",
+            ev.query_seconds,
+            seed_table(&rep.rows),
+        ),
+        Protocol::Robust => format!(
+            "Protocol `robust`: {} s queries written by `fhe-shazam queries` (seed {}), {}; {decision}. {quant} {chunking} {training}\n\n## Top-1 per condition\n\n{}\n![accuracy by condition](accuracy_by_condition.png)\n",
+            ev.query_seconds,
+            ev.robust.seed,
+            match ev.robust.held_out_from {
+                Some(t) => format!("held-out split: models trained on the first {t} s of each song, queries drawn after it"),
+                None => "queries drawn anywhere in the songs (training audio included)".to_string(),
+            },
+            robust_table(&rep.rows),
+        ),
+    };
+    md += &format!("\n## All results\n\n{}", full_table(&rep.rows));
     if let Some(r) = rep.rows.iter().find(|r| {
         r.mode == Mode::Execute && r.simulate_top1_same_queries.is_some_and(|s| s != r.top1)
     }) {

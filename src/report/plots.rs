@@ -65,6 +65,9 @@ pub struct LinePlot<'a> {
     pub y_range: Option<(f64, f64)>,
     /// Horizontal reference lines (label, y), e.g. the float baseline.
     pub hlines: &'a [(String, f64)],
+    /// Names of a categorical x axis: the tick at integer x = k reads `x_names[k]`
+    /// (empty: numeric ticks).
+    pub x_names: &'a [String],
 }
 
 /// Writes `<stem>.svg` and `<stem>.png` (1000×600), each atomically. Parent directories
@@ -456,7 +459,14 @@ where
         .build_cartesian_2d(x, y)
         .map_err(e)?;
 
-    let x_fmt = |v: &f64| fmt_tick(*v);
+    let x_fmt = |v: &f64| {
+        let k = v.round();
+        match plot.x_names.get(k as usize) {
+            Some(name) if k >= 0.0 && (v - k).abs() < 1e-9 => name.clone(),
+            _ if !plot.x_names.is_empty() => String::new(),
+            _ => fmt_tick(*v),
+        }
+    };
     let y_fmt = |v: &f64| fmt_tick(*v);
     chart
         .configure_mesh()
@@ -597,6 +607,7 @@ mod tests {
             log_y: false,
             y_range: None,
             hlines,
+            x_names: &[],
         }
     }
 

@@ -111,16 +111,77 @@ pub fn seed_table(rows: &[ResultRow]) -> String {
     lines.join("\n") + "\n"
 }
 
+/// "float", "n_bits 8", … : the model part of a row's label.
+pub fn model_label(r: &ResultRow) -> String {
+    match r.n_bits {
+        Some(n) => format!("n_bits {n}"),
+        None => r.model.clone(),
+    }
+}
+
+/// The conditions of `rows`, in first-seen order.
+pub fn conditions(rows: &[ResultRow]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in rows {
+        if !out.contains(&r.condition) {
+            out.push(r.condition.clone());
+        }
+    }
+    out
+}
+
+/// Top-1 per condition: one line per (model, mode), one column per condition. Execute cells
+/// on a subset say how many queries they ran and simulate's top-1 on the same queries.
+pub fn robust_table(rows: &[ResultRow]) -> String {
+    let conds = conditions(rows);
+    let mut md = format!(
+        "| model | mode | {} |\n|---|---|{}\n",
+        conds.join(" | "),
+        "---|".repeat(conds.len())
+    );
+    let mut keys: Vec<(String, Mode)> = Vec::new();
+    for r in rows {
+        let k = (model_label(r), r.mode);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let full = rows.iter().map(|r| r.queries).max().unwrap_or(0);
+    for (label, mode) in keys {
+        md += &format!("| {label} | {mode} |");
+        for c in &conds {
+            let cell = rows
+                .iter()
+                .find(|r| &r.condition == c && model_label(r) == label && r.mode == mode)
+                .map_or("-".to_string(), |r| match r.simulate_top1_same_queries {
+                    Some(sim) if r.queries < full => {
+                        format!(
+                            "{} (simulate {} on these {})",
+                            pct(r.top1),
+                            pct(sim),
+                            r.queries
+                        )
+                    }
+                    _ => pct(r.top1),
+                });
+            md += &format!(" {cell} |");
+        }
+        md += "\n";
+    }
+    md
+}
+
 /// Every row: model, mode, accuracy, latency and FHE costs.
 pub fn full_table(rows: &[ResultRow]) -> String {
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
     let mut md = String::from(
-        "| model | n_bits | acc. bits | mode | queries | top-1 | top-3 | unknown | chunk acc. | ms/query (median) | p95 | encrypt ms | server ms | decrypt ms | up KiB | down KiB |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| condition | model | n_bits | acc. bits | mode | queries | top-1 | top-3 | unknown | chunk acc. | ms/query (median) | p95 | encrypt ms | server ms | decrypt ms | up KiB | down KiB |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} |\n",
+            r.condition,
             r.model,
             r.n_bits.map_or("-".into(), |n| n.to_string()),
             r.accumulator_bits.map_or("-".into(), |n| n.to_string()),
@@ -150,6 +211,7 @@ mod tests {
         ResultRow {
             experiment: "t".into(),
             dataset: "d".into(),
+            condition: "seed".into(),
             model: if n_bits.is_some() {
                 "quantized"
             } else {
@@ -216,11 +278,36 @@ mod tests {
         assert!(lines
             .next()
             .unwrap()
-            .starts_with("experiment,dataset,model,n_bits,"));
+            .starts_with("experiment,dataset,condition,model,n_bits,"));
         assert!(lines
             .next()
             .unwrap()
-            .starts_with("t,d,float,,,false,,clear,4,0.9,"));
+            .starts_with("t,d,seed,float,,,false,,clear,4,0.9,"));
         assert!(lines.next().unwrap().contains(",execute,4,0.8,"));
+    }
+
+    #[test]
+    fn robust_table_has_a_column_per_condition_and_marks_subsets() {
+        let mut rows = Vec::new();
+        for (c, t) in [("offset", 0.9), ("noise10", 0.5)] {
+            for mut row in [
+                r(None, Mode::Clear, t, 400),
+                r(Some(8), Mode::Simulate, t - 0.01, 400),
+                r(Some(8), Mode::Execute, t - 0.02, 50),
+            ] {
+                row.condition = c.into();
+                row.simulate_top1_same_queries = (row.mode == Mode::Execute).then_some(t - 0.02);
+                rows.push(row);
+            }
+        }
+        let t = robust_table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "| model | mode | offset | noise10 |");
+        assert_eq!(lines.len(), 5, "{t}");
+        assert_eq!(lines[2], "| float | clear | 90.00 % | 50.00 % |");
+        assert!(
+            lines[4].starts_with("| n_bits 8 | execute | 88.00 % (simulate 88.00 % on these 50) |"),
+            "{t}"
+        );
     }
 }
