@@ -207,7 +207,7 @@ impl Degradation {
         let mut d = Degradation::clean(start as f64 / rate, len as f64 / rate, rng.gen());
         // Half of each noisy condition's queries get white noise, half pink, and each song
         // alternates between them across conditions.
-        let colour = if (song + condition.index()) % 2 == 0 {
+        let colour = if (song + condition.index()).is_multiple_of(2) {
             NoiseColour::White
         } else {
             NoiseColour::Pink
