@@ -202,7 +202,7 @@ impl Default for OutputConfig {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExperimentConfig {
-    /// Experiment name (also the cache sub-folder).
+    /// Experiment name (reports and logs; caches are keyed by their inputs, not by name).
     pub name: String,
     pub dataset: DatasetConfig,
     pub features: FeatureParams,
@@ -342,18 +342,20 @@ mod tests {
 
     #[test]
     fn shipped_configs_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
         let mut n = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                ExperimentConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
-                n += 1;
+        for dir in [root.clone(), root.join("robust")] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "toml") {
+                    ExperimentConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                    n += 1;
+                }
             }
         }
         assert!(
-            n >= 3,
-            "expected the reproduce, sweep-nbits and smoke configs"
+            n >= 10,
+            "expected the reproduce, sweep, smoke and robust configs"
         );
     }
 }

@@ -157,6 +157,17 @@ fn models(
         load: set.sidecar.load.clone(),
         songs: set.sidecar.songs.iter().map(|r| r.sha256.clone()).collect(),
     };
+    // Keyed by everything the models depend on: experiments that train the same models
+    // (e.g. one config under two protocols) share them.
+    let dir = &dir.join(format!(
+        "{}-{}",
+        set.sidecar
+            .dataset
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy(),
+        short_hash(&inputs)
+    ));
     let inputs_path = dir.join("inputs.json");
     let cached = std::fs::read(&inputs_path)
         .ok()
@@ -254,6 +265,29 @@ fn row(
     }
 }
 
+/// 12 hex digits of the SHA-256 of a value's JSON: a cache folder's key.
+fn short_hash(value: &impl Serialize) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(value).expect("cache keys serialize");
+    Sha256::digest(&json)[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Where the features of `root` (optionally transformed) are cached: shared by every experiment
+/// with the same loading and feature parameters, so an ablation extracts each variant once.
+fn features_dir(config: &ExperimentConfig, root: &Path, transform: Option<&str>) -> PathBuf {
+    let hash = short_hash(&(config.load_options(), &config.features, transform));
+    let dataset = root.file_name().unwrap_or_default().to_string_lossy();
+    let name = transform.map_or("clean".to_string(), |t| t.to_string());
+    config
+        .output
+        .data_dir
+        .join("features")
+        .join(format!("{dataset}-{name}-{hash}"))
+}
+
 /// The training matrix: the song features plus any augmented copies, same labels.
 struct TrainingRows {
     features: ndarray::Array2<f32>,
@@ -267,7 +301,6 @@ fn training_rows(
     config: &ExperimentConfig,
     root: &Path,
     set: &FeatureSet,
-    work: &Path,
     on_stage: &dyn Fn(Stage),
     on_song: &(dyn Fn() + Sync),
 ) -> Result<TrainingRows, PipelineError> {
@@ -276,8 +309,11 @@ fn training_rows(
     let catalog = set.catalog();
     let aug = &config.augmentation;
     let sr = config.features.sample_rate();
-    for (copy, &condition) in aug.copies.iter().enumerate() {
+    for (i, &condition) in aug.copies.iter().enumerate() {
         on_stage(Stage::Augment);
+        // The k-th copy of a condition draws its own noise; numbering per condition keeps the
+        // cache of a copy valid when other conditions are added to the list.
+        let copy = aug.copies[..i].iter().filter(|&&c| c == condition).count();
         let apply = |song: &crate::dataset::Song, samples: &[f32]| {
             queries::augment(samples, sr, condition, aug.seed, copy, song.index)
                 .map_err(|e| e.to_string())
@@ -286,7 +322,7 @@ fn training_rows(
             key: format!("augment-{}-seed{}-copy{copy}", condition.name(), aug.seed),
             apply: &apply,
         };
-        let dir = work.join(format!("features-aug{copy}-{}", condition.name()));
+        let dir = features_dir(config, root, Some(&transform.key));
         let (aug_set, _) = extract_with(
             root,
             &catalog,
@@ -420,12 +456,6 @@ pub fn reproduce(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let work = config
-        .output
-        .data_dir
-        .join(&config.name)
-        .join(&dataset_name);
-
     on_stage(Stage::Extract);
     let t = Instant::now();
     let scan_opts = ScanOptions {
@@ -438,7 +468,7 @@ pub fn reproduce(
         &catalog,
         &config.load_options(),
         &config.features,
-        &work.join("features"),
+        &features_dir(config, &root, None),
         on_song,
     )?;
     if set.n_songs() == 0 {
@@ -447,7 +477,7 @@ pub fn reproduce(
     timed("extract", t);
 
     let t = Instant::now();
-    let train = training_rows(config, &root, &set, &work, on_stage, on_song)?;
+    let train = training_rows(config, &root, &set, on_stage, on_song)?;
     timed("augment", t);
 
     let t = Instant::now();
@@ -456,7 +486,8 @@ pub fn reproduce(
 
     on_stage(Stage::Train);
     let t = Instant::now();
-    let (float, quantized, models_reused) = models(config, &set, &train, &work.join("models"))?;
+    let (float, quantized, models_reused) =
+        models(config, &set, &train, &config.output.data_dir.join("models"))?;
     timed("train", t);
 
     on_stage(Stage::Evaluate);
