@@ -50,7 +50,8 @@ pub struct LandmarkAnswer {
     pub song: Option<usize>,
     /// (song, best aligned count), most first, ties by song id; every song with a vote.
     pub ranking: Vec<(usize, usize)>,
-    /// Offset of the query in the best song (frames and seconds), when `song` is known.
+    /// Offset of the query in the top-ranked song (frames and seconds), even when that song
+    /// is below the threshold (None only for an empty ranking).
     pub offset_frames: Option<i64>,
     pub offset_seconds: Option<f64>,
     /// Hashes the query produced.
@@ -269,7 +270,7 @@ impl LandmarkIndex {
         ranking.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let known = ranking.first().filter(|r| r.1 >= p.min_aligned).copied();
         // `best` holds the first song in id order with the top count, as `ranking[0]` does.
-        let offset_frames = known.and(best).map(|(_, at)| at);
+        let offset_frames = best.map(|(_, at)| at);
         LandmarkAnswer {
             song: known.map(|r| r.0),
             ranking,
@@ -497,7 +498,7 @@ mod tests {
         let query: Vec<Landmark> = (0..3).map(|i| lm(i * 3, 1000 + i)).collect();
         let a = index.query_landmarks(&query);
         assert_eq!(a.song, None);
-        assert_eq!(a.offset_frames, None);
+        assert_eq!(a.offset_frames, Some(40));
         assert_eq!(a.ranking[0], (7, 3));
         assert_eq!(index.query_landmarks(&[]).ranking, vec![]);
     }
