@@ -5,9 +5,9 @@
 //!
 //! Storage is a sorted, compressed-row table: distinct hashes in ascending order, the start
 //! of each one's postings, and the postings themselves (8 bytes each). Measured against a
-//! `HashMap<u32, Vec<Posting>>` built from the same index (benches/landmark.rs), it is a
-//! fraction of the memory (no per-key `Vec` header or allocation) and look-ups are binary
-//! searches over a few hundred thousand keys, well below the cost of the query's own STFT.
+//! `HashMap<u32, Vec<Posting>>` holding the same postings (benches/landmark.rs, 400 songs):
+//! 4.65 MB against ~7.6 MB, and 31 ns against 12 ns per look-up, i.e. ~18 µs of a ~5 ms
+//! query whose cost is the query's own STFT, so the smaller table wins.
 
 use super::landmark::{Landmark, LandmarkParams, Landmarker};
 use crate::error::FingerprintError;
