@@ -430,11 +430,11 @@ impl Landmarker {
         let mut candidates: Vec<Vec<(u32, u32, f32)>> = vec![Vec::new(); n_bands];
         for t in 0..frames {
             let row = t * bins;
-            for b in 0..n_bands {
-                for k in self.band_edges[b]..self.band_edges[b + 1] {
+            for (band, edges) in candidates.iter_mut().zip(self.band_edges.windows(2)) {
+                for k in edges[0]..edges[1] {
                     let s = spec.salience[row + k];
                     if s >= local_max[row + k] && spec.level[row + k] > floor {
-                        candidates[b].push((t as u32, k as u32, s));
+                        band.push((t as u32, k as u32, s));
                     }
                 }
             }
