@@ -230,3 +230,35 @@ pub enum ReportError {
         source: std::io::Error,
     },
 }
+
+/// Errors of the `fingerprint` layer: landmark parameters, audio too short or not finite,
+/// and landmark index files.
+#[derive(Debug, Error)]
+pub enum FingerprintError {
+    #[error("invalid landmark parameters: {0}")]
+    InvalidParams(String),
+    #[error("audio too short for one STFT frame: {samples} samples, a frame needs {needed}")]
+    TooShort { samples: usize, needed: usize },
+    #[error("audio sample {index} is not finite ({value})")]
+    NonFiniteAudio { index: usize, value: f32 },
+    #[error("song {song} is already in the landmark index")]
+    DuplicateSong { song: usize },
+    #[error("landmark index capacity exceeded: {0}")]
+    Capacity(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a fhe-shazam landmark index (magic {found:?})")]
+    WrongFormat { path: PathBuf, found: String },
+    #[error("{path}: landmark index version {found} is not supported (this build reads version {supported})")]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{path}: corrupt landmark index: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}

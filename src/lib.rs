@@ -12,6 +12,7 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod fhe;
+pub mod fingerprint;
 pub mod fsutil;
 pub mod model;
 pub mod pipeline;

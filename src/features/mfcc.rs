@@ -249,14 +249,14 @@ impl SparseMel {
 /// FFT of length N/2 (the even/odd packing trick). This is what realfft does too, but its
 /// post-processing loop does not vectorise and cost as much as the FFT itself; here the
 /// split is a forward loop over separate arrays that writes the power directly.
-struct PowerSpectrum {
+pub(crate) struct PowerSpectrum {
     fft: Arc<dyn Fft<f32>>,
     /// 0.5 · exp(−2πik/N), k = 0..N/2 (the ½ of the even/odd split folded in).
     half_twiddles: Vec<Complex<f32>>,
 }
 
 impl PowerSpectrum {
-    fn new(n_fft: usize) -> Self {
+    pub(crate) fn new(n_fft: usize) -> Self {
         let half = n_fft / 2;
         let half_twiddles = (0..half)
             .map(|k| {
@@ -271,7 +271,12 @@ impl PowerSpectrum {
     }
 
     /// `packed[n] = x[2n] + i·x[2n+1]` on entry (overwritten); fills `power[..=N/2]`.
-    fn compute(&self, packed: &mut [Complex<f32>], s: &mut SpectrumScratch, power: &mut [f32]) {
+    pub(crate) fn compute(
+        &self,
+        packed: &mut [Complex<f32>],
+        s: &mut SpectrumScratch,
+        power: &mut [f32],
+    ) {
         let m = packed.len();
         self.fft
             .process_outofplace_with_scratch(packed, &mut s.z, &mut s.fft_scratch);
@@ -297,7 +302,7 @@ impl PowerSpectrum {
         }
     }
 
-    fn scratch(&self) -> SpectrumScratch {
+    pub(crate) fn scratch(&self) -> SpectrumScratch {
         let m = self.half_twiddles.len();
         SpectrumScratch {
             z: vec![Complex::default(); m],
@@ -308,7 +313,7 @@ impl PowerSpectrum {
 }
 
 /// Buffers of [`PowerSpectrum::compute`].
-struct SpectrumScratch {
+pub(crate) struct SpectrumScratch {
     z: Vec<Complex<f32>>,
     mirrored: Vec<Complex<f32>>,
     fft_scratch: Vec<Complex<f32>>,
@@ -336,7 +341,7 @@ fn dct_ortho_matrix(n_out: usize, n: usize) -> Vec<f64> {
 
 /// scipy's periodic Hann (`get_window('hann', n, fftbins=True)`): 0.5 + 0.5·cos(−π + 2πi/n),
 /// evaluated in float64 like scipy, stored as float32.
-fn hann_periodic(n: usize) -> Vec<f32> {
+pub(crate) fn hann_periodic(n: usize) -> Vec<f32> {
     let step = 2.0 * std::f64::consts::PI / n as f64;
     (0..n)
         .map(|i| (0.5 + 0.5 * (i as f64 * step - std::f64::consts::PI).cos()) as f32)
