@@ -2,6 +2,7 @@
 //! `--help` text) and calls library functions.
 
 mod bench;
+mod compare;
 mod evaluate;
 mod extract;
 mod queries;
@@ -32,6 +33,7 @@ enum Command {
     Train(train::Args),
     Evaluate(evaluate::Args),
     Reproduce(reproduce::Args),
+    Compare(compare::Args),
     /// Time pipeline stages and write a benchmark report.
     Bench(bench::Args),
 }
@@ -49,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -1,5 +1,6 @@
 //! Reports: provenance, tables (CSV / Markdown / JSON) and plots.
 
+pub mod compare;
 pub mod experiment;
 pub mod plots;
 pub mod provenance;

@@ -1,0 +1,189 @@
+//! Several experiment reports side by side (`fhe-shazam compare`): one line per experiment,
+//! one column per query condition — the ablation table of a sequence of configs.
+
+use super::plots::{line_plot, LinePlot, Series};
+use super::tables::conditions;
+use crate::error::ReportError;
+use crate::eval::Mode;
+use crate::fsutil;
+use crate::pipeline::ResultRow;
+use std::path::{Path, PathBuf};
+
+/// The rows of one report folder (its results.json).
+#[derive(Debug, Clone)]
+pub struct ReportRows {
+    pub dir: PathBuf,
+    /// The experiment's name (its config's `name`).
+    pub name: String,
+    pub rows: Vec<ResultRow>,
+}
+
+/// Reads `dir/results.json` as written by `reproduce`.
+pub fn read_report(dir: &Path) -> Result<ReportRows, ReportError> {
+    let path = dir.join("results.json");
+    let bad = |reason: String| ReportError::Io {
+        path: path.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+    };
+    let bytes = std::fs::read(&path).map_err(|source| ReportError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let rows = json
+        .pointer("/reproduction/rows")
+        .ok_or_else(|| bad("no reproduction.rows: not a reproduce report".into()))?;
+    let rows: Vec<ResultRow> =
+        serde_json::from_value(rows.clone()).map_err(|e| bad(format!("rows: {e}")))?;
+    let name = json
+        .pointer("/config/name")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    Ok(ReportRows {
+        dir: dir.to_path_buf(),
+        name,
+        rows,
+    })
+}
+
+fn cell(row: Option<&ResultRow>) -> String {
+    row.map_or("-".into(), |r| format!("{:.2} %", 100.0 * r.top1))
+}
+
+/// The quantized row of `mode` with the most bits (the headline model of a report).
+fn quantized(rows: &[ResultRow], condition: &str, mode: Mode) -> Option<ResultRow> {
+    rows.iter()
+        .filter(|r| r.condition == condition && r.mode == mode && r.n_bits.is_some())
+        .max_by_key(|r| r.n_bits)
+        .cloned()
+}
+
+/// Markdown: top-1 per condition of the float model (clear) and of the quantized model
+/// (simulate = FHE on every query), one line per report, plus whether FHE equalled simulate.
+pub fn ablation_table(reports: &[ReportRows]) -> String {
+    let all: Vec<ResultRow> = reports.iter().flat_map(|r| r.rows.clone()).collect();
+    let conds = conditions(&all);
+    let head = |what: &str| {
+        format!(
+            "| {what} | {} |\n|---|{}\n",
+            conds.join(" | "),
+            "---|".repeat(conds.len())
+        )
+    };
+    let mut md = String::from("### Float model, clear\n\n") + &head("experiment");
+    for rep in reports {
+        md += &format!("| {} |", rep.name);
+        for c in &conds {
+            let float = rep
+                .rows
+                .iter()
+                .find(|r| &r.condition == c && r.n_bits.is_none());
+            md += &format!(" {} |", cell(float));
+        }
+        md += "\n";
+    }
+    md += "\n### Quantized model (largest n_bits), simulate = FHE on every query\n\n";
+    md += &head("experiment");
+    let mut fhe_checks = Vec::new();
+    for rep in reports {
+        md += &format!("| {} |", rep.name);
+        for c in &conds {
+            md += &format!(
+                " {} |",
+                cell(quantized(&rep.rows, c, Mode::Simulate).as_ref())
+            );
+            if let Some(e) = quantized(&rep.rows, c, Mode::Execute) {
+                fhe_checks.push((rep.name.clone(), e));
+            }
+        }
+        md += "\n";
+    }
+    let differing: Vec<String> = fhe_checks
+        .iter()
+        .filter(|(_, e)| e.simulate_top1_same_queries.is_some_and(|s| s != e.top1))
+        .map(|(n, e)| format!("{n}/{}", e.condition))
+        .collect();
+    if !fhe_checks.is_empty() {
+        let queries: usize = fhe_checks.iter().map(|(_, e)| e.queries).sum();
+        md += &if differing.is_empty() {
+            format!(
+                "\nReal FHE (execute) ran on {queries} queries in all ({} experiment × condition cells): \
+                 its top-1 equals simulate's on the same queries in every cell.\n",
+                fhe_checks.len()
+            )
+        } else {
+            format!(
+                "\n**FHE top-1 differs from simulate in: {}.**\n",
+                differing.join(", ")
+            )
+        };
+    }
+    md
+}
+
+/// Writes the ablation table to `out` (Markdown) and a plot beside it (`out` with the
+/// extension replaced by .png/.svg): top-1 of the quantized model per condition, one line per
+/// report. Returns the Markdown.
+pub fn write_comparison(reports: &[ReportRows], out: &Path) -> Result<String, ReportError> {
+    let mut md = String::from("# Ablation\n\n");
+    md += &ablation_table(reports);
+    md += "\nReports:\n\n";
+    for r in reports {
+        md += &format!("- `{}`: {}\n", r.name, r.dir.display());
+    }
+    let all: Vec<ResultRow> = reports.iter().flat_map(|r| r.rows.clone()).collect();
+    let conds = conditions(&all);
+    let series: Vec<Series> = reports
+        .iter()
+        .map(|rep| Series {
+            name: rep.name.clone(),
+            points: conds
+                .iter()
+                .enumerate()
+                .filter_map(|(x, c)| {
+                    let r = quantized(&rep.rows, c, Mode::Simulate)
+                        .or_else(|| rep.rows.iter().find(|r| &r.condition == c).cloned())?;
+                    Some((x as f64, 100.0 * r.top1))
+                })
+                .collect(),
+        })
+        .collect();
+    let stem = out.with_extension("");
+    line_plot(
+        &stem,
+        &LinePlot {
+            title: "Top-1 per condition (quantized model, simulate = FHE)",
+            x_label: "condition",
+            y_label: "top-1 accuracy (%)",
+            series: &series,
+            log_y: false,
+            y_range: Some((0.0, 100.0)),
+            hlines: &[],
+            x_names: &conds,
+        },
+    )?;
+    let name = stem.file_name().unwrap_or_default().to_string_lossy();
+    md += &format!("\n![ablation]({name}.png)\n");
+    fsutil::write_atomic(out, md.as_bytes()).map_err(|source| ReportError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_or_foreign_reports_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_report(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("results.json"), "{err}");
+        std::fs::write(dir.path().join("results.json"), b"{\"rows\": []}").unwrap();
+        let err = read_report(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a reproduce report"), "{err}");
+    }
+}
