@@ -14,7 +14,10 @@ pub mod features;
 pub mod fhe;
 pub mod fsutil;
 pub mod model;
+pub mod net;
 pub mod pipeline;
 pub mod report;
 
-pub use error::{AudioError, DatasetError, EvalError, FeatureError, FheError, ModelError};
+pub use error::{
+    AudioError, DatasetError, EvalError, FeatureError, FheError, ModelError, NetError,
+};
