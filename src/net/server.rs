@@ -12,11 +12,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::{Bytes, HttpBody};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path as UrlPath, Request, State};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +39,16 @@ pub struct ServedModel {
     info: ModelInfo,
     server: ServerModel,
     source: PathBuf,
+}
+
+impl std::fmt::Debug for ServedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedModel")
+            .field("id", &self.info.id)
+            .field("model_id", &self.spec().model_id)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServedModel {
@@ -263,6 +274,57 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// An early answer reads at most this many times the body limit before giving up on the
+/// connection.
+const DRAIN_FACTOR: usize = 4;
+
+enum BodyRead {
+    Complete(Vec<u8>),
+    /// Over the limit; `drained` if it was read to its end (within the drain cap).
+    TooLarge {
+        drained: bool,
+    },
+    Failed(String),
+}
+
+/// Reads a request body, keeping at most `keep` bytes; past that, it reads on (dropping the
+/// data) to the end or to `cap` bytes in all.
+async fn read_body(mut body: Body, keep: usize, cap: usize) -> BodyRead {
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    loop {
+        match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            None if total > keep => return BodyRead::TooLarge { drained: true },
+            None => return BodyRead::Complete(kept),
+            Some(Err(e)) => return BodyRead::Failed(e.to_string()),
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers
+                };
+                total = total.saturating_add(data.len());
+                if total <= keep {
+                    kept.extend_from_slice(&data);
+                } else if !kept.is_empty() {
+                    kept = Vec::new();
+                }
+                if total > cap {
+                    return BodyRead::TooLarge { drained: false };
+                }
+            }
+        }
+    }
+}
+
+/// Marks a response sent without reading the whole request body: the connection cannot
+/// carry another request, so the client is told not to reuse it (else its next request on
+/// the pooled connection meets a closed socket).
+fn close_connection(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// 422 for a well-formed message addressed to another model or parameter set, 400 for
 /// anything malformed.
 fn fhe_status(e: &FheError) -> StatusCode {
@@ -302,37 +364,53 @@ async fn score(
     UrlPath(id): UrlPath<String>,
     request: Request,
 ) -> Response {
-    let model = match state.model(&id) {
-        Ok(m) => Arc::clone(m),
-        Err(r) => return r,
-    };
     let limit = state.config.max_body_bytes;
-    if content_length(request.headers()).is_some_and(|n| n > limit as u64) {
-        return error(
+    let drain_cap = limit.saturating_mul(DRAIN_FACTOR);
+    let (parts, body) = request.into_parts();
+    // Early answers still read (and drop) the body, up to a cap: a client that is still
+    // sending cannot read an answer to a request it has not finished writing.
+    let reject = |response: Response, body: Body| async move {
+        match read_body(body, 0, drain_cap).await {
+            BodyRead::Complete(_) | BodyRead::TooLarge { drained: true } => response,
+            _ => close_connection(response),
+        }
+    };
+    let too_large = || {
+        error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is larger than the {limit}-byte limit"),
-        );
+        )
+    };
+    let model = match state.model(&id) {
+        Ok(m) => Arc::clone(m),
+        Err(r) => return reject(r, body).await,
+    };
+    if content_length(&parts.headers).is_some_and(|n| n > limit as u64) {
+        return reject(too_large(), body).await;
     }
-    // Take a slot before reading the body: a full server costs a rejected request nothing.
+    // Take a slot before keeping any body byte: a full server costs a rejected request
+    // no memory.
     let Ok(permit) = Arc::clone(&state.jobs).try_acquire_owned() else {
-        return state.busy(format!(
+        let busy = state.busy(format!(
             "all {} scoring slots are busy; retry later",
             state.config.max_jobs
         ));
+        return reject(busy, body).await;
     };
-    let body = match Bytes::from_request(request, &()).await {
-        Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than the {limit}-byte limit"),
-            )
+    let body = match read_body(body, limit, drain_cap).await {
+        BodyRead::Complete(bytes) => bytes,
+        BodyRead::TooLarge { drained } => {
+            return if drained {
+                too_large()
+            } else {
+                close_connection(too_large())
+            }
         }
-        Err(rejection) => {
-            return error(
-                rejection.status(),
-                format!("reading the request body: {}", rejection.body_text()),
-            )
+        BodyRead::Failed(reason) => {
+            return close_connection(error(
+                StatusCode::BAD_REQUEST,
+                format!("reading the request body: {reason}"),
+            ))
         }
     };
     // The permit moves into the job: the slot stays taken until scoring really ends, even
@@ -390,10 +468,10 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
     let timeout = state.config.request_timeout;
     let response = match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(r) => r,
-        Err(_) => state.busy(format!(
+        Err(_) => close_connection(state.busy(format!(
             "request took longer than the {:.1} s limit",
             timeout.as_secs_f64()
-        )),
+        ))),
     };
     let bytes_out = response.body().size_hint().exact().unwrap_or(0);
     tracing::info!(
@@ -430,7 +508,6 @@ fn router(models: Vec<ServedModel>, config: ServerConfig) -> Result<Router, NetE
         .route("/models/{id}/score", post(score))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state))
 }
