@@ -263,4 +263,6 @@ pub enum NetError {
     Fhe(#[from] FheError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
 }

@@ -199,7 +199,8 @@ pub fn recording_features(path: &Path, model: &ClientModel) -> Result<Array2<f32
         sample_rate: params.sample_rate(),
         max_seconds: Some(samples as f64 / params.sample_rate() as f64),
     };
-    let audio = crate::audio::load(path, &load).map_err(|e| fail(e.to_string()))?;
+    // Audio errors already name the file.
+    let audio = crate::audio::load(path, &load)?;
     if audio.samples.len() < params.chunk_samples {
         return Err(fail(format!(
             "recording is {:.2} s long, shorter than one {:.2} s chunk",

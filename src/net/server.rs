@@ -97,10 +97,8 @@ impl ServedModel {
 
     /// Loads a model file and serves it under its file stem.
     pub fn load(path: &Path, chunks: usize) -> Result<Self, NetError> {
-        let file = ModelFile::load(path).map_err(|e| NetError::ServeModel {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        // Model-file errors already name the file.
+        let file = ModelFile::load(path)?;
         let id = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -149,7 +147,7 @@ pub fn load_models(paths: &[PathBuf], chunks: usize) -> Result<Vec<ServedModel>,
             for file in files {
                 match ServedModel::load(&file, chunks) {
                     Ok(m) => models.push(m),
-                    Err(e) => tracing::warn!("skipping {}: {e}", file.display()),
+                    Err(e) => tracing::warn!("skipping a file the folder holds: {e}"),
                 }
             }
         } else {
@@ -478,7 +476,7 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
         %method,
         path,
         status = response.status().as_u16(),
-        latency_ms = start.elapsed().as_secs_f64() * 1e3,
+        latency_ms = %format_args!("{:.3}", start.elapsed().as_secs_f64() * 1e3),
         bytes_in,
         bytes_out,
         "request"
