@@ -86,6 +86,8 @@ fn main() -> anyhow::Result<()> {
     let n_queries = env_usize("SERVICE_BENCH_QUERIES", 100);
     let clients = env_usize("SERVICE_BENCH_CLIENTS", 8);
     let per_client = env_usize("SERVICE_BENCH_PER_CLIENT", 20);
+    // Several rounds, so resident memory after each shows whether it levels off.
+    let rounds = env_usize("SERVICE_BENCH_ROUNDS", 5);
     let mut rss = vec![("start".to_string(), rss_mib())];
 
     let file = ModelFile::load(&model_path)?;
@@ -167,7 +169,7 @@ fn main() -> anyhow::Result<()> {
         request_timeout: Duration::from_secs(60),
     };
     let mut load = Vec::new();
-    for round in 1..=3 {
+    for round in 1..=rounds {
         let report = run_load(&server.url(), &model, &key, &features, &spec)?;
         eprintln!(
             "load round {round}: {:.1} q/s, {} failed, {} busy retries",
@@ -220,7 +222,7 @@ fn markdown(r: &Results) -> String {
          | server compute alone (decode + score + encode), ms | {:.2} | |\n\n\
          Bytes per identification: {} up ({:.1} KiB), {} down ({:.2} MiB). \
          Top-1 on these queries: {:.3}.\n\n\
-         ## {} concurrent clients × {} queries (3 rounds)\n\n\
+         ## {} concurrent clients × {} queries ({} rounds)\n\n\
          | round | queries/s | succeeded | failed | 503 retries | median ms | p95 ms | wall s |\n\
          |---|---|---|---|---|---|---|---|\n",
         p.commit,
@@ -251,6 +253,7 @@ fn markdown(r: &Results) -> String {
         s.top1,
         r.load.first().map_or(0, |l| l.clients),
         r.load.first().map_or(0, |l| l.queries / l.clients.max(1)),
+        r.load.len(),
     );
     for (i, l) in r.load.iter().enumerate() {
         md += &format!(

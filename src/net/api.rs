@@ -405,7 +405,8 @@ mod tests {
     #[test]
     fn tampered_specs_are_rejected() {
         let good = SpecDto::from(&spec());
-        let cases: Vec<(fn(&mut SpecDto), &str)> = vec![
+        type Tamper = fn(&mut SpecDto);
+        let cases: Vec<(Tamper, &str)> = vec![
             (|d| d.params.id = 99, "unknown parameter set"),
             (|d| d.params.noise_bound_log2 = 3, "not this client's"),
             (|d| d.layout.polynomial_size = 1024, "layout"),

@@ -240,15 +240,14 @@ struct AppState {
 }
 
 impl AppState {
-    fn model(&self, id: &str) -> Result<&Arc<ServedModel>, Response> {
-        self.models.get(id).ok_or_else(|| {
-            let mut ids: Vec<&str> = self.models.keys().map(String::as_str).collect();
-            ids.sort_unstable();
-            error(
-                StatusCode::NOT_FOUND,
-                format!("unknown model {id:?}; served models: {}", ids.join(", ")),
-            )
-        })
+    /// 404 naming the served models.
+    fn unknown_model(&self, id: &str) -> Response {
+        let mut ids: Vec<&str> = self.models.keys().map(String::as_str).collect();
+        ids.sort_unstable();
+        error(
+            StatusCode::NOT_FOUND,
+            format!("unknown model {id:?}; served models: {}", ids.join(", ")),
+        )
     }
 
     fn busy(&self, message: String) -> Response {
@@ -351,9 +350,9 @@ async fn list_models(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn get_model(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
-    match state.model(&id) {
-        Ok(m) => Json(m.info().clone()).into_response(),
-        Err(r) => r,
+    match state.models.get(&id) {
+        Some(m) => Json(m.info().clone()).into_response(),
+        None => state.unknown_model(&id),
     }
 }
 
@@ -379,9 +378,9 @@ async fn score(
             format!("request body is larger than the {limit}-byte limit"),
         )
     };
-    let model = match state.model(&id) {
-        Ok(m) => Arc::clone(m),
-        Err(r) => return reject(r, body).await,
+    let model = match state.models.get(&id) {
+        Some(m) => Arc::clone(m),
+        None => return reject(state.unknown_model(&id), body).await,
     };
     if content_length(&parts.headers).is_some_and(|n| n > limit as u64) {
         return reject(too_large(), body).await;
