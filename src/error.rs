@@ -262,3 +262,54 @@ pub enum FingerprintError {
     #[error("{path}: corrupt landmark index: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 }
+
+/// Errors of the `net` layer: the encrypted identification service (`serve`) and its client
+/// (`identify`). Messages name the file, URL or model involved.
+#[derive(Debug, Error)]
+pub enum NetError {
+    #[error("{path}: cannot serve this model: {reason}")]
+    ServeModel { path: PathBuf, reason: String },
+    #[error("no model to serve: {0}")]
+    NoModels(String),
+    #[error("model id {id:?} would be served twice ({first} and {second}); rename one file")]
+    DuplicateModel {
+        id: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("invalid server settings: {0}")]
+    InvalidConfig(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot reach {url}: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("{url}: server answered {status}: {message}")]
+    Server {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{url}: invalid response: {reason}")]
+    Protocol { url: String, reason: String },
+    #[error("invalid model description for {model:?}: {reason}")]
+    InvalidModelInfo { model: String, reason: String },
+    #[error("unknown model {requested:?}; available: {available}")]
+    UnknownModel {
+        requested: String,
+        available: String,
+    },
+    #[error("{path}: {reason}")]
+    Recording { path: PathBuf, reason: String },
+    #[error("key file {path}: {reason}")]
+    KeyFile { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Fhe(#[from] FheError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+}

@@ -15,7 +15,10 @@ pub mod fhe;
 pub mod fingerprint;
 pub mod fsutil;
 pub mod model;
+pub mod net;
 pub mod pipeline;
 pub mod report;
 
-pub use error::{AudioError, DatasetError, EvalError, FeatureError, FheError, ModelError};
+pub use error::{
+    AudioError, DatasetError, EvalError, FeatureError, FheError, ModelError, NetError,
+};

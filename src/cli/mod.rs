@@ -5,8 +5,10 @@ mod bench;
 mod compare;
 mod evaluate;
 mod extract;
+mod identify;
 mod queries;
 mod reproduce;
+mod serve;
 mod synth;
 mod train;
 
@@ -36,6 +38,8 @@ enum Command {
     Compare(compare::Args),
     /// Time pipeline stages and write a benchmark report.
     Bench(bench::Args),
+    Serve(serve::Args),
+    Identify(identify::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -53,7 +57,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Identify(args) => identify::run(args),
     }
+}
+
+/// Logs to stderr at `default_level` (RUST_LOG overrides it); idempotent.
+pub(crate) fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal or `quiet`).

@@ -37,6 +37,33 @@ impl ClientKey {
             params.polynomial_size,
             &mut generator,
         );
+        Self::from_secret(params, secret)
+    }
+
+    /// Rebuilds a key from a stored binary secret (e.g. a client's key cache), checking its
+    /// shape and that every coefficient is 0 or 1.
+    pub fn from_secret(
+        params: &GlweParams,
+        secret: GlweSecretKeyOwned<u64>,
+    ) -> Result<Self, FheError> {
+        params.validate()?;
+        if secret.glwe_dimension() != params.glwe_dimension
+            || secret.polynomial_size() != params.polynomial_size
+        {
+            return Err(FheError::InvalidParams(format!(
+                "secret key is k = {}, N = {} but {} needs k = {}, N = {}",
+                secret.glwe_dimension().0,
+                secret.polynomial_size().0,
+                params.name,
+                params.glwe_dimension.0,
+                params.polynomial_size.0
+            )));
+        }
+        if let Some(i) = secret.as_ref().iter().position(|&b| b > 1) {
+            return Err(FheError::InvalidParams(format!(
+                "secret key coefficient {i} is not binary"
+            )));
+        }
         let fft = Fft::new(params.polynomial_size);
         let mut fourier_secret = FourierPolynomial::new(params.polynomial_size);
         FourierScratch::new(fft.as_view()).forward_integer(

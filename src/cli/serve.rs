@@ -1,0 +1,56 @@
+//! `fhe-shazam serve`: the encrypted identification server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use fhe_shazam::net::{load_models, run_until_ctrl_c, ServerConfig, DEFAULT_CHUNKS};
+
+/// Serve quantized models for encrypted identification over HTTP. The server holds the models
+/// in the clear and never a secret key: it multiplies each encrypted query by the model and
+/// returns encrypted scores that only the client can read. Routes: GET /health, GET /models,
+/// GET /models/{id}, POST /models/{id}/score. Stops on Ctrl-C after finishing requests in
+/// flight. Logs go to stderr (RUST_LOG overrides --log-level).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Quantized model files, or folders whose quantized *.json models are all served (ids are
+    /// the file stems, e.g. q8).
+    #[arg(long, num_args = 1.., required = true)]
+    models: Vec<PathBuf>,
+    /// Address to listen on (loopback by default; expose it deliberately).
+    #[arg(long, default_value = "127.0.0.1:8700")]
+    addr: SocketAddr,
+    /// J: chunks per query (0.5 s each: 30 is the seed's 15 s).
+    #[arg(long, default_value_t = DEFAULT_CHUNKS)]
+    chunks: usize,
+    /// Scoring jobs at once; further requests get 503 + Retry-After (default: CPU cores).
+    #[arg(long)]
+    max_jobs: Option<usize>,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, default_value_t = ServerConfig::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Whole-request time limit in seconds (503 beyond).
+    #[arg(long, default_value_t = 30.0)]
+    timeout_secs: f64,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    super::init_logging(&args.log_level);
+    if !(args.timeout_secs.is_finite() && args.timeout_secs > 0.0) {
+        anyhow::bail!("--timeout-secs must be a positive number of seconds");
+    }
+    let defaults = ServerConfig::default();
+    let config = ServerConfig {
+        max_jobs: args.max_jobs.unwrap_or(defaults.max_jobs),
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: Duration::from_secs_f64(args.timeout_secs),
+        ..defaults
+    };
+    let models = load_models(&args.models, args.chunks).context("loading the models to serve")?;
+    run_until_ctrl_c(args.addr, models, config)?;
+    Ok(())
+}

@@ -1,0 +1,453 @@
+//! The identification client: recording → chunk features → quantized query → encrypted
+//! query → (server) → decrypted scores → dequantized → majority vote → song.
+//!
+//! The server is reached through [`ScoreTransport`]: [`HttpClient`] over HTTP, or
+//! [`LocalServer`] in the same process (the offline `--model-file` form and tests). Both
+//! run exactly the same client code, so the offline path checks the networked one.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ndarray::{s, Array2, ArrayView2};
+use serde::Serialize;
+
+use super::api::{ClientModel, ErrorBody, Health, ModelInfo, ModelList, SongDto};
+use super::server::ServedModel;
+use crate::audio::LoadOptions;
+use crate::error::NetError;
+use crate::eval::vote::Decision;
+use crate::features::{chunk_features, Mfcc};
+use crate::fhe::{wire, ClientKey};
+
+/// Sends one wire-encoded encrypted query for `model` and returns the wire-encoded reply.
+pub trait ScoreTransport {
+    fn score(&self, model: &ClientModel, query: &[u8]) -> Result<Vec<u8>, NetError>;
+}
+
+/// The server in this process (no HTTP): the same [`ServedModel::score_bytes`] the HTTP
+/// handler runs.
+pub struct LocalServer {
+    pub served: ServedModel,
+}
+
+impl ScoreTransport for LocalServer {
+    fn score(&self, model: &ClientModel, query: &[u8]) -> Result<Vec<u8>, NetError> {
+        if model.id != self.served.id() {
+            return Err(NetError::UnknownModel {
+                requested: model.id.clone(),
+                available: self.served.id().to_string(),
+            });
+        }
+        Ok(self.served.score_bytes(query)?)
+    }
+}
+
+/// A blocking HTTP client of one server.
+pub struct HttpClient {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// Largest JSON document accepted from a server (a C = 8000 catalog is a few MiB).
+const MAX_JSON_BYTES: u64 = 64 << 20;
+
+impl HttpClient {
+    /// A client of the server at `base_url` (e.g. `http://127.0.0.1:8700`); `timeout`
+    /// bounds every whole request.
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, NetError> {
+        let base = base_url.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") {
+            return Err(NetError::InvalidConfig(format!(
+                "server URL {base_url:?} must start with http:// (run the server behind a TLS \
+                 proxy and this client on its side of it for other transports)"
+            )));
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build()
+            .into();
+        Ok(Self { base, agent })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn transport(&self, url: &str, e: ureq::Error) -> NetError {
+        NetError::Transport {
+            url: url.to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Reads a response: the body (up to `limit` bytes) on 2xx, the server's `{error}` as
+    /// [`NetError::Server`] otherwise.
+    fn finish(
+        &self,
+        url: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        limit: u64,
+    ) -> Result<Vec<u8>, NetError> {
+        let mut response = result.map_err(|e| self.transport(url, e))?;
+        let status = response.status();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| self.transport(url, e))?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(500).collect());
+        let retry = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| format!(" (retry after {v} s)"))
+            .unwrap_or_default();
+        Err(NetError::Server {
+            url: url.to_string(),
+            status: status.as_u16(),
+            message: message + &retry,
+        })
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, NetError> {
+        let url = format!("{}{path}", self.base);
+        let body = self.finish(&url, self.agent.get(&url).call(), MAX_JSON_BYTES)?;
+        serde_json::from_slice(&body).map_err(|e| NetError::Protocol {
+            url,
+            reason: format!("not the expected JSON: {e}"),
+        })
+    }
+
+    pub fn health(&self) -> Result<Health, NetError> {
+        self.get_json("/health")
+    }
+
+    pub fn models(&self) -> Result<Vec<ModelInfo>, NetError> {
+        Ok(self.get_json::<ModelList>("/models")?.models)
+    }
+
+    /// The served model `id`, or the only one if `id` is None; validated for this client.
+    pub fn model(&self, id: Option<&str>) -> Result<ClientModel, NetError> {
+        let models = self.models()?;
+        let available = || {
+            models
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let info = match id {
+            Some(id) => {
+                models
+                    .iter()
+                    .find(|m| m.id == id)
+                    .ok_or_else(|| NetError::UnknownModel {
+                        requested: id.to_string(),
+                        available: available(),
+                    })?
+            }
+            None if models.len() == 1 => &models[0],
+            None => {
+                return Err(NetError::UnknownModel {
+                    requested: "(none given)".into(),
+                    available: format!("{}; choose one with --model", available()),
+                })
+            }
+        };
+        info.client_model()
+    }
+
+    /// `POST /models/{id}/score` with a raw body (tests use it to send malformed bodies).
+    pub fn post_score(&self, model_id: &str, body: &[u8], limit: u64) -> Result<Vec<u8>, NetError> {
+        let url = format!("{}/models/{model_id}/score", self.base);
+        let result = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/octet-stream")
+            .send(body);
+        self.finish(&url, result, limit)
+    }
+}
+
+impl ScoreTransport for HttpClient {
+    fn score(&self, model: &ClientModel, query: &[u8]) -> Result<Vec<u8>, NetError> {
+        let limit = wire::scores_size(&model.spec) as u64;
+        self.post_score(&model.id, query, limit)
+    }
+}
+
+/// The first J chunk features of a recording (fewer if it is shorter), loaded and chunked
+/// exactly like the training audio. Shorter than one chunk is an error naming the file.
+pub fn recording_features(path: &Path, model: &ClientModel) -> Result<Array2<f32>, NetError> {
+    let fail = |reason: String| NetError::Recording {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let params = &model.features;
+    let chunks = model.spec.layout.chunks();
+    // Only the audio the J chunks cover is decoded.
+    let samples = params.chunk_samples + (chunks - 1) * params.chunk_hop;
+    let load = LoadOptions {
+        sample_rate: params.sample_rate(),
+        max_seconds: Some(samples as f64 / params.sample_rate() as f64),
+    };
+    // Audio errors already name the file.
+    let audio = crate::audio::load(path, &load)?;
+    if audio.samples.len() < params.chunk_samples {
+        return Err(fail(format!(
+            "recording is {:.2} s long, shorter than one {:.2} s chunk",
+            audio.duration_seconds(),
+            params.chunk_samples as f64 / params.sample_rate() as f64
+        )));
+    }
+    let mfcc = Mfcc::new(params.mfcc.clone()).map_err(|e| fail(e.to_string()))?;
+    let features =
+        chunk_features(&mfcc, params, &audio.samples).map_err(|e| fail(e.to_string()))?;
+    let n = features.nrows().min(chunks);
+    Ok(features.slice(s![..n, ..]).to_owned())
+}
+
+/// Milliseconds per client step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    pub features_ms: f64,
+    pub encrypt_ms: f64,
+    /// Upload, server work and download.
+    pub round_trip_ms: f64,
+    pub decrypt_ms: f64,
+    pub total_ms: f64,
+}
+
+/// The answer to one recording.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Identification {
+    pub model: String,
+    pub model_id: String,
+    /// The identified song, or None for "unknown".
+    pub song: Option<SongDto>,
+    /// The leading songs (at most five), best first, with the decision rule's score (votes,
+    /// or summed log-probability).
+    pub ranking: Vec<(usize, f64)>,
+    /// Chunks of the recording that were scored (≤ J).
+    pub chunks_used: usize,
+    pub chunks_layout: usize,
+    pub decision: Decision,
+    pub timings: Timings,
+    pub bytes_up: usize,
+    pub bytes_down: usize,
+}
+
+impl Identification {
+    /// "Title — Artist" or "unknown".
+    pub fn answer(&self) -> String {
+        self.song
+            .as_ref()
+            .map_or_else(|| "unknown".to_string(), SongDto::display_name)
+    }
+}
+
+/// Identifies a recording: features, then [`identify_features`].
+pub fn identify(
+    recording: &Path,
+    model: &ClientModel,
+    key: &ClientKey,
+    transport: &dyn ScoreTransport,
+    decision: &Decision,
+) -> Result<Identification, NetError> {
+    let t = Instant::now();
+    let features = recording_features(recording, model)?;
+    let features_ms = ms(t.elapsed());
+    let mut id = identify_features(features.view(), model, key, transport, decision)?;
+    id.timings.features_ms = features_ms;
+    id.timings.total_ms += features_ms;
+    Ok(id)
+}
+
+/// Identifies already-extracted chunk features (n × d, n ≤ J; rows past J are ignored):
+/// quantize, pad to J rows, encrypt, score remotely, decrypt, dequantize the n real rows,
+/// vote.
+pub fn identify_features(
+    features: ArrayView2<f32>,
+    model: &ClientModel,
+    key: &ClientKey,
+    transport: &dyn ScoreTransport,
+    decision: &Decision,
+) -> Result<Identification, NetError> {
+    let spec = &model.spec;
+    let (j, d) = (spec.layout.chunks(), spec.layout.features());
+    if features.ncols() != d || features.nrows() == 0 {
+        return Err(NetError::InvalidConfig(format!(
+            "query features are {} × {}, the model takes 1..={j} × {d}",
+            features.nrows(),
+            features.ncols()
+        )));
+    }
+    let n = features.nrows().min(j);
+    let start = Instant::now();
+    let q_x = model.quantizer.quantize(features.slice(s![..n, ..]));
+    // Padding rows hold a valid input (0 clamped into the range); their scores are dropped.
+    let pad = 0i64.clamp(spec.input_min, spec.input_max);
+    let mut padded = Array2::from_elem((j, d), pad);
+    padded.slice_mut(s![..n, ..]).assign(&q_x);
+    let query = wire::encode_query(&key.encrypt_query(spec, padded.view())?);
+    let encrypt_ms = ms(start.elapsed());
+
+    let t = Instant::now();
+    let reply = transport.score(model, &query)?;
+    let round_trip_ms = ms(t.elapsed());
+
+    let t = Instant::now();
+    let scores = key.decrypt_scores(spec, &wire::decode_scores(&reply, spec)?)?;
+    let decrypt_ms = ms(t.elapsed());
+
+    let scores = model.quantizer.dequantize(scores.slice(s![..n, ..]));
+    let answer = decision.decide(scores.view());
+    Ok(Identification {
+        model: model.id.clone(),
+        model_id: spec.model_id.to_string(),
+        song: answer.song.and_then(|s| model.catalog.get(s).cloned()),
+        ranking: answer.ranking.into_iter().take(5).collect(),
+        chunks_used: n,
+        chunks_layout: j,
+        decision: *decision,
+        timings: Timings {
+            features_ms: 0.0,
+            encrypt_ms,
+            round_trip_ms,
+            decrypt_ms,
+            total_ms: ms(start.elapsed()),
+        },
+        bytes_up: query.len(),
+        bytes_down: reply.len(),
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{Catalog, Song};
+    use crate::eval::Rule;
+    use crate::features::FeatureParams;
+    use crate::model::{FloatModel, ModelFile, QuantOptions, QuantizedModel};
+    use ndarray::Array1;
+
+    /// 3 songs on 20 features; song c is the direction of feature c.
+    fn served(chunks: usize) -> ServedModel {
+        let d = FeatureParams::default().dim();
+        let mut w = Array2::<f64>::zeros((d, 3));
+        for c in 0..3 {
+            w[[c, c]] = 1.0;
+        }
+        let float = FloatModel::new(w, Array1::zeros(3)).unwrap();
+        let x = Array2::from_shape_fn((6, d), |(r, c)| if c == r % 3 { 10.0 } else { -1.0 });
+        let q = QuantizedModel::from_float(&float, x.view(), &QuantOptions::concrete(8)).unwrap();
+        let catalog = Catalog {
+            songs: (0..3)
+                .map(|i| Song {
+                    index: i,
+                    track_id: format!("{i:06}"),
+                    path: format!("{i}.wav").into(),
+                    title: Some(format!("Song {i}")),
+                    artist: Some("Band".into()),
+                })
+                .collect(),
+        };
+        let file = ModelFile::quantized(FeatureParams::default(), catalog, q, None).unwrap();
+        ServedModel::from_model_file("toy", &file, Path::new("toy.json"), chunks).unwrap()
+    }
+
+    #[test]
+    fn offline_identification_votes_over_the_real_rows_only() {
+        let local = LocalServer { served: served(8) };
+        let model = local.served.info().client_model().unwrap();
+        let key = ClientKey::generate(&model.spec.params).unwrap();
+        // 5 real rows pointing at song 2; the 3 padding rows must not vote.
+        let x = Array2::from_shape_fn((5, 20), |(_, c)| if c == 2 { 10.0 } else { -1.0 });
+        let id = identify_features(
+            x.view(),
+            &model,
+            &key,
+            &local,
+            &Decision {
+                rule: Rule::Votes,
+                min_votes: 3,
+            },
+        )
+        .unwrap();
+        assert_eq!(id.answer(), "Song 2 — Band");
+        assert_eq!(id.ranking, vec![(2, 5.0)]);
+        assert_eq!((id.chunks_used, id.chunks_layout), (5, 8));
+        assert_eq!(id.bytes_up, model_info_sizes(&local).0);
+        assert_eq!(id.bytes_down, model_info_sizes(&local).1);
+        // Too few votes for min_votes = 6: unknown.
+        let id = identify_features(
+            x.view(),
+            &model,
+            &key,
+            &local,
+            &Decision {
+                rule: Rule::Votes,
+                min_votes: 6,
+            },
+        )
+        .unwrap();
+        assert_eq!(id.answer(), "unknown");
+    }
+
+    fn model_info_sizes(local: &LocalServer) -> (usize, usize) {
+        let w = local.served.info().wire;
+        (w.query_bytes, w.reply_bytes)
+    }
+
+    #[test]
+    fn wrong_shapes_and_models_are_errors() {
+        let local = LocalServer { served: served(4) };
+        let model = local.served.info().client_model().unwrap();
+        let key = ClientKey::generate(&model.spec.params).unwrap();
+        let bad = Array2::<f32>::zeros((3, 7));
+        assert!(identify_features(
+            bad.view(),
+            &model,
+            &key,
+            &local,
+            &Decision {
+                rule: Rule::Votes,
+                min_votes: 1
+            }
+        )
+        .is_err());
+        let mut other = model.clone();
+        other.id = "other".into();
+        let x = Array2::<f32>::zeros((2, 20));
+        let err = identify_features(
+            x.view(),
+            &other,
+            &key,
+            &local,
+            &Decision {
+                rule: Rule::Votes,
+                min_votes: 1,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("other"), "{err}");
+    }
+
+    #[test]
+    fn urls_must_be_http() {
+        assert!(HttpClient::new("https://x", Duration::from_secs(1)).is_err());
+        let c = HttpClient::new("http://127.0.0.1:1/", Duration::from_secs(1)).unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:1");
+    }
+}
