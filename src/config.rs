@@ -7,6 +7,7 @@ use crate::dataset::queries::Condition;
 use crate::dataset::synth::SynthParams;
 use crate::eval::{Decision, Mode, Rule};
 use crate::features::FeatureParams;
+use crate::fingerprint::LandmarkParams;
 use crate::model::{LogisticParams, QuantOptions};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -198,6 +199,17 @@ impl Default for OutputConfig {
     }
 }
 
+/// The Wang 2003 landmark baseline, evaluated on the same queries as the models (a row with
+/// model "landmark", mode clear). Off by default: it fingerprints every training song again.
+/// Parameters go in a `[landmark.params]` sub-table (a sub-table rather than flattened fields,
+/// because serde cannot reject unknown keys through `flatten`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LandmarkConfig {
+    pub enabled: bool,
+    pub params: LandmarkParams,
+}
+
 /// A whole experiment.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -210,6 +222,7 @@ pub struct ExperimentConfig {
     pub augmentation: AugmentationConfig,
     pub quantization: QuantizationConfig,
     pub evaluation: EvaluationConfig,
+    pub landmark: LandmarkConfig,
     pub output: OutputConfig,
 }
 
@@ -284,6 +297,12 @@ impl ExperimentConfig {
         if self.dataset.max_seconds <= 0.0 {
             return Err("dataset.max_seconds must be positive".into());
         }
+        if self.landmark.enabled {
+            self.landmark
+                .params
+                .validate()
+                .map_err(|e| format!("landmark.params: {e}"))?;
+        }
         Ok(())
     }
 
@@ -338,6 +357,35 @@ mod tests {
             "name = \"x\"\n[evaluation.robust]\nconditions = [\"noise11\"]"
         )
         .is_err());
+    }
+
+    #[test]
+    fn landmark_section_parses_and_rejects_unknown_keys() {
+        let c: ExperimentConfig = toml::from_str("name = \"x\"").unwrap();
+        assert!(!c.landmark.enabled, "off unless asked for");
+        let c: ExperimentConfig = toml::from_str(
+            "name = \"x\"\n[landmark]\nenabled = true\n[landmark.params]\nfanout = 5",
+        )
+        .unwrap();
+        assert!(c.landmark.enabled);
+        assert_eq!(c.landmark.params.fanout, 5);
+        assert_eq!(
+            c.landmark.params.min_aligned,
+            LandmarkParams::default().min_aligned,
+            "other parameters keep their defaults"
+        );
+        c.validate().unwrap();
+        for bad in [
+            "[landmark]\nenabled = true\nfanout = 5",
+            "[landmark.params]\nfan_out = 5",
+        ] {
+            let text = format!("name = \"x\"\n{bad}");
+            assert!(toml::from_str::<ExperimentConfig>(&text).is_err(), "{bad}");
+        }
+        let mut c = ExperimentConfig::seed("x");
+        c.landmark.enabled = true;
+        c.landmark.params.fanout = 0;
+        assert!(c.validate().unwrap_err().contains("landmark.params"));
     }
 
     #[test]

@@ -6,12 +6,16 @@
 use crate::config::{ExperimentConfig, Protocol};
 use crate::dataset::queries;
 use crate::dataset::{scan, synth, Catalog, ScanOptions};
-use crate::error::{DatasetError, EvalError, FeatureError, ModelError};
+use crate::error::{
+    AudioError, DatasetError, EvalError, FeatureError, FingerprintError, ModelError,
+};
+use crate::eval::metrics::{Metrics, Outcome};
 use crate::eval::runner::{evaluate_modes, ModeRun};
 use crate::eval::{
     evaluate_clear, queries_from_files, seed_queries, Mode, ModeResult, Query, QueryFile,
 };
 use crate::features::{extract, extract_with, AudioTransform, ExtractSummary, FeatureSet};
+use crate::fingerprint::{LandmarkIndexBuilder, LandmarkStats};
 use crate::fsutil;
 use crate::model::{fit, FitInfo, FloatModel, ModelFile, QuantizedModel};
 use serde::{Deserialize, Serialize};
@@ -29,6 +33,15 @@ pub enum PipelineError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Eval(#[from] EvalError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    /// The landmark baseline failed on a file (parameters, or audio it cannot fingerprint).
+    #[error("{path}: landmark baseline: {source}")]
+    Landmark {
+        path: PathBuf,
+        #[source]
+        source: FingerprintError,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -50,6 +63,8 @@ pub enum Stage {
     Queries,
     Train,
     Evaluate,
+    /// Indexing the songs and querying the landmark baseline.
+    Landmark,
 }
 
 /// One (model, mode) result: a row of results.csv.
@@ -59,7 +74,7 @@ pub struct ResultRow {
     pub dataset: String,
     /// The query condition: "seed" for the seed protocol, else a robust condition.
     pub condition: String,
-    /// "float" or "quantized".
+    /// "float", "quantized" or "landmark" (the Wang 2003 baseline).
     pub model: String,
     pub n_bits: Option<u32>,
     pub weight_bits: Option<u32>,
@@ -95,6 +110,17 @@ pub struct Reproduction {
     pub models_reused: bool,
     pub rows: Vec<ResultRow>,
     pub stage_seconds: Vec<(String, f64)>,
+    /// The landmark baseline's index, when `[landmark] enabled`.
+    #[serde(default)]
+    pub landmark: Option<LandmarkSummary>,
+}
+
+/// Size and build time of the landmark baseline's index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LandmarkSummary {
+    pub stats: LandmarkStats,
+    /// Wall time to load and fingerprint every song and build the table.
+    pub build_seconds: f64,
 }
 
 /// What the cached models were trained from; equal → reuse.
@@ -354,19 +380,31 @@ fn training_rows(
     Ok(TrainingRows { features, labels })
 }
 
-/// The queries of each condition: the seed protocol's one set, or the robust query set (written
-/// under `data_dir/queries/` on first use and reused while its parameters match).
-fn condition_queries(
+/// The query recordings of each condition: the robust query set's files (written under
+/// `data_dir/queries/` on first use and reused while its parameters match), or under the seed
+/// protocol one "seed" condition whose files are the songs themselves (a query is their first
+/// `query_seconds`). Truth is the song's label in the feature set; songs that failed
+/// extraction are skipped.
+fn condition_files(
     config: &ExperimentConfig,
     root: &Path,
     catalog: &Catalog,
     set: &FeatureSet,
     on_stage: &dyn Fn(Stage),
     on_song: &(dyn Fn() + Sync),
-) -> Result<Vec<(String, Vec<Query>)>, PipelineError> {
+) -> Result<Vec<(String, Vec<QueryFile>)>, PipelineError> {
     let ev = &config.evaluation;
     if ev.protocol == Protocol::Seed {
-        return Ok(vec![("seed".into(), seed_queries(set, ev.query_seconds))]);
+        let files = set
+            .sidecar
+            .songs
+            .iter()
+            .map(|r| QueryFile {
+                path: root.join(&r.song.path),
+                truth: r.song.index,
+            })
+            .collect();
+        return Ok(vec![("seed".into(), files)]);
     }
     let r = &ev.robust;
     let params = queries::QuerySetParams {
@@ -408,6 +446,36 @@ fn condition_queries(
         .iter()
         .map(|r| (r.song.track_id.as_str(), r.song.index))
         .collect();
+    Ok(r.conditions
+        .iter()
+        .map(|&condition| {
+            let files = query_set
+                .entries
+                .iter()
+                .filter(|e| e.condition == condition)
+                .filter_map(|e| {
+                    Some(QueryFile {
+                        path: e.path.clone(),
+                        truth: *label.get(e.track_id.as_str())?,
+                    })
+                })
+                .collect();
+            (condition.name().to_string(), files)
+        })
+        .collect())
+}
+
+/// The models' queries of each condition: the seed's come from the cached features (on the
+/// training grid), the robust ones are extracted from the query files.
+fn condition_queries(
+    config: &ExperimentConfig,
+    set: &FeatureSet,
+    condition_files: &[(String, Vec<QueryFile>)],
+) -> Result<Vec<(String, Vec<Query>)>, PipelineError> {
+    let ev = &config.evaluation;
+    if ev.protocol == Protocol::Seed {
+        return Ok(vec![("seed".into(), seed_queries(set, ev.query_seconds))]);
+    }
     // Queries are chunked like the seed's queries: non-overlapping chunks, whatever the
     // training hop.
     let query_params = crate::features::FeatureParams {
@@ -418,23 +486,103 @@ fn condition_queries(
         sample_rate: config.features.sample_rate(),
         max_seconds: None,
     };
-    let mut out = Vec::new();
-    for &condition in &r.conditions {
-        let files: Vec<QueryFile> = query_set
-            .entries
-            .iter()
-            .filter(|e| e.condition == condition)
-            .filter_map(|e| {
-                Some(QueryFile {
-                    path: e.path.clone(),
-                    truth: *label.get(e.track_id.as_str())?,
-                })
-            })
-            .collect();
-        let qs = queries_from_files(&files, &load, &query_params, ev.query_seconds)?;
-        out.push((condition.name().to_string(), qs));
+    condition_files
+        .iter()
+        .map(|(condition, files)| {
+            let qs = queries_from_files(files, &load, &query_params, ev.query_seconds)?;
+            Ok((condition.clone(), qs))
+        })
+        .collect()
+}
+
+/// The Wang 2003 baseline on the models' footing: an index of every song's training audio
+/// (the held-out split included) queried with the first `query_seconds` of each query file, the
+/// cut the models' queries get. Returns one clear-mode row per condition and the index's size.
+fn landmark_rows(
+    config: &ExperimentConfig,
+    root: &Path,
+    set: &FeatureSet,
+    condition_files: &[(String, Vec<QueryFile>)],
+    dataset_name: &str,
+) -> Result<(Vec<ResultRow>, LandmarkSummary), PipelineError> {
+    use rayon::prelude::*;
+    let params = config.landmark.params.clone();
+    let landmark_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PipelineError::Landmark { path, source }
+    };
+    let t = Instant::now();
+    let mut builder = LandmarkIndexBuilder::new(params.clone())
+        .map_err(landmark_err(Path::new("[landmark.params]")))?;
+    let training = crate::audio::LoadOptions {
+        sample_rate: params.sample_rate,
+        ..config.load_options()
+    };
+    // Each song is loaded and fingerprinted inside the parallel map, so only the landmarks
+    // (not every song's audio) are held at once.
+    let landmarker = builder.landmarker();
+    let fingerprints: Vec<(usize, Vec<crate::fingerprint::Landmark>)> = set
+        .sidecar
+        .songs
+        .par_iter()
+        .map(|r| {
+            let path = root.join(&r.song.path);
+            let audio = crate::audio::load(&path, &training)?;
+            let landmarks = landmarker
+                .landmarks(&audio.samples)
+                .map_err(landmark_err(&path))?;
+            Ok((r.song.index, landmarks))
+        })
+        .collect::<Result<_, PipelineError>>()?;
+    for (song, landmarks) in &fingerprints {
+        builder
+            .add_landmarks(*song, landmarks)
+            .map_err(landmark_err(root))?;
     }
-    Ok(out)
+    drop(fingerprints);
+    let index = builder.finish();
+    let summary = LandmarkSummary {
+        stats: index.stats(),
+        build_seconds: t.elapsed().as_secs_f64(),
+    };
+    let query_load = crate::audio::LoadOptions {
+        sample_rate: params.sample_rate,
+        max_seconds: Some(config.evaluation.query_seconds),
+    };
+    let mut rows = Vec::new();
+    for (condition, files) in condition_files {
+        let mut outcomes = Vec::with_capacity(files.len());
+        for f in files {
+            let audio = crate::audio::load(&f.path, &query_load)?;
+            let t = Instant::now();
+            let answer = index.query(&audio.samples).map_err(landmark_err(&f.path))?;
+            let latency_s = t.elapsed().as_secs_f64();
+            outcomes.push(Outcome {
+                truth: f.truth,
+                answer: crate::eval::Answer {
+                    song: answer.song,
+                    ranking: answer
+                        .ranking
+                        .iter()
+                        .map(|&(song, aligned)| (song, aligned as f64))
+                        .collect(),
+                },
+                latency_s,
+            });
+        }
+        // Chunk accuracy does not apply: the baseline answers per query, not per chunk.
+        let run = ModeRun {
+            queries: outcomes.len(),
+            result: ModeResult {
+                mode: Mode::Clear,
+                metrics: Metrics::from_outcomes(&outcomes, 0, 0),
+                fhe: None,
+            },
+            simulate_top1_same_queries: None,
+        };
+        rows.push(row(config, dataset_name, condition, "landmark", None, &run));
+    }
+    Ok((rows, summary))
 }
 
 /// Runs the experiment. `dataset` overrides the config's dataset path; `on_song` ticks once per
@@ -481,7 +629,8 @@ pub fn reproduce(
     timed("augment", t);
 
     let t = Instant::now();
-    let condition_sets = condition_queries(config, &root, &catalog, &set, on_stage, on_song)?;
+    let files = condition_files(config, &root, &catalog, &set, on_stage, on_song)?;
+    let condition_sets = condition_queries(config, &set, &files)?;
     timed("queries", t);
 
     on_stage(Stage::Train);
@@ -534,6 +683,17 @@ pub fn reproduce(
         }
     }
     timed("evaluate", t);
+
+    let landmark = if config.landmark.enabled {
+        on_stage(Stage::Landmark);
+        let t = Instant::now();
+        let (baseline, summary) = landmark_rows(config, &root, &set, &files, &dataset_name)?;
+        rows.extend(baseline);
+        timed("landmark", t);
+        Some(summary)
+    } else {
+        None
+    };
     Ok(Reproduction {
         dataset: root,
         songs: set.n_songs(),
@@ -544,5 +704,6 @@ pub fn reproduce(
         models_reused,
         rows,
         stage_seconds,
+        landmark,
     })
 }

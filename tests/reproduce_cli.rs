@@ -127,8 +127,8 @@ fn robust_smoke_experiment_reports_every_condition() {
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(
         rows.len(),
-        conditions.len() * 4,
-        "float + n_bits 8 × 3 modes per condition"
+        conditions.len() * 5,
+        "float + n_bits 8 × 3 modes + landmark per condition"
     );
     for c in conditions {
         let of = |model: &str, mode: &str| {
@@ -148,7 +148,25 @@ fn robust_smoke_experiment_reports_every_condition() {
             "{c}: FHE = simulate"
         );
         assert_eq!(&of("float", "clear")[col("queries")], "6");
+        assert_eq!(
+            &of("landmark", "clear")[col("queries")],
+            "6",
+            "{c}: the landmark baseline answers the same queries"
+        );
     }
+    let landmark_aligned = rows
+        .iter()
+        .find(|r| &r[col("condition")] == "aligned" && &r[col("model")] == "landmark")
+        .unwrap();
+    assert!(
+        landmark_aligned[col("top1")].parse::<f64>().unwrap() >= 0.5,
+        "landmark baseline on clean queries of 6 songs"
+    );
+    let summary = fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("Landmark baseline (Wang 2003") && summary.contains("index of 6 songs"),
+        "{summary}"
+    );
     let aligned = rows
         .iter()
         .find(|r| &r[col("condition")] == "aligned" && &r[col("model")] == "float")

@@ -60,8 +60,15 @@ fn quantized(rows: &[ResultRow], condition: &str, mode: Mode) -> Option<ResultRo
         .cloned()
 }
 
+/// The clear-mode row of `model` ("float", "landmark") for `condition`.
+fn clear_row<'a>(rows: &'a [ResultRow], condition: &str, model: &str) -> Option<&'a ResultRow> {
+    rows.iter()
+        .find(|r| r.condition == condition && r.model == model && r.mode == Mode::Clear)
+}
+
 /// Markdown: top-1 per condition of the float model (clear) and of the quantized model
-/// (simulate = FHE on every query), one line per report, plus whether FHE equalled simulate.
+/// (simulate = FHE on every query), one line per report, plus whether FHE equalled simulate,
+/// and the landmark baseline's line per report that ran it.
 pub fn ablation_table(reports: &[ReportRows]) -> String {
     let all: Vec<ResultRow> = reports.iter().flat_map(|r| r.rows.clone()).collect();
     let conds = conditions(&all);
@@ -76,11 +83,7 @@ pub fn ablation_table(reports: &[ReportRows]) -> String {
     for rep in reports {
         md += &format!("| {} |", rep.name);
         for c in &conds {
-            let float = rep
-                .rows
-                .iter()
-                .find(|r| &r.condition == c && r.n_bits.is_none());
-            md += &format!(" {} |", cell(float));
+            md += &format!(" {} |", cell(clear_row(&rep.rows, c, "float")));
         }
         md += "\n";
     }
@@ -120,8 +123,26 @@ pub fn ablation_table(reports: &[ReportRows]) -> String {
             )
         };
     }
+    let with_landmark: Vec<&ReportRows> = reports
+        .iter()
+        .filter(|r| r.rows.iter().any(|row| row.model == LANDMARK))
+        .collect();
+    if !with_landmark.is_empty() {
+        md += "\n### Landmark (Wang 2003), clear\n\n";
+        md += &head("experiment");
+        for rep in with_landmark {
+            md += &format!("| {} |", rep.name);
+            for c in &conds {
+                md += &format!(" {} |", cell(clear_row(&rep.rows, c, LANDMARK)));
+            }
+            md += "\n";
+        }
+    }
     md
 }
+
+/// The model name of the landmark baseline's rows.
+const LANDMARK: &str = "landmark";
 
 /// Writes the ablation table to `out` (Markdown) and a plot beside it (`out` with the
 /// extension replaced by .png/.svg): top-1 of the quantized model per condition, one line per
@@ -176,6 +197,59 @@ pub fn write_comparison(reports: &[ReportRows], out: &Path) -> Result<String, Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(condition: &str, model: &str, n_bits: Option<u32>, mode: Mode, top1: f64) -> ResultRow {
+        ResultRow {
+            experiment: "e".into(),
+            dataset: "d".into(),
+            condition: condition.into(),
+            model: model.into(),
+            n_bits,
+            weight_bits: n_bits,
+            standardize_inputs: false,
+            accumulator_bits: None,
+            mode,
+            queries: 10,
+            top1,
+            top3: top1,
+            unknown_rate: 0.0,
+            chunk_accuracy: 0.0,
+            latency_median_ms: 1.0,
+            latency_p95_ms: 1.0,
+            encrypt_ms: None,
+            server_ms: None,
+            decrypt_ms: None,
+            bytes_up: None,
+            bytes_down: None,
+            simulate_top1_same_queries: None,
+        }
+    }
+
+    #[test]
+    fn float_and_landmark_tables_pick_their_own_model() {
+        // The landmark row comes first: the float table must still show the float model.
+        let with = ReportRows {
+            dir: "a".into(),
+            name: "with".into(),
+            rows: vec![
+                row("aligned", "landmark", None, Mode::Clear, 0.25),
+                row("aligned", "float", None, Mode::Clear, 0.5),
+                row("aligned", "quantized", Some(8), Mode::Simulate, 0.75),
+            ],
+        };
+        let without = ReportRows {
+            dir: "b".into(),
+            name: "without".into(),
+            rows: vec![row("aligned", "float", None, Mode::Clear, 1.0)],
+        };
+        let md = ablation_table(&[with.clone(), without.clone()]);
+        let float = md.split("### Quantized").next().unwrap();
+        assert!(float.contains("| with | 50.00 % |"), "{md}");
+        let landmark = md.split("### Landmark (Wang 2003), clear").nth(1).unwrap();
+        assert!(landmark.contains("| with | 25.00 % |"), "{md}");
+        assert!(!landmark.contains("without"), "{md}");
+        assert!(!ablation_table(&[without]).contains("Landmark"));
+    }
 
     #[test]
     fn missing_or_foreign_reports_are_clear_errors() {

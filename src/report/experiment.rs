@@ -72,7 +72,7 @@ pub fn write_report(
     let float_top1 = rep
         .rows
         .iter()
-        .find(|r| r.n_bits.is_none() && r.condition == first)
+        .find(|r| r.model == "float" && r.condition == first)
         .map(|r| r.top1);
     if quantized {
         let modes = [Mode::Clear, Mode::Simulate, Mode::Execute];
@@ -228,6 +228,16 @@ pub fn write_report(
             } else {
                 ""
             }
+        );
+    }
+    if let Some(l) = &rep.landmark {
+        md += &format!(
+            "Landmark baseline (Wang 2003, model `landmark`, mode clear, same queries): index of {} songs, {} hashes ({} distinct), {:.1} KiB, built in {:.1} s.\n\n",
+            l.stats.songs,
+            l.stats.hashes,
+            l.stats.distinct_hashes,
+            l.stats.bytes as f64 / 1024.0,
+            l.build_seconds
         );
     }
     let ev = &config.evaluation;
