@@ -933,7 +933,7 @@ impl SectionContext {
             for &(t, len, mv, rest) in m {
                 let at = r * motif_steps + t;
                 step = (step + mv).clamp(register - 4, register + 9);
-                if at % chord_steps == 0 {
+                if at.is_multiple_of(chord_steps) {
                     let chord = chords[(at / chord_steps) as usize % chords.len()] as i32;
                     step = nearest_chord_tone(step, chord);
                 }

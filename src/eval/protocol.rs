@@ -27,7 +27,8 @@ pub fn seed_queries(set: &FeatureSet, query_seconds: f64) -> Vec<Query> {
             let rows: Vec<usize> = (0..set.sidecar.songs[s].n_chunks)
                 .filter(|&k| {
                     let start = set.chunk_index[first + k] * p.chunk_hop;
-                    start % p.chunk_samples == 0 && start + p.chunk_samples <= query_samples
+                    start.is_multiple_of(p.chunk_samples)
+                        && start + p.chunk_samples <= query_samples
                 })
                 .collect();
             Query {

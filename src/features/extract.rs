@@ -47,8 +47,11 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 /// for the same change.
 pub struct AudioTransform<'a> {
     pub key: String,
-    pub apply: &'a (dyn Fn(&Song, &[f32]) -> Result<Vec<f32>, String> + Sync),
+    pub apply: &'a TransformFn<'a>,
 }
+
+/// The change itself: a song's samples in, its changed samples (or why not) out.
+pub type TransformFn<'a> = dyn Fn(&Song, &[f32]) -> Result<Vec<f32>, String> + Sync + 'a;
 
 /// Loads one song, applies `transform` if any, and computes its chunk features. Errors are
 /// strings naming the file.

@@ -39,7 +39,7 @@ fn pct(v: f64) -> String {
     format!("{:.2} %", 100.0 * v)
 }
 
-fn find<'a>(rows: &'a [ResultRow], n_bits: Option<u32>, mode: Mode) -> Option<&'a ResultRow> {
+fn find(rows: &[ResultRow], n_bits: Option<u32>, mode: Mode) -> Option<&ResultRow> {
     rows.iter().find(|r| r.n_bits == n_bits && r.mode == mode)
 }
 
