@@ -75,8 +75,12 @@ def check_results(errors):
             else:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 rows = data.get("rows")
+                if rows is None:
+                    # A benchmark's JSON (e.g. reports/service-bench): the notebook skips it too.
+                    print(f"skip: {rel} (not an evaluation report)")
+                    continue
                 if not isinstance(rows, list):
-                    raise ValueError("no 'rows' list")
+                    raise ValueError("'rows' is not a list")
             if not rows:
                 raise ValueError("no result rows")
         except Exception as e:
