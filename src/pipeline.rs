@@ -335,6 +335,8 @@ fn training_rows(
     let catalog = set.catalog();
     let aug = &config.augmentation;
     let sr = config.features.sample_rate();
+    // Labels by track id: a song that failed in a copy is simply absent from it.
+    let index = set.labels_by_track();
     for (i, &condition) in aug.copies.iter().enumerate() {
         on_stage(Stage::Augment);
         // The k-th copy of a condition draws its own noise; numbering per condition keeps the
@@ -358,13 +360,6 @@ fn training_rows(
             &dir,
             on_song,
         )?;
-        // Labels by track id: a song that failed here is simply absent.
-        let index: std::collections::HashMap<&str, usize> = set
-            .sidecar
-            .songs
-            .iter()
-            .map(|r| (r.song.track_id.as_str(), r.song.index))
-            .collect();
         let mut keep = Vec::new();
         for r in &aug_set.sidecar.songs {
             if let Some(&label) = index.get(r.song.track_id.as_str()) {
@@ -440,12 +435,7 @@ fn condition_files(
         }
     };
     // Truth = the song's label in the feature set (songs that failed extraction are skipped).
-    let label: std::collections::HashMap<&str, usize> = set
-        .sidecar
-        .songs
-        .iter()
-        .map(|r| (r.song.track_id.as_str(), r.song.index))
-        .collect();
+    let label = set.labels_by_track();
     Ok(r.conditions
         .iter()
         .map(|&condition| {
@@ -645,7 +635,7 @@ pub fn reproduce(
     let decision = ev.decision();
     let mut rows = Vec::new();
     for (condition, queries) in &condition_sets {
-        // One FHE layout for every condition: J = the seed's chunks per query.
+        // The FHE layout's J = the longest query of the condition (shorter ones are padded).
         let chunks = queries
             .iter()
             .map(|q| q.features.nrows())

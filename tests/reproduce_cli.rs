@@ -130,16 +130,15 @@ fn robust_smoke_experiment_reports_every_condition() {
         conditions.len() * 5,
         "float + n_bits 8 × 3 modes + landmark per condition"
     );
+    let row = |c: &str, model: &str, mode: &str| {
+        rows.iter()
+            .find(|r| {
+                &r[col("condition")] == c && &r[col("model")] == model && &r[col("mode")] == mode
+            })
+            .unwrap_or_else(|| panic!("no {model} {mode} row for {c}"))
+    };
     for c in conditions {
-        let of = |model: &str, mode: &str| {
-            rows.iter()
-                .find(|r| {
-                    &r[col("condition")] == c
-                        && &r[col("model")] == model
-                        && &r[col("mode")] == mode
-                })
-                .unwrap_or_else(|| panic!("no {model} {mode} row for {c}"))
-        };
+        let of = |model: &str, mode: &str| row(c, model, mode);
         let exe = of("quantized", "execute");
         assert_eq!(&exe[col("queries")], "3", "execute_limit = 3");
         assert_eq!(
@@ -154,10 +153,7 @@ fn robust_smoke_experiment_reports_every_condition() {
             "{c}: the landmark baseline answers the same queries"
         );
     }
-    let landmark_aligned = rows
-        .iter()
-        .find(|r| &r[col("condition")] == "aligned" && &r[col("model")] == "landmark")
-        .unwrap();
+    let landmark_aligned = row("aligned", "landmark", "clear");
     assert!(
         landmark_aligned[col("top1")].parse::<f64>().unwrap() >= 0.5,
         "landmark baseline on clean queries of 6 songs"
@@ -167,10 +163,7 @@ fn robust_smoke_experiment_reports_every_condition() {
         summary.contains("Landmark baseline (Wang 2003") && summary.contains("index of 6 songs"),
         "{summary}"
     );
-    let aligned = rows
-        .iter()
-        .find(|r| &r[col("condition")] == "aligned" && &r[col("model")] == "float")
-        .unwrap();
+    let aligned = row("aligned", "float", "clear");
     assert!(
         aligned[col("top1")].parse::<f64>().unwrap() >= 0.5,
         "clean queries of 6 songs"

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use fhe_shazam::audio::{decode, resample, LoadOptions};
-use fhe_shazam::dataset::{scan, ScanOptions};
+use fhe_shazam::dataset::ScanOptions;
 use fhe_shazam::features::{chunk_features, FeatureParams, Mfcc};
 use fhe_shazam::fsutil;
 use fhe_shazam::report::Provenance;
@@ -80,12 +80,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn extract(args: ExtractArgs) -> anyhow::Result<()> {
-    let root = args
-        .dataset
-        .canonicalize()
-        .with_context(|| format!("dataset {}", args.dataset.display()))?;
-    let catalog = scan(
-        &root,
+    let (root, catalog) = super::open_dataset(
+        &args.dataset,
         &ScanOptions {
             num_songs: Some(args.songs),
             metadata: None,

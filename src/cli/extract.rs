@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use fhe_shazam::audio::LoadOptions;
-use fhe_shazam::dataset::{scan, ScanOptions};
+use fhe_shazam::dataset::ScanOptions;
 use fhe_shazam::features::{extract, FeatureParams};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -35,14 +35,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let root = args.dataset.canonicalize().with_context(|| {
-        format!(
-            "dataset folder {} does not exist or cannot be read",
-            args.dataset.display()
-        )
-    })?;
-    let catalog = scan(
-        &root,
+    let (root, catalog) = super::open_dataset(
+        &args.dataset,
         &ScanOptions {
             num_songs: args.num_songs,
             metadata: args.metadata.clone(),

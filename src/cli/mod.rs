@@ -73,6 +73,22 @@ pub(crate) fn init_logging(default_level: &str) {
         .try_init();
 }
 
+/// The dataset folder (canonical) and its catalog; a missing folder is an error naming it.
+pub(crate) fn open_dataset(
+    path: &std::path::Path,
+    scan_options: &fhe_shazam::dataset::ScanOptions,
+) -> anyhow::Result<(std::path::PathBuf, fhe_shazam::dataset::Catalog)> {
+    use anyhow::Context;
+    let root = path.canonicalize().with_context(|| {
+        format!(
+            "dataset folder {} does not exist or cannot be read",
+            path.display()
+        )
+    })?;
+    let catalog = fhe_shazam::dataset::scan(&root, scan_options)?;
+    Ok((root, catalog))
+}
+
 /// A progress bar on stderr (hidden when stderr is not a terminal or `quiet`).
 pub(crate) fn progress(len: usize, what: &str, quiet: bool) -> ProgressBar {
     if quiet {

@@ -2,9 +2,7 @@
 
 use anyhow::Context;
 use fhe_shazam::audio::LoadOptions;
-use fhe_shazam::dataset::{
-    scan, write_query_set, Condition, QuerySetParams, QueryWindow, ScanOptions,
-};
+use fhe_shazam::dataset::{write_query_set, Condition, QuerySetParams, QueryWindow, ScanOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -49,12 +47,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let root = args.dataset.canonicalize().with_context(|| {
-        format!(
-            "dataset folder {} does not exist or cannot be read",
-            args.dataset.display()
-        )
-    })?;
     let params = QuerySetParams {
         seed: args.seed,
         query_seconds: args.seconds,
@@ -69,8 +61,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     };
     params.validate()?;
-    let catalog = scan(
-        &root,
+    let (root, catalog) = super::open_dataset(
+        &args.dataset,
         &ScanOptions {
             num_songs: args.num_songs,
             metadata: args.metadata.clone(),

@@ -77,6 +77,16 @@ impl FeatureSet {
         }
     }
 
+    /// Each extracted song's label by track id (how other song lists — augmented copies, query
+    /// sets — are matched to this set's labels).
+    pub fn labels_by_track(&self) -> std::collections::HashMap<&str, usize> {
+        self.sidecar
+            .songs
+            .iter()
+            .map(|r| (r.song.track_id.as_str(), r.song.index))
+            .collect()
+    }
+
     pub fn n_songs(&self) -> usize {
         self.sidecar.songs.len()
     }
