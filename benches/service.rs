@@ -19,6 +19,7 @@ use fhe_shazam::net::{
     identify_features, recording_features, run_load, HttpClient, LoadReport, LoadSpec, LocalServer,
     ServedModel, ServerConfig, ServerHandle, DEFAULT_CHUNKS,
 };
+use fhe_shazam::report::provenance::memory_mib;
 use fhe_shazam::report::Provenance;
 use ndarray::Array2;
 use serde::Serialize;
@@ -34,17 +35,9 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Resident set size of this process in MiB (Linux /proc; NaN elsewhere).
+/// Resident set size of this process in MiB (NaN where /proc is missing).
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    memory_mib("VmRSS").unwrap_or(f64::NAN)
 }
 
 #[derive(Serialize)]

@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# Issue 8: accuracy, FHE latency and reply bytes, training time against the catalog size.
-# configs/scale.toml at C = 100, 400, 1000, 2000 synthetic songs (SIZES="…" to change) →
-# reports/scale/cN/ per size and reports/scale/summary.md (`fhe-shazam compare`, one line per size).
+# Issue 8: accuracy, FHE latency and reply bytes, training time and memory against the catalog size.
+# configs/scale.toml (seed model + landmark) at SIZES synthetic songs, configs/scale-aug40.toml (the
+# augmented 40-coefficient model) at AUG_SIZES, and scale.toml on the real dev corpus when present
+# → reports/scale/<family>-c<N>/ per run and reports/scale/summary.md + plots (`fhe-shazam scale-report`).
+# Training times are wall clock: run it on an otherwise idle machine.
 source "$(dirname "$0")/common.sh"
-SIZES=${SIZES:-"100 400 1000 2000"}
-dirs=()
-for n in $SIZES; do
+SIZES=${SIZES:-"100 400 1000 2000 8000"}
+AUG_SIZES=${AUG_SIZES:-"100 400 1000"}
+# run CONFIG FAMILY SIZE [reproduce flags…]: one catalog size of one model family.
+run() {
+  local config=$1 family=$2 n=$3; shift 3
+  local cfg out="reports/scale/$family-c$n"
   cfg=$(mktemp --suffix=.toml)
   sed -e "s/^num_songs = .*/num_songs = $n/" -e "s/^songs = .*/songs = $n/" \
-      -e "s/^name = .*/name = \"scale-c$n\"/" configs/scale.toml > "$cfg"
-  /usr/bin/time -v $BIN reproduce --config "$cfg" --out "reports/scale/c$n" >/dev/null 2> "reports/scale/c$n.time.txt" \
-    || { cat "reports/scale/c$n.time.txt"; exit 1; }
+      -e "s/^name = .*/name = \"$family-c$n\"/" "configs/$config.toml" > "$cfg"
+  echo "== $family at $n songs → $out" >&2
+  $BIN reproduce --config "$cfg" --out "$out" "$@" >/dev/null
   rm -f "$cfg"
-  dirs+=("reports/scale/c$n")
-done
-$BIN compare "${dirs[@]}" --out reports/scale/summary.md
+}
+for n in $SIZES; do run scale synthetic "$n"; done
+for n in $AUG_SIZES; do run scale-aug40 synthetic-aug40 "$n"; done
+if have_dev; then
+  n=$(find "$DEV_CORPUS/audio" -type f | wc -l)
+  run scale real "$n" --dataset "$DEV_CORPUS"
+fi
+# Every report under reports/scale/, so one size can be rerun alone (SIZES=8000 AUG_SIZES= …).
+$BIN scale-report reports/scale/*/ --out reports/scale/summary.md

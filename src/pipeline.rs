@@ -110,6 +110,10 @@ pub struct Reproduction {
     pub models_reused: bool,
     pub rows: Vec<ResultRow>,
     pub stage_seconds: Vec<(String, f64)>,
+    /// The process's peak resident memory (MiB) at the end of each stage, cumulative: the
+    /// "train" entry bounds what loading, extraction and training needed together.
+    #[serde(default)]
+    pub stage_peak_rss_mib: Vec<(String, f64)>,
     /// The landmark baseline's index, when `[landmark] enabled`.
     #[serde(default)]
     pub landmark: Option<LandmarkSummary>,
@@ -584,8 +588,13 @@ pub fn reproduce(
     on_song: &(dyn Fn() + Sync),
 ) -> Result<Reproduction, PipelineError> {
     let mut stage_seconds = Vec::new();
-    let mut timed =
-        |name: &str, t: Instant| stage_seconds.push((name.to_string(), t.elapsed().as_secs_f64()));
+    let mut stage_peak_rss_mib = Vec::new();
+    let mut timed = |name: &str, t: Instant| {
+        stage_seconds.push((name.to_string(), t.elapsed().as_secs_f64()));
+        if let Some(mib) = crate::report::provenance::memory_mib("VmHWM") {
+            stage_peak_rss_mib.push((name.to_string(), mib));
+        }
+    };
 
     let t = Instant::now();
     let root = dataset_root(config, dataset, on_stage, on_song)?;
@@ -694,6 +703,7 @@ pub fn reproduce(
         models_reused,
         rows,
         stage_seconds,
+        stage_peak_rss_mib,
         landmark,
     })
 }

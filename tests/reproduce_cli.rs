@@ -181,6 +181,37 @@ fn robust_smoke_experiment_reports_every_condition() {
             .count(),
         1
     );
+
+    // The report records the run's peak memory, and `scale-report` reads it back.
+    assert!(summary.contains("Peak resident memory:"), "{summary}");
+    let scale = dir.path().join("scale/summary.md");
+    Command::cargo_bin("fhe-shazam")
+        .unwrap()
+        .args(["scale-report", out.to_str().unwrap(), "--out"])
+        .arg(&scale)
+        .assert()
+        .success();
+    let md = fs::read_to_string(&scale).unwrap();
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("| smoke-robust | 6 | ") && l.contains(" %"))
+        .unwrap_or_else(|| panic!("one accuracy line for the 6-song report: {md}"));
+    assert_eq!(
+        line.matches(" %").count(),
+        8 * 3,
+        "float, FHE and landmark for each of the 8 conditions: {line}"
+    );
+    assert!(dir
+        .path()
+        .join("scale/summary_accuracy_noise5.png")
+        .is_file());
+    assert!(dir.path().join("scale/summary_fhe_latency.svg").is_file());
+    Command::cargo_bin("fhe-shazam")
+        .unwrap()
+        .args(["scale-report", dir.path().join("nowhere").to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("results.json"));
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod extract;
 mod identify;
 mod queries;
 mod reproduce;
+mod scale_report;
 mod serve;
 mod synth;
 mod train;
@@ -36,6 +37,7 @@ enum Command {
     Evaluate(evaluate::Args),
     Reproduce(reproduce::Args),
     Compare(compare::Args),
+    ScaleReport(scale_report::Args),
     /// Time pipeline stages and write a benchmark report.
     Bench(bench::Args),
     Serve(serve::Args),
@@ -56,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::ScaleReport(args) => scale_report::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Identify(args) => identify::run(args),

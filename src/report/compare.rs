@@ -18,8 +18,12 @@ pub struct ReportRows {
     pub rows: Vec<ResultRow>,
 }
 
-/// Reads `dir/results.json` as written by `reproduce`.
-pub fn read_report(dir: &Path) -> Result<ReportRows, ReportError> {
+/// `dir/results.json` as written by `reproduce`: the experiment's name (its config's `name`)
+/// and the part at JSON `pointer`, deserialised. Errors name the file.
+pub(crate) fn read_results<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    pointer: &str,
+) -> Result<(String, T), ReportError> {
     let path = dir.join("results.json");
     let bad = |reason: String| ReportError::Io {
         path: path.clone(),
@@ -31,16 +35,21 @@ pub fn read_report(dir: &Path) -> Result<ReportRows, ReportError> {
     })?;
     let json: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let rows = json
-        .pointer("/reproduction/rows")
-        .ok_or_else(|| bad("no reproduction.rows: not a reproduce report".into()))?;
-    let rows: Vec<ResultRow> =
-        serde_json::from_value(rows.clone()).map_err(|e| bad(format!("rows: {e}")))?;
+    let part = json
+        .pointer(pointer)
+        .ok_or_else(|| bad(format!("no {pointer}: not a reproduce report")))?;
+    let part = T::deserialize(part).map_err(|e| bad(format!("{pointer}: {e}")))?;
     let name = json
         .pointer("/config/name")
         .and_then(|v| v.as_str())
         .unwrap_or_default()
         .to_string();
+    Ok((name, part))
+}
+
+/// Reads the result rows of `dir/results.json` as written by `reproduce`.
+pub fn read_report(dir: &Path) -> Result<ReportRows, ReportError> {
+    let (name, rows) = read_results(dir, "/reproduction/rows")?;
     Ok(ReportRows {
         dir: dir.to_path_buf(),
         name,
@@ -48,12 +57,13 @@ pub fn read_report(dir: &Path) -> Result<ReportRows, ReportError> {
     })
 }
 
-fn cell(row: Option<&ResultRow>) -> String {
+/// "97.25 %" or "-" for a missing row.
+pub(crate) fn cell(row: Option<&ResultRow>) -> String {
     row.map_or("-".into(), |r| format!("{:.2} %", 100.0 * r.top1))
 }
 
 /// The quantized row of `mode` with the most bits (the headline model of a report).
-fn quantized(rows: &[ResultRow], condition: &str, mode: Mode) -> Option<ResultRow> {
+pub(crate) fn quantized(rows: &[ResultRow], condition: &str, mode: Mode) -> Option<ResultRow> {
     rows.iter()
         .filter(|r| r.condition == condition && r.mode == mode && r.n_bits.is_some())
         .max_by_key(|r| r.n_bits)
@@ -61,7 +71,11 @@ fn quantized(rows: &[ResultRow], condition: &str, mode: Mode) -> Option<ResultRo
 }
 
 /// The clear-mode row of `model` ("float", "landmark") for `condition`.
-fn clear_row<'a>(rows: &'a [ResultRow], condition: &str, model: &str) -> Option<&'a ResultRow> {
+pub(crate) fn clear_row<'a>(
+    rows: &'a [ResultRow],
+    condition: &str,
+    model: &str,
+) -> Option<&'a ResultRow> {
     rows.iter()
         .find(|r| r.condition == condition && r.model == model && r.mode == Mode::Clear)
 }
@@ -142,7 +156,7 @@ pub fn ablation_table(reports: &[ReportRows]) -> String {
 }
 
 /// The model name of the landmark baseline's rows.
-const LANDMARK: &str = "landmark";
+pub(crate) const LANDMARK: &str = "landmark";
 
 /// Writes the ablation table to `out` (Markdown) and a plot beside it (`out` with the
 /// extension replaced by .png/.svg): top-1 of the quantized model per condition, one line per
@@ -180,6 +194,7 @@ pub fn write_comparison(reports: &[ReportRows], out: &Path) -> Result<String, Re
             y_label: "top-1 accuracy (%)",
             series: &series,
             log_y: false,
+            log_x: false,
             y_range: Some((0.0, 100.0)),
             hlines: &[],
             x_names: &conds,
@@ -258,6 +273,9 @@ mod tests {
         assert!(err.contains("results.json"), "{err}");
         std::fs::write(dir.path().join("results.json"), b"{\"rows\": []}").unwrap();
         let err = read_report(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("not a reproduce report"), "{err}");
+        assert!(
+            err.contains("not a reproduce report") && err.contains("results.json"),
+            "{err}"
+        );
     }
 }

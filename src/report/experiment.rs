@@ -115,6 +115,7 @@ pub fn write_report(
                 y_label: "top-1 accuracy (%)",
                 series: &acc,
                 log_y: false,
+                log_x: false,
                 y_range: Some((0.0, 100.0)),
                 hlines: &hl,
                 x_names: &[],
@@ -133,6 +134,7 @@ pub fn write_report(
                 y_label: "ms per query (log)",
                 series: &lat,
                 log_y: true,
+                log_x: false,
                 y_range: None,
                 hlines: &[],
                 x_names: &[],
@@ -158,6 +160,7 @@ pub fn write_report(
                     y_label: "KiB (log)",
                     series: &bytes,
                     log_y: true,
+                    log_x: false,
                     y_range: None,
                     hlines: &[],
                     x_names: &[],
@@ -187,6 +190,7 @@ pub fn write_report(
                 y_label: "top-1 accuracy (%)",
                 series: &by_condition,
                 log_y: false,
+                log_x: false,
                 y_range: Some((0.0, 100.0)),
                 hlines: &[],
                 x_names: &conds,
@@ -304,6 +308,9 @@ pub fn write_report(
         .iter()
         .map(|(s, t)| format!("{s} {t:.1} s"))
         .collect();
+    if let Some((_, peak)) = rep.stage_peak_rss_mib.last() {
+        md += &format!("\nPeak resident memory: {peak:.0} MiB.\n");
+    }
     md += &format!(
         "\nStages: {}.\n\nMachine: {} ({} cores, {} GiB), commit {}, {}.\nCommand: `{}`; config: `config.toml` in this folder.\n",
         stages.join(", "),

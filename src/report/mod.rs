@@ -4,6 +4,7 @@ pub mod compare;
 pub mod experiment;
 pub mod plots;
 pub mod provenance;
+pub mod scale;
 pub mod tables;
 
 pub use provenance::Provenance;

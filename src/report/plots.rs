@@ -60,6 +60,8 @@ pub struct LinePlot<'a> {
     pub series: &'a [Series],
     /// Logarithmic y axis (base 10).
     pub log_y: bool,
+    /// Logarithmic x axis (base 10), e.g. for catalog sizes 100 … 8000.
+    pub log_x: bool,
     /// Fixed y range `(min, max)`; `None` fits the data and the reference lines.
     /// Parts of lines outside the range are clipped.
     pub y_range: Option<(f64, f64)>,
@@ -194,7 +196,9 @@ struct Layout {
 impl Layout {
     fn new(plot: &LinePlot) -> Result<Layout, String> {
         let log = plot.log_y;
-        let usable = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log || y > 0.0);
+        let usable = |&(x, y): &(f64, f64)| {
+            x.is_finite() && y.is_finite() && (!log || y > 0.0) && (!plot.log_x || x > 0.0)
+        };
         let series: Vec<Vec<(f64, f64)>> = plot
             .series
             .iter()
@@ -212,7 +216,15 @@ impl Layout {
         // x range: the data, padded; integer data gets integer ticks.
         let (xmin, xmax) = min_max(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
         let integer_x = !empty && all().all(|p| p.0 == p.0.round() && p.0.abs() < 1e15);
-        let (x, x_labels) = if integer_x && xmax - xmin <= 20.0 {
+        let (x, x_labels) = if plot.log_x {
+            let factor = if xmax > xmin {
+                10f64.powf(0.04 * (xmax / xmin).log10())
+            } else {
+                2.0
+            };
+            let (lo, hi) = if empty { (1.0, 10.0) } else { (xmin, xmax) };
+            ((lo / factor, hi * factor), 10)
+        } else if integer_x && xmax - xmin <= 20.0 {
             ((xmin - 0.5, xmax + 0.5), (xmax - xmin) as usize + 1)
         } else {
             let pad = if xmax > xmin {
@@ -282,7 +294,13 @@ impl Layout {
             .collect();
 
         // Legend corner: the one with the fewest points and reference lines nearby.
-        let norm = |(px, py): (f64, f64)| ((px - x.0) / (x.1 - x.0), (t(py) - ty0) / (ty1 - ty0));
+        let tx = |v: f64| if plot.log_x { v.log10() } else { v };
+        let norm = |(px, py): (f64, f64)| {
+            (
+                (tx(px) - tx(x.0)) / (tx(x.1) - tx(x.0)),
+                (t(py) - ty0) / (ty1 - ty0),
+            )
+        };
         let corners = [
             Corner::UpperRight,
             Corner::UpperLeft,
@@ -427,13 +445,15 @@ fn render<DB: DrawingBackend>(
     plot: &LinePlot,
     layout: &Layout,
 ) -> Result<(), String> {
-    let x: RangedCoordf64 = (layout.x.0..layout.x.1).into();
-    if plot.log_y {
-        let y: LogCoord<f64> = (layout.y.0..layout.y.1).log_scale().into();
-        draw_chart(root, plot, layout, x, y)
-    } else {
-        let y: RangedCoordf64 = (layout.y.0..layout.y.1).into();
-        draw_chart(root, plot, layout, x, y)
+    // Log coordinates are built only for the axes that are logarithmic (their ranges are > 0).
+    let (x, y) = (layout.x.0..layout.x.1, layout.y.0..layout.y.1);
+    let lin = |r: std::ops::Range<f64>| -> RangedCoordf64 { r.into() };
+    let log = |r: std::ops::Range<f64>| -> LogCoord<f64> { r.log_scale().into() };
+    match (plot.log_x, plot.log_y) {
+        (false, false) => draw_chart(root, plot, layout, lin(x), lin(y)),
+        (false, true) => draw_chart(root, plot, layout, lin(x), log(y)),
+        (true, false) => draw_chart(root, plot, layout, log(x), lin(y)),
+        (true, true) => draw_chart(root, plot, layout, log(x), log(y)),
     }
 }
 
@@ -605,6 +625,7 @@ mod tests {
             y_label: "accuracy",
             series,
             log_y: false,
+            log_x: false,
             y_range: None,
             hlines,
             x_names: &[],
@@ -690,6 +711,37 @@ mod tests {
         p.y_range = Some((0.01, 100.0));
         line_plot(&stem, &p).unwrap();
         check_outputs(&stem);
+    }
+
+    #[test]
+    fn log_x_spans_catalog_sizes_and_skips_non_positive_x() {
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("scale");
+        let s = [series(
+            "ms",
+            vec![
+                (0.0, 1.0),
+                (100.0, 1.5),
+                (400.0, 3.4),
+                (2000.0, 11.7),
+                (8000.0, 45.0),
+            ],
+        )];
+        let mut p = plot("Latency vs catalog", &s, &[]);
+        p.log_x = true;
+        p.log_y = true;
+        let layout = Layout::new(&p).unwrap();
+        assert_eq!(
+            layout.points[0].len(),
+            4,
+            "x = 0 has no place on a log axis"
+        );
+        assert!(layout.x.0 > 0.0 && layout.x.0 < 100.0 && layout.x.1 > 8000.0);
+        line_plot(&stem, &p).unwrap();
+        let (svg, _) = check_outputs(&stem);
+        assert!(svg.contains("1000"), "decade ticks on the size axis");
+        p.log_y = false;
+        line_plot(&stem, &p).unwrap();
     }
 
     #[test]

@@ -76,6 +76,17 @@ pub fn utc_now() -> String {
     )
 }
 
+/// This process's memory in MiB from `/proc/self/status`: `"VmRSS"` (resident now) or
+/// `"VmHWM"` (peak resident so far). `None` where /proc is missing (not Linux).
+pub fn memory_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -86,6 +97,14 @@ mod tests {
             t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T",
             "{t}"
         );
+    }
+
+    #[test]
+    fn peak_memory_is_at_least_the_current() {
+        if let (Some(now), Some(peak)) = (super::memory_mib("VmRSS"), super::memory_mib("VmHWM")) {
+            assert!(now > 0.0 && peak >= now, "rss {now} peak {peak}");
+        }
+        assert_eq!(super::memory_mib("NoSuchField"), None);
     }
 
     #[test]

@@ -1,0 +1,514 @@
+//! The scale experiment's report (`fhe-shazam scale-report`): one `reproduce` report per
+//! catalog size, read back and set against the number of songs — accuracy per condition,
+//! FHE latency and bytes per query, training time and memory, the landmark index.
+//!
+//! Reports are grouped into families by name: `scale-c400` and `scale-c8000` are two sizes of
+//! the family `scale`; every family is one line in each plot.
+
+use super::compare::{clear_row, quantized, read_results, LANDMARK};
+use super::plots::{line_plot, LinePlot, Series};
+use super::tables::conditions;
+use crate::error::ReportError;
+use crate::eval::Mode;
+use crate::fsutil;
+use crate::pipeline::{Reproduction, ResultRow};
+use std::path::{Path, PathBuf};
+
+/// One experiment report at one catalog size.
+#[derive(Debug, Clone)]
+pub struct ScalePoint {
+    pub dir: PathBuf,
+    /// The experiment's name (config `name`).
+    pub name: String,
+    pub reproduction: Reproduction,
+}
+
+impl ScalePoint {
+    /// The name without its size suffix: `scale-c2000` → `scale`.
+    pub fn family(&self) -> &str {
+        family(&self.name)
+    }
+
+    fn songs(&self) -> f64 {
+        self.reproduction.songs as f64
+    }
+
+    fn rows(&self) -> &[ResultRow] {
+        &self.reproduction.rows
+    }
+
+    /// The real-FHE row that carries the costs: the quantized model's execute row of the
+    /// first condition that ran one.
+    fn fhe(&self) -> Option<ResultRow> {
+        conditions(self.rows())
+            .iter()
+            .find_map(|c| quantized(self.rows(), c, Mode::Execute))
+    }
+
+    fn landmark_query_ms(&self) -> Option<f64> {
+        let rows: Vec<f64> = self
+            .rows()
+            .iter()
+            .filter(|r| r.model == LANDMARK)
+            .map(|r| r.latency_median_ms)
+            .collect();
+        (!rows.is_empty()).then(|| rows.iter().sum::<f64>() / rows.len() as f64)
+    }
+
+    fn train_seconds(&self) -> Option<f64> {
+        self.reproduction.fit.as_ref().map(|f| f.seconds)
+    }
+
+    /// Peak resident memory up to the end of training (loading, extraction, training).
+    fn train_peak_mib(&self) -> Option<f64> {
+        let peaks = &self.reproduction.stage_peak_rss_mib;
+        peaks
+            .iter()
+            .find(|(stage, _)| stage == "train")
+            .or(peaks.last())
+            .map(|(_, mib)| *mib)
+    }
+}
+
+/// `name` without a trailing `-c<digits>`.
+pub fn family(name: &str) -> &str {
+    match name.rsplit_once("-c") {
+        Some((head, size)) if !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => name,
+    }
+}
+
+/// Reads `dir/results.json` as written by `reproduce`.
+pub fn read_scale_point(dir: &Path) -> Result<ScalePoint, ReportError> {
+    let (name, reproduction) = read_results(dir, "/reproduction")?;
+    Ok(ScalePoint {
+        dir: dir.to_path_buf(),
+        name,
+        reproduction,
+    })
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn kib(bytes: Option<usize>) -> Option<f64> {
+    bytes.map(|b| b as f64 / 1024.0)
+}
+
+/// Markdown: accuracy per condition (float clear, quantized simulate = FHE, landmark), then
+/// costs (training, memory, FHE per query, landmark index), one line per report.
+pub fn scale_tables(points: &[ScalePoint]) -> String {
+    let all: Vec<ResultRow> = points.iter().flat_map(|p| p.rows().to_vec()).collect();
+    let conds = conditions(&all);
+    let mut md = String::from("### Top-1 accuracy\n\n| experiment | songs |");
+    let models = [
+        "float (clear)",
+        "n_bits max (simulate = FHE)",
+        "landmark (clear)",
+    ];
+    for c in &conds {
+        for m in models {
+            md += &format!(" {c}: {m} |");
+        }
+    }
+    md += &format!("\n|---|---|{}\n", "---|".repeat(conds.len() * models.len()));
+    for p in points {
+        md += &format!("| {} | {} |", p.name, p.reproduction.songs);
+        for c in &conds {
+            md += &format!(
+                " {} | {} | {} |",
+                super::compare::cell(clear_row(p.rows(), c, "float")),
+                super::compare::cell(quantized(p.rows(), c, Mode::Simulate).as_ref()),
+                super::compare::cell(clear_row(p.rows(), c, LANDMARK)),
+            );
+        }
+        md += "\n";
+    }
+
+    md += "\n### Training and memory\n\n\
+        | experiment | songs | training rows | features | training (s) | L-BFGS iterations | converged | peak memory to end of training (MiB) | peak memory (MiB) |\n\
+        |---|---|---|---|---|---|---|---|---|\n";
+    for p in points {
+        let fit = p.reproduction.fit.as_ref();
+        md += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            p.name,
+            p.reproduction.songs,
+            p.reproduction.training_rows,
+            p.reproduction.feature_rows,
+            opt(p.train_seconds(), 1),
+            fit.and_then(|f| f.iterations)
+                .map_or("-".into(), |i| i.to_string()),
+            fit.map_or("-".into(), |f| f.converged.to_string()),
+            opt(p.train_peak_mib(), 0),
+            opt(p.reproduction.stage_peak_rss_mib.last().map(|s| s.1), 0),
+        );
+    }
+
+    md += "\n### Per query: real FHE (medians over the executed queries) and the landmark index\n\n\
+        | experiment | songs | FHE queries | encrypt (ms) | server (ms) | decrypt (ms) | client + server (ms) | upload (KiB) | reply (KiB) | landmark index (MiB) | landmark query (ms) |\n\
+        |---|---|---|---|---|---|---|---|---|---|---|\n";
+    for p in points {
+        let fhe = p.fhe();
+        let f = fhe.as_ref();
+        let total = f.and_then(|r| Some(r.encrypt_ms? + r.server_ms? + r.decrypt_ms?));
+        let index = p.reproduction.landmark.as_ref();
+        md += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            p.name,
+            p.reproduction.songs,
+            f.map_or("-".into(), |r| r.queries.to_string()),
+            opt(f.and_then(|r| r.encrypt_ms), 2),
+            opt(f.and_then(|r| r.server_ms), 2),
+            opt(f.and_then(|r| r.decrypt_ms), 2),
+            opt(total, 2),
+            opt(kib(f.and_then(|r| r.bytes_up)), 1),
+            opt(kib(f.and_then(|r| r.bytes_down)), 1),
+            opt(index.map(|l| l.stats.bytes as f64 / (1024.0 * 1024.0)), 1),
+            opt(p.landmark_query_ms(), 2),
+        );
+    }
+    let executed: Vec<ResultRow> = points
+        .iter()
+        .flat_map(|p| p.rows().iter().filter(|r| r.mode == Mode::Execute).cloned())
+        .collect();
+    if !executed.is_empty() {
+        let differing = executed
+            .iter()
+            .filter(|r| r.simulate_top1_same_queries.is_some_and(|s| s != r.top1))
+            .count();
+        let queries: usize = executed.iter().map(|r| r.queries).sum();
+        md += &if differing == 0 {
+            format!(
+                "\nReal FHE ran on {queries} queries in all: its top-1 equals simulate's on the same queries in every report and condition.\n"
+            )
+        } else {
+            format!(
+                "\n**FHE top-1 differs from simulate in {differing} report × condition cells.**\n"
+            )
+        };
+    }
+    md
+}
+
+/// One line per family: `value(point)` against the number of songs.
+fn by_family(
+    points: &[ScalePoint],
+    label: &str,
+    value: impl Fn(&ScalePoint) -> Option<f64>,
+) -> Vec<Series> {
+    let mut families: Vec<&str> = points.iter().map(ScalePoint::family).collect();
+    families.dedup();
+    families
+        .into_iter()
+        .map(|fam| Series {
+            name: if label.is_empty() {
+                fam.to_string()
+            } else {
+                format!("{fam}: {label}")
+            },
+            points: points
+                .iter()
+                .filter(|p| p.family() == fam)
+                .filter_map(|p| Some((p.songs(), value(p)?)))
+                .collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect()
+}
+
+/// Writes the tables to `out` (Markdown) and the plots beside it: `<stem>_accuracy_<condition>`,
+/// `<stem>_fhe_latency`, `<stem>_bytes`, `<stem>_training`, `<stem>_memory` (.png, .svg), all
+/// against the catalog size on a log axis. Points are sorted by family, then size.
+pub fn write_scale_report(points: &[ScalePoint], out: &Path) -> Result<String, ReportError> {
+    let mut points = points.to_vec();
+    points.sort_by(|a, b| {
+        (a.family(), a.reproduction.songs).cmp(&(b.family(), b.reproduction.songs))
+    });
+    let points = &points[..];
+    let stem = out.with_extension("");
+    let base = stem.file_name().unwrap_or_default().to_string_lossy();
+    let plot = |suffix: &str, lp: LinePlot| -> Result<String, ReportError> {
+        let name = format!("{base}_{suffix}");
+        line_plot(&stem.with_file_name(&name), &lp)?;
+        Ok(format!("![{suffix}]({name}.png)\n"))
+    };
+    let x_label = "catalog size (songs, log scale)";
+
+    let mut md = String::from("# Scale: catalog size\n\n");
+    md += &scale_tables(points);
+    md += "\n## Plots\n\n";
+    let all: Vec<ResultRow> = points.iter().flat_map(|p| p.rows().to_vec()).collect();
+    for c in conditions(&all) {
+        let mut series = by_family(points, "float", |p| {
+            clear_row(p.rows(), &c, "float").map(|r| 100.0 * r.top1)
+        });
+        series.extend(by_family(points, "n_bits max, FHE", |p| {
+            quantized(p.rows(), &c, Mode::Simulate).map(|r| 100.0 * r.top1)
+        }));
+        series.extend(by_family(points, "landmark", |p| {
+            clear_row(p.rows(), &c, LANDMARK).map(|r| 100.0 * r.top1)
+        }));
+        let title = format!("Top-1 accuracy vs catalog size: {c} queries");
+        md += &plot(
+            &format!("accuracy_{c}"),
+            LinePlot {
+                title: &title,
+                x_label,
+                y_label: "top-1 accuracy (%)",
+                series: &series,
+                log_y: false,
+                log_x: true,
+                y_range: Some((0.0, 100.0)),
+                hlines: &[],
+                x_names: &[],
+            },
+        )?;
+    }
+
+    let fhe_ms =
+        |f: fn(&ResultRow) -> Option<f64>| move |p: &ScalePoint| p.fhe().and_then(|r| f(&r));
+    let mut series = by_family(
+        points,
+        "FHE client + server",
+        fhe_ms(|r| Some(r.encrypt_ms? + r.server_ms? + r.decrypt_ms?)),
+    );
+    series.extend(by_family(points, "FHE server", fhe_ms(|r| r.server_ms)));
+    series.extend(by_family(points, "landmark query (clear)", |p| {
+        p.landmark_query_ms()
+    }));
+    md += &plot(
+        "fhe_latency",
+        LinePlot {
+            title: "Latency per query vs catalog size",
+            x_label,
+            y_label: "ms (median)",
+            series: &series,
+            log_y: true,
+            log_x: true,
+            y_range: None,
+            hlines: &[],
+            x_names: &[],
+        },
+    )?;
+
+    let mut series = by_family(points, "FHE reply", |p| {
+        kib(p.fhe().and_then(|r| r.bytes_down))
+    });
+    series.extend(by_family(points, "FHE upload", |p| {
+        kib(p.fhe().and_then(|r| r.bytes_up))
+    }));
+    md += &plot(
+        "bytes",
+        LinePlot {
+            title: "Bytes per query vs catalog size",
+            x_label,
+            y_label: "KiB",
+            series: &series,
+            log_y: true,
+            log_x: true,
+            y_range: None,
+            hlines: &[],
+            x_names: &[],
+        },
+    )?;
+
+    let series = by_family(points, "", ScalePoint::train_seconds);
+    md += &plot(
+        "training",
+        LinePlot {
+            title: "Training time (L-BFGS) vs catalog size",
+            x_label,
+            y_label: "seconds",
+            series: &series,
+            log_y: true,
+            log_x: true,
+            y_range: None,
+            hlines: &[],
+            x_names: &[],
+        },
+    )?;
+
+    let mut series = by_family(
+        points,
+        "peak to end of training",
+        ScalePoint::train_peak_mib,
+    );
+    series.extend(by_family(points, "landmark index", |p| {
+        p.reproduction
+            .landmark
+            .as_ref()
+            .map(|l| l.stats.bytes as f64 / (1024.0 * 1024.0))
+    }));
+    md += &plot(
+        "memory",
+        LinePlot {
+            title: "Memory vs catalog size",
+            x_label,
+            y_label: "MiB",
+            series: &series,
+            log_y: true,
+            log_x: true,
+            y_range: None,
+            hlines: &[],
+            x_names: &[],
+        },
+    )?;
+
+    md += "\nReports:\n\n";
+    for p in points {
+        md += &format!("- `{}`: {}\n", p.name, p.dir.display());
+    }
+    fsutil::write_atomic(out, md.as_bytes()).map_err(|source| ReportError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Backend, FitInfo};
+
+    fn row(condition: &str, model: &str, mode: Mode, top1: f64, fhe: bool) -> ResultRow {
+        ResultRow {
+            experiment: "e".into(),
+            dataset: "d".into(),
+            condition: condition.into(),
+            model: model.into(),
+            n_bits: (model == "quantized").then_some(8),
+            weight_bits: None,
+            standardize_inputs: true,
+            accumulator_bits: None,
+            mode,
+            queries: 10,
+            top1,
+            top3: top1,
+            unknown_rate: 0.0,
+            chunk_accuracy: 0.0,
+            latency_median_ms: 2.0,
+            latency_p95_ms: 3.0,
+            encrypt_ms: fhe.then_some(1.0),
+            server_ms: fhe.then_some(4.0),
+            decrypt_ms: fhe.then_some(0.5),
+            bytes_up: fhe.then_some(2048),
+            bytes_down: fhe.then_some(4096),
+            simulate_top1_same_queries: fhe.then_some(top1),
+        }
+    }
+
+    fn point(name: &str, songs: usize, top1: f64) -> ScalePoint {
+        ScalePoint {
+            dir: name.into(),
+            name: name.into(),
+            reproduction: Reproduction {
+                dataset: "d".into(),
+                songs,
+                feature_rows: 60 * songs,
+                extraction_failures: vec![],
+                fit: Some(FitInfo {
+                    backend: Backend::Lbfgs,
+                    iterations: Some(50),
+                    converged: true,
+                    final_loss: 0.1,
+                    gradient_max_norm: 1e-5,
+                    seconds: songs as f64 / 100.0,
+                    n_rows: 60 * songs,
+                }),
+                training_rows: 60 * songs,
+                models_reused: false,
+                rows: vec![
+                    row("aligned", "float", Mode::Clear, top1, false),
+                    row("aligned", "quantized", Mode::Simulate, top1 - 0.01, false),
+                    row("aligned", "quantized", Mode::Execute, top1 - 0.01, true),
+                    row("noise10", "float", Mode::Clear, 0.5, false),
+                ],
+                stage_seconds: vec![],
+                stage_peak_rss_mib: vec![("train".into(), 100.0), ("evaluate".into(), 150.0)],
+                landmark: None,
+            },
+        }
+    }
+
+    #[test]
+    fn families_strip_the_size_suffix_only() {
+        assert_eq!(family("scale-c8000"), "scale");
+        assert_eq!(family("scale-improved-c100"), "scale-improved");
+        assert_eq!(family("scale-real"), "scale-real");
+        assert_eq!(family("scale-c"), "scale-c");
+        assert_eq!(family("music-cx1"), "music-cx1");
+    }
+
+    #[test]
+    fn tables_have_one_line_per_report_with_its_figures() {
+        let md = scale_tables(&[
+            point("scale-c100", 100, 0.99),
+            point("scale-c8000", 8000, 0.9),
+        ]);
+        assert!(
+            md.contains("| scale-c100 | 100 | 99.00 % | 98.00 % | - | 50.00 % | - | - |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| scale-c8000 | 8000 | 480000 | 480000 | 80.0 | 50 | true | 100 | 150 |"),
+            "{md}"
+        );
+        // Costs: 1 + 4 + 0.5 ms, 2 KiB up, 4 KiB down, no landmark index.
+        assert!(
+            md.contains(
+                "| scale-c100 | 100 | 10 | 1.00 | 4.00 | 0.50 | 5.50 | 2.0 | 4.0 | - | - |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("equals simulate's"), "{md}");
+    }
+
+    #[test]
+    fn report_writes_tables_and_plots_sorted_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("summary.md");
+        let md = write_scale_report(
+            &[
+                point("scale-c8000", 8000, 0.9),
+                point("scale-c100", 100, 0.99),
+                point("real", 301, 0.95),
+            ],
+            &out,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), md);
+        let (a, b) = (
+            md.find("| scale-c100 |").unwrap(),
+            md.find("| scale-c8000 |").unwrap(),
+        );
+        assert!(a < b, "sorted by size within a family");
+        for plot in [
+            "accuracy_aligned",
+            "accuracy_noise10",
+            "fhe_latency",
+            "bytes",
+            "training",
+            "memory",
+        ] {
+            assert!(
+                dir.path().join(format!("summary_{plot}.png")).exists(),
+                "{plot}"
+            );
+            assert!(md.contains(&format!("(summary_{plot}.png)")), "{plot}");
+        }
+        let svg = std::fs::read_to_string(dir.path().join("summary_accuracy_aligned.svg")).unwrap();
+        assert!(
+            svg.contains("scale: float") && svg.contains("real: n_bits max, FHE"),
+            "one line per family"
+        );
+    }
+
+    #[test]
+    fn a_folder_without_results_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_scale_point(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("results.json"), "{err}");
+    }
+}
