@@ -202,10 +202,7 @@ pub fn write_comparison(reports: &[ReportRows], out: &Path) -> Result<String, Re
     )?;
     let name = stem.file_name().unwrap_or_default().to_string_lossy();
     md += &format!("\n![ablation]({name}.png)\n");
-    fsutil::write_atomic(out, md.as_bytes()).map_err(|source| ReportError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    fsutil::write_atomic(out, md.as_bytes()).map_err(super::io(out))?;
     Ok(md)
 }
 

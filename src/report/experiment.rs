@@ -1,6 +1,7 @@
 //! The report of one `reproduce` run: results.csv, results.json, summary.md, config.toml and
 //! plots (accuracy, latency and bytes against n_bits), all in one folder.
 
+use super::io;
 use super::plots::{line_plot, LinePlot, Series};
 use super::tables::{conditions, full_table, model_label, robust_table, seed_table, write_csv};
 use super::Provenance;
@@ -17,13 +18,6 @@ struct ResultsJson<'a> {
     config: &'a ExperimentConfig,
     reproduction: &'a Reproduction,
     provenance: &'a Provenance,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
-    move |source| ReportError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// A series against n_bits of the rows of one mode (and, with robust conditions, one condition).

@@ -8,3 +8,14 @@ pub mod scale;
 pub mod tables;
 
 pub use provenance::Provenance;
+
+use crate::error::ReportError;
+use std::path::Path;
+
+/// Maps an I/O error on `path` to the report error that names the file.
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

@@ -229,12 +229,24 @@ pub fn write_scale_report(points: &[ScalePoint], out: &Path) -> Result<String, R
     let points = &points[..];
     let stem = out.with_extension("");
     let base = stem.file_name().unwrap_or_default().to_string_lossy();
-    let plot = |suffix: &str, lp: LinePlot| -> Result<String, ReportError> {
+    // Every plot: the catalog size on a log x axis, y fitted to the data (not 0–100 for the
+    // accuracy: the aligned curves differ by a few points only).
+    let plot = |suffix: &str, title: &str, y_label: &str, series: &[Series], log_y: bool| {
         let name = format!("{base}_{suffix}");
+        let lp = LinePlot {
+            title,
+            x_label: "catalog size (songs, log scale)",
+            y_label,
+            series,
+            log_y,
+            log_x: true,
+            y_range: None,
+            hlines: &[],
+            x_names: &[],
+        };
         line_plot(&stem.with_file_name(&name), &lp)?;
-        Ok(format!("![{suffix}]({name}.png)\n"))
+        Ok::<_, ReportError>(format!("![{suffix}]({name}.png)\n"))
     };
-    let x_label = "catalog size (songs, log scale)";
 
     let mut md = String::from("# Scale: catalog size\n\n");
     md += &scale_tables(points);
@@ -253,18 +265,10 @@ pub fn write_scale_report(points: &[ScalePoint], out: &Path) -> Result<String, R
         let title = format!("Top-1 accuracy vs catalog size: {c} queries");
         md += &plot(
             &format!("accuracy_{c}"),
-            LinePlot {
-                title: &title,
-                x_label,
-                y_label: "top-1 accuracy (%)",
-                series: &series,
-                log_y: false,
-                log_x: true,
-                // Fitted, not 0–100: the aligned curves differ by a few points only.
-                y_range: None,
-                hlines: &[],
-                x_names: &[],
-            },
+            &title,
+            "top-1 accuracy (%)",
+            &series,
+            false,
         )?;
     }
 
@@ -281,17 +285,10 @@ pub fn write_scale_report(points: &[ScalePoint], out: &Path) -> Result<String, R
     }));
     md += &plot(
         "fhe_latency",
-        LinePlot {
-            title: "Latency per query vs catalog size",
-            x_label,
-            y_label: "ms (median)",
-            series: &series,
-            log_y: true,
-            log_x: true,
-            y_range: None,
-            hlines: &[],
-            x_names: &[],
-        },
+        "Latency per query vs catalog size",
+        "ms (median)",
+        &series,
+        true,
     )?;
 
     let mut series = by_family(points, "FHE reply", |p| {
@@ -302,33 +299,19 @@ pub fn write_scale_report(points: &[ScalePoint], out: &Path) -> Result<String, R
     }));
     md += &plot(
         "bytes",
-        LinePlot {
-            title: "Bytes per query vs catalog size",
-            x_label,
-            y_label: "KiB",
-            series: &series,
-            log_y: true,
-            log_x: true,
-            y_range: None,
-            hlines: &[],
-            x_names: &[],
-        },
+        "Bytes per query vs catalog size",
+        "KiB",
+        &series,
+        true,
     )?;
 
     let series = by_family(points, "", ScalePoint::train_seconds);
     md += &plot(
         "training",
-        LinePlot {
-            title: "Training time (L-BFGS) vs catalog size",
-            x_label,
-            y_label: "seconds",
-            series: &series,
-            log_y: true,
-            log_x: true,
-            y_range: None,
-            hlines: &[],
-            x_names: &[],
-        },
+        "Training time (L-BFGS) vs catalog size",
+        "seconds",
+        &series,
+        true,
     )?;
 
     let mut series = by_family(
@@ -337,34 +320,16 @@ pub fn write_scale_report(points: &[ScalePoint], out: &Path) -> Result<String, R
         ScalePoint::train_peak_mib,
     );
     series.extend(by_family(points, "landmark index", |p| {
-        p.reproduction
-            .landmark
-            .as_ref()
-            .map(|l| l.stats.bytes as f64 / (1024.0 * 1024.0))
+        let index = p.reproduction.landmark.as_ref()?;
+        Some(index.stats.bytes as f64 / (1024.0 * 1024.0))
     }));
-    md += &plot(
-        "memory",
-        LinePlot {
-            title: "Memory vs catalog size",
-            x_label,
-            y_label: "MiB",
-            series: &series,
-            log_y: true,
-            log_x: true,
-            y_range: None,
-            hlines: &[],
-            x_names: &[],
-        },
-    )?;
+    md += &plot("memory", "Memory vs catalog size", "MiB", &series, true)?;
 
     md += "\nReports:\n\n";
     for p in points {
         md += &format!("- `{}`: {}\n", p.name, p.dir.display());
     }
-    fsutil::write_atomic(out, md.as_bytes()).map_err(|source| ReportError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    fsutil::write_atomic(out, md.as_bytes()).map_err(super::io(out))?;
     Ok(md)
 }
 

@@ -1,6 +1,7 @@
 //! Result tables: results.csv (one row per model × mode), results.json, and summary.md in the
 //! seed's table layout next to its published figures.
 
+use super::io;
 use crate::error::ReportError;
 use crate::eval::Mode;
 use crate::fsutil;
@@ -14,13 +15,6 @@ pub const SEED_ACCURACY_SKLEARN: f64 = 0.9775;
 pub const SEED_MS_CLEAR: f64 = 0.586;
 pub const SEED_MS_FHE: f64 = 318.6;
 pub const SEED_MS_SKLEARN: f64 = 0.174;
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
-    move |source| ReportError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// Writes `rows` as CSV (empty cells for absent values), atomically.
 pub fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<(), ReportError> {
