@@ -5,7 +5,7 @@
 //! Reports are grouped into families by name: `scale-c400` and `scale-c8000` are two sizes of
 //! the family `scale`; every family is one line in each plot.
 
-use super::compare::{clear_row, quantized, read_results, LANDMARK};
+use super::compare::{cell, clear_row, quantized, read_results, LANDMARK};
 use super::plots::{line_plot, LinePlot, Series};
 use super::tables::conditions;
 use crate::error::ReportError;
@@ -53,6 +53,11 @@ impl ScalePoint {
             .map(|r| r.latency_median_ms)
             .collect();
         (!rows.is_empty()).then(|| rows.iter().sum::<f64>() / rows.len() as f64)
+    }
+
+    fn landmark_index_mib(&self) -> Option<f64> {
+        let index = self.reproduction.landmark.as_ref()?;
+        Some(index.stats.bytes as f64 / (1024.0 * 1024.0))
     }
 
     fn train_seconds(&self) -> Option<f64> {
@@ -118,9 +123,9 @@ pub fn scale_tables(points: &[ScalePoint]) -> String {
         for c in &conds {
             md += &format!(
                 " {} | {} | {} |",
-                super::compare::cell(clear_row(p.rows(), c, "float")),
-                super::compare::cell(quantized(p.rows(), c, Mode::Simulate).as_ref()),
-                super::compare::cell(clear_row(p.rows(), c, LANDMARK)),
+                cell(clear_row(p.rows(), c, "float")),
+                cell(quantized(p.rows(), c, Mode::Simulate).as_ref()),
+                cell(clear_row(p.rows(), c, LANDMARK)),
             );
         }
         md += "\n";
@@ -153,7 +158,6 @@ pub fn scale_tables(points: &[ScalePoint]) -> String {
         let fhe = p.fhe();
         let f = fhe.as_ref();
         let total = f.and_then(|r| Some(r.encrypt_ms? + r.server_ms? + r.decrypt_ms?));
-        let index = p.reproduction.landmark.as_ref();
         md += &format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             p.name,
@@ -165,7 +169,7 @@ pub fn scale_tables(points: &[ScalePoint]) -> String {
             opt(total, 2),
             opt(kib(f.and_then(|r| r.bytes_up)), 1),
             opt(kib(f.and_then(|r| r.bytes_down)), 1),
-            opt(index.map(|l| l.stats.bytes as f64 / (1024.0 * 1024.0)), 1),
+            opt(p.landmark_index_mib(), 1),
             opt(p.landmark_query_ms(), 2),
         );
     }
@@ -198,8 +202,12 @@ fn by_family(
     label: &str,
     value: impl Fn(&ScalePoint) -> Option<f64>,
 ) -> Vec<Series> {
-    let mut families: Vec<&str> = points.iter().map(ScalePoint::family).collect();
-    families.dedup();
+    let mut families: Vec<&str> = Vec::new();
+    for p in points {
+        if !families.contains(&p.family()) {
+            families.push(p.family());
+        }
+    }
     families
         .into_iter()
         .map(|fam| Series {
@@ -319,10 +327,11 @@ pub fn write_scale_report(points: &[ScalePoint], out: &Path) -> Result<String, R
         "peak to end of training",
         ScalePoint::train_peak_mib,
     );
-    series.extend(by_family(points, "landmark index", |p| {
-        let index = p.reproduction.landmark.as_ref()?;
-        Some(index.stats.bytes as f64 / (1024.0 * 1024.0))
-    }));
+    series.extend(by_family(
+        points,
+        "landmark index",
+        ScalePoint::landmark_index_mib,
+    ));
     md += &plot("memory", "Memory vs catalog size", "MiB", &series, true)?;
 
     md += "\nReports:\n\n";
