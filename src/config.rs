@@ -3,6 +3,7 @@
 //! section defaults to the seed protocol, so an empty file is the seed experiment.
 
 use crate::audio::LoadOptions;
+use crate::error::{ConfigError, InvalidConfig};
 use crate::dataset::queries::Condition;
 use crate::dataset::synth::SynthParams;
 use crate::eval::{Decision, Mode, Rule};
@@ -11,21 +12,6 @@ use crate::fingerprint::LandmarkParams;
 use crate::model::{LogisticParams, QuantOptions};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use thiserror::Error;
-
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("config {path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config {path}: {reason}")]
-    Parse { path: PathBuf, reason: String },
-    #[error("config {path}: invalid: {reason}")]
-    Invalid { path: PathBuf, reason: String },
-}
 
 /// Where the songs come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,13 +219,13 @@ impl ExperimentConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source,
         })?;
-        config.validate().map_err(|reason| ConfigError::Invalid {
+        config.validate().map_err(|source| ConfigError::Invalid {
             path: path.to_path_buf(),
-            reason,
+            source,
         })?;
         Ok(config)
     }
@@ -253,55 +239,55 @@ impl ExperimentConfig {
     }
 
     /// Checks what serde cannot: ranges and consistency.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let bad = |field: &'static str, reason: String| Err(InvalidConfig::Field { field, reason });
         if self.name.is_empty() || self.name.contains(['/', '\\']) {
-            return Err(format!(
-                "name {:?} must be a non-empty folder name",
-                self.name
-            ));
+            return bad("name", format!("{:?} must be a non-empty folder name", self.name));
         }
         let robust = &self.evaluation.robust;
         if self.evaluation.protocol == Protocol::Robust && robust.conditions.is_empty() {
-            return Err("evaluation.robust.conditions is empty".into());
+            return bad("evaluation.robust.conditions", "is empty".into());
         }
         if let Some(t) = robust.held_out_from {
             if !(t > 0.0 && t < self.dataset.max_seconds) {
-                return Err(format!(
-                    "evaluation.robust.held_out_from {t} must lie inside (0, dataset.max_seconds)"
-                ));
+                return bad(
+                    "evaluation.robust.held_out_from",
+                    format!("{t} must lie inside (0, dataset.max_seconds)"),
+                );
             }
         }
         if self.quantization.n_bits.is_empty()
             && self.evaluation.modes.iter().any(|m| *m != Mode::Clear)
         {
-            return Err(
-                "quantization.n_bits is empty but simulate/execute modes are requested".into(),
+            return bad(
+                "quantization.n_bits",
+                "is empty but simulate/execute modes are requested".into(),
             );
         }
-        for &n in &self.quantization.n_bits {
+        for &n_bits in &self.quantization.n_bits {
             self.quantization
-                .options(n)
+                .options(n_bits)
                 .check()
-                .map_err(|e| e.to_string())?;
+                .map_err(|source| InvalidConfig::Quantization { n_bits, source })?;
         }
-        self.training.check().map_err(|e| e.to_string())?;
-        crate::features::Mfcc::new(self.features.mfcc.clone()).map_err(|e| e.to_string())?;
+        self.training.check().map_err(InvalidConfig::Training)?;
+        crate::features::Mfcc::new(self.features.mfcc.clone()).map_err(InvalidConfig::Features)?;
         if self.evaluation.query_seconds * (self.features.sample_rate() as f64)
             < self.features.chunk_samples as f64
         {
-            return Err(format!(
-                "evaluation.query_seconds {} is shorter than one chunk",
-                self.evaluation.query_seconds
-            ));
+            return bad(
+                "evaluation.query_seconds",
+                format!("{} is shorter than one chunk", self.evaluation.query_seconds),
+            );
         }
         if self.dataset.max_seconds <= 0.0 {
-            return Err("dataset.max_seconds must be positive".into());
+            return bad("dataset.max_seconds", "must be positive".into());
         }
         if self.landmark.enabled {
             self.landmark
                 .params
                 .validate()
-                .map_err(|e| format!("landmark.params: {e}"))?;
+                .map_err(InvalidConfig::Landmark)?;
         }
         Ok(())
     }
@@ -349,10 +335,14 @@ mod tests {
         let mut c = ExperimentConfig::seed("x");
         c.evaluation.protocol = Protocol::Robust;
         c.evaluation.robust.conditions.clear();
-        assert!(c.validate().unwrap_err().contains("conditions"));
+        assert!(c.validate().unwrap_err().to_string().contains("conditions"));
         let mut c = ExperimentConfig::seed("x");
         c.evaluation.robust.held_out_from = Some(200.0);
-        assert!(c.validate().unwrap_err().contains("held_out_from"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("held_out_from"));
         assert!(toml::from_str::<ExperimentConfig>(
             "name = \"x\"\n[evaluation.robust]\nconditions = [\"noise11\"]"
         )
@@ -385,7 +375,11 @@ mod tests {
         let mut c = ExperimentConfig::seed("x");
         c.landmark.enabled = true;
         c.landmark.params.fanout = 0;
-        assert!(c.validate().unwrap_err().contains("landmark.params"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("landmark.params"));
     }
 
     #[test]

@@ -203,19 +203,123 @@ pub enum FheError {
     },
 }
 
-/// Errors of the `eval` layer: a model or the FHE scheme failed on a query.
+/// Errors of the `eval` layer: a query file, a model, the FHE scheme or the landmark
+/// baseline failed.
 #[derive(Debug, Error)]
 pub enum EvalError {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
     Fhe(#[from] FheError),
-    #[error("query {query} (song {truth}): {reason}")]
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    /// Execute mode: the scheme failed on one query — [`FheError::Mismatch`] is the signal that
+    /// a decrypted score differs from the exact integer circuit.
+    #[error("query {query} (song {truth}): {source}")]
     Query {
         query: usize,
         truth: usize,
-        reason: String,
+        #[source]
+        source: FheError,
     },
+    #[error("query file {path}: {source}")]
+    QueryFeatures {
+        path: PathBuf,
+        #[source]
+        source: FeatureError,
+    },
+    /// The landmark baseline failed on a file (parameters, or audio it cannot fingerprint).
+    #[error("{path}: landmark baseline: {source}")]
+    Landmark {
+        path: PathBuf,
+        #[source]
+        source: FingerprintError,
+    },
+}
+
+/// Errors of the experiment config (`config.rs`): reading, parsing, validating a TOML file.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("config {path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("config {path}: invalid: {source}")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: InvalidConfig,
+    },
+}
+
+/// What is wrong with a parsed config: a field, or a section its own layer rejects.
+#[derive(Debug, Error)]
+pub enum InvalidConfig {
+    #[error("{field}: {reason}")]
+    Field { field: &'static str, reason: String },
+    #[error("quantization (n_bits {n_bits}): {source}")]
+    Quantization {
+        n_bits: u32,
+        #[source]
+        source: ModelError,
+    },
+    #[error("training: {0}")]
+    Training(#[source] ModelError),
+    #[error("features: {0}")]
+    Features(#[source] FeatureError),
+    #[error("landmark.params: {0}")]
+    Landmark(#[source] FingerprintError),
+}
+
+/// Errors of the `experiment` layer: a whole run, from the dataset to the report.
+#[derive(Debug, Error)]
+pub enum ExperimentError {
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error(transparent)]
+    Feature(#[from] FeatureError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error(transparent)]
+    Fhe(#[from] FheError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no song of {0} could be extracted")]
+    NoSongs(PathBuf),
+    #[error("{path}: {source}")]
+    SongFeatures {
+        path: PathBuf,
+        #[source]
+        source: FeatureError,
+    },
+    #[error("{path} has {found} songs but the feature set has {expected}")]
+    CatalogMismatch {
+        path: PathBuf,
+        found: usize,
+        expected: usize,
+    },
+    #[error("{path} is not a quantized model (it holds a float model)")]
+    NotQuantized { path: PathBuf },
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
 }
 
 /// Errors of the `report` layer: writing plots and report files.
@@ -269,6 +373,12 @@ pub enum FingerprintError {
 pub enum NetError {
     #[error("{path}: cannot serve this model: {reason}")]
     ServeModel { path: PathBuf, reason: String },
+    #[error("{path}: cannot serve this model: {source}")]
+    ServePlan {
+        path: PathBuf,
+        #[source]
+        source: FheError,
+    },
     #[error("no model to serve: {0}")]
     NoModels(String),
     #[error("model id {id:?} would be served twice ({first} and {second}); rename one file")]

@@ -1,7 +1,8 @@
 //! fhe-shazam: privacy-preserving song identification.
 //!
-//! The pipeline is a chain of layers, each a module with one job (see DESIGN.md §1):
-//! `dataset` → `audio` → `features` → `model` → `fhe` → `eval` → `report`.
+//! The pipeline is a chain of layers, each a module with one job (docs/ARCHITECTURE.md §1):
+//! `dataset` → `audio` → `features` → `model` → `fhe` → `eval` → `report`, with
+//! `experiment` orchestrating whole runs on top and `net` serving the encrypted scorer.
 //! The `fhe-shazam` binary is a thin CLI over these functions; tests, benches and
 //! notebooks call the same code.
 
@@ -10,15 +11,16 @@ pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod eval;
+pub mod experiment;
 pub mod features;
 pub mod fhe;
 pub mod fingerprint;
 pub mod fsutil;
 pub mod model;
 pub mod net;
-pub mod pipeline;
 pub mod report;
 
 pub use error::{
-    AudioError, DatasetError, EvalError, FeatureError, FheError, ModelError, NetError,
+    AudioError, ConfigError, DatasetError, EvalError, ExperimentError, FeatureError, FheError,
+    ModelError, NetError, ReportError,
 };

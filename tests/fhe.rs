@@ -466,7 +466,6 @@ fn measured_fft_error_is_below_model_and_far_below_half_delta() {
 /// margin, 12 bits is refused at any reply width.
 #[test]
 fn noise_budget_table_for_n_bits_2_to_12() {
-    let layout = Layout::densest(30, 20, N2048.polynomial_size).unwrap();
     let layers: Vec<(String, IntegerLinear)> = (2..=12u32)
         .map(|n| {
             let layer = IntegerLinear {
@@ -479,7 +478,8 @@ fn noise_budget_table_for_n_bits_2_to_12() {
         })
         .collect();
     let refs: Vec<(&str, &IntegerLinear)> = layers.iter().map(|(l, x)| (l.as_str(), x)).collect();
-    let table = fhe_shazam::fhe::noise_budget_table(&refs, &layout, &N2048).unwrap();
+    let lines = fhe_shazam::fhe::budget_lines(&refs, 30).unwrap();
+    let table = fhe_shazam::report::tables::noise_budget_table(&lines);
     eprintln!("{table}");
     let row = |n: u32| {
         table

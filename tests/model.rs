@@ -7,7 +7,7 @@ use fhe_shazam::dataset::{Catalog, Song};
 use fhe_shazam::features::FeatureParams;
 use fhe_shazam::model::synthetic::{accuracy, ClusterSpec, SyntheticSet};
 use fhe_shazam::model::{
-    fit, LogisticParams, ModelFile, ModelKind, QuantOptions, QuantizedModel, Scorer, MODEL_VERSION,
+    fit, LogisticParams, ModelFile, FileKind, QuantOptions, QuantizedModel, Scorer, MODEL_VERSION,
 };
 use fhe_shazam::ModelError;
 
@@ -108,7 +108,7 @@ fn model_file_scores_a_query_alone() {
     file.save(&path).unwrap();
 
     let loaded = ModelFile::load(&path).unwrap();
-    assert_eq!(loaded.kind(), ModelKind::Quantized);
+    assert_eq!(loaded.kind(), FileKind::Quantized);
     assert_eq!(loaded, file);
     let query = set.x_test.slice(ndarray::s![0..30, ..]);
     let a = loaded.scorer().scores(query).unwrap();

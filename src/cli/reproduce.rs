@@ -2,9 +2,7 @@
 
 use anyhow::Context;
 use fhe_shazam::config::ExperimentConfig;
-use fhe_shazam::pipeline::{reproduce, Stage};
-use fhe_shazam::report::experiment::write_report;
-use fhe_shazam::report::Provenance;
+use fhe_shazam::experiment::{reproduce, Progress, Stage};
 use indicatif::ProgressBar;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -76,24 +74,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             b.inc(1)
         }
     };
-    let rep = reproduce(&config, args.dataset.as_deref(), &on_stage, &on_song)
+    let progress = Progress {
+        on_stage: &on_stage,
+        on_song: &on_song,
+    };
+    let done = reproduce(&config, args.dataset.as_deref(), &progress)
         .with_context(|| format!("experiment {}", config.name))?;
     if let Some(b) = bar.lock().expect("progress lock").take() {
         b.finish_and_clear();
     }
-    let md = write_report(
-        &config.output.report_dir,
-        &config,
-        &rep,
-        &Provenance::collect(),
-    )?;
     if args.json {
-        return super::print_json(&rep.rows);
+        return super::print_json(&done.reproduction.rows);
     }
-    print!("{md}");
+    print!("{}", done.summary);
     println!(
         "\nreport written to {} in {:.1} s",
-        config.output.report_dir.display(),
+        done.report_dir.display(),
         start.elapsed().as_secs_f64()
     );
     Ok(())

@@ -1,5 +1,7 @@
-//! Evaluation: protocols (which queries, which truth), the vote, metrics.
+//! Evaluation: protocols (which queries, which truth), the decision rules, metrics, the
+//! three modes of a quantized model, and the landmark baseline on the same queries.
 
+pub mod landmark;
 pub mod metrics;
 pub mod protocol;
 pub mod runner;
@@ -7,5 +9,5 @@ pub mod vote;
 
 pub use metrics::{evaluate_clear, Metrics, Outcome};
 pub use protocol::{queries_from_files, seed_queries, Query, QueryFile, SEED_QUERY_SECONDS};
-pub use runner::{evaluate_quantized, integer_layer, Mode, ModeResult};
+pub use runner::{evaluate_modes, evaluate_quantized, FheCosts, Mode, ModeResult, ModeRun};
 pub use vote::{majority_vote, Answer, Decision, Rule};

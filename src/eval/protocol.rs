@@ -1,7 +1,8 @@
-//! Query protocols. `seed` (DESIGN.md §2): each song's query is the first 15 s of its own
+//! Query protocols. `seed` (docs/ARCHITECTURE.md §2): each song's query is the first 15 s of its own
 //! file on the 0.5 s grid — i.e. exactly its first 30 training chunks (the seed's leak, kept
 //! on purpose to reproduce its figure).
 
+use crate::error::EvalError;
 use crate::features::FeatureSet;
 use ndarray::Array2;
 
@@ -54,8 +55,13 @@ pub fn queries_from_files(
     load: &crate::audio::LoadOptions,
     params: &crate::features::FeatureParams,
     query_seconds: f64,
-) -> Result<Vec<Query>, crate::error::FeatureError> {
-    let mfcc = crate::features::Mfcc::new(params.mfcc.clone())?;
+) -> Result<Vec<Query>, EvalError> {
+    let mfcc = crate::features::Mfcc::new(params.mfcc.clone()).map_err(|source| {
+        EvalError::QueryFeatures {
+            path: "[features.mfcc]".into(),
+            source,
+        }
+    })?;
     let opts = crate::audio::LoadOptions {
         max_seconds: Some(query_seconds),
         ..load.clone()
@@ -63,13 +69,12 @@ pub fn queries_from_files(
     files
         .iter()
         .map(|f| {
-            let fail = |reason: String| crate::error::FeatureError::Store {
-                path: f.path.clone(),
-                reason,
-            };
-            let audio = crate::audio::load(&f.path, &opts).map_err(|e| fail(e.to_string()))?;
+            let audio = crate::audio::load(&f.path, &opts)?;
             let features = crate::features::chunk_features(&mfcc, params, &audio.samples)
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|source| EvalError::QueryFeatures {
+                    path: f.path.clone(),
+                    source,
+                })?;
             Ok(Query {
                 truth: f.truth,
                 features,

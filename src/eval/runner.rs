@@ -1,4 +1,4 @@
-//! Evaluation of a quantized model in the three modes of DESIGN.md §4:
+//! Evaluation of a quantized model in the three modes of docs/ARCHITECTURE.md §4:
 //! `clear` (dequantized float inference), `simulate` (the exact integer circuit the FHE
 //! scheme computes) and `execute` (real encryption: keygen, encrypt, packed-GLWE scoring,
 //! decrypt; every decrypted score checked against the integer circuit).
@@ -7,8 +7,7 @@ use super::metrics::{quantile, Metrics, Outcome};
 use super::protocol::Query;
 use super::vote::Decision;
 use crate::error::EvalError;
-use crate::fhe::params::min_reply_modulus_log;
-use crate::fhe::{GlweParams, IntegerLinear, Layout, NoiseBudget, Session};
+use crate::fhe::{FhePlan, Session};
 use crate::model::{argmax_rows, QuantizedModel};
 use ndarray::{s, Array2};
 use serde::{Deserialize, Serialize};
@@ -29,33 +28,6 @@ impl std::fmt::Display for Mode {
             Mode::Simulate => "simulate",
             Mode::Execute => "execute",
         })
-    }
-}
-
-/// The integer layer the FHE scheme evaluates for a quantized model: q_X·(q_W − Z_w) + q_b.
-pub fn integer_layer(model: &QuantizedModel) -> IntegerLinear {
-    let (input_min, input_max) = model.input_range();
-    IntegerLinear {
-        weights: model.effective_weights(),
-        bias: model.bias().clone(),
-        input_min,
-        input_max,
-    }
-}
-
-/// The 128-bit parameter set and packed layout for a layer: N = 2048 with a 32-bit reply,
-/// widened to the smallest reply width that keeps the failure probability under 2^-40 when
-/// the layer needs it (n_bits 10-11); refused with the budget's error when none does.
-pub fn fhe_setup(layer: &IntegerLinear, chunks: usize) -> Result<(Layout, GlweParams), EvalError> {
-    let params = GlweParams::TUNIFORM_2M128_N2048;
-    let layout = Layout::densest(chunks, layer.features(), params.polynomial_size)?;
-    let budget = NoiseBudget::compute(layer, &layout, &params)?;
-    if budget.check().is_ok() {
-        return Ok((layout, params));
-    }
-    match min_reply_modulus_log(layer, &layout, &params)? {
-        Some(bits) => Ok((layout, params.with_reply_modulus_log(bits)?)),
-        None => Err(budget.check().unwrap_err().into()),
     }
 }
 
@@ -99,10 +71,10 @@ pub fn evaluate_quantized(
 ) -> Result<ModeResult, EvalError> {
     let session = match mode {
         Mode::Execute => {
-            let layer = integer_layer(model);
-            let (layout, params) = fhe_setup(&layer, chunks)?;
+            let layer = model.integer_layer();
+            let plan = FhePlan::for_layer(&layer, chunks)?;
             let t = Instant::now();
-            let session = Session::new(&layer, layout, params)?;
+            let session = Session::new(&layer, plan.layout, plan.params)?;
             Some((session, t.elapsed().as_secs_f64() * 1e3))
         }
         _ => None,
@@ -121,14 +93,13 @@ pub fn evaluate_quantized(
             (Mode::Execute, Some((session, _))) => {
                 let q_x = model.quantize_input(q.features.view())?;
                 let n = q_x.nrows().min(chunks);
-                let outcome =
-                    session
-                        .run(fit_rows(&q_x, chunks).view())
-                        .map_err(|e| EvalError::Query {
-                            query: index,
-                            truth: q.truth,
-                            reason: e.to_string(),
-                        })?;
+                let outcome = session.run(fit_rows(&q_x, chunks).view()).map_err(|source| {
+                    EvalError::Query {
+                        query: index,
+                        truth: q.truth,
+                        source,
+                    }
+                })?;
                 enc.push(outcome.encrypt.as_secs_f64() * 1e3);
                 srv.push(outcome.server.as_secs_f64() * 1e3);
                 dec.push(outcome.decrypt.as_secs_f64() * 1e3);

@@ -16,6 +16,7 @@ pub mod client;
 mod fourier;
 pub mod packing;
 pub mod params;
+pub mod plan;
 pub mod server;
 pub mod simulate;
 pub mod wire;
@@ -28,7 +29,8 @@ use sha2::{Digest, Sha256};
 
 pub use client::ClientKey;
 pub use packing::Layout;
-pub use params::{noise_budget_table, GlweParams, NoiseBudget, MAX_LOG2_FAILURE};
+pub use params::{GlweParams, NoiseBudget, MAX_LOG2_FAILURE};
+pub use plan::{budget_lines, BudgetLine, FhePlan};
 pub use server::ServerModel;
 
 use crate::error::FheError;

@@ -19,8 +19,6 @@
 //! Gaussian tail with the total variance is the failure model: P(|err| ≥ Δ/2) =
 //! erfc(Δ/(2·σ·√2)). A configuration is refused when that exceeds 2^−40 per score.
 
-use std::fmt::Write as _;
-
 use tfhe::core_crypto::prelude::{
     CiphertextModulus, CiphertextModulusLog, GlweDimension, PolynomialSize, TUniform,
 };
@@ -337,42 +335,6 @@ pub fn min_reply_modulus_log(
     Ok(None)
 }
 
-/// A Markdown table of the noise budget of each labelled layer: bound, message bits, noise
-/// components (log2 σ), failure probability, verdict, and the smallest reply width that
-/// would pass.
-pub fn noise_budget_table(
-    layers: &[(&str, &IntegerLinear)],
-    layout: &Layout,
-    params: &GlweParams,
-) -> Result<String, FheError> {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| layer | B | p | log2 Δ | log2 σ fresh | log2 σ FFT | log2 σ switch ({} b) | log2 σ total | log2 P(fail) | verdict | min reply bits |",
-        params.reply_modulus_log.0
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
-    for (label, layer) in layers {
-        let b = NoiseBudget::compute(layer, layout, params)?;
-        let min_bits = min_reply_modulus_log(layer, layout, params)?
-            .map_or_else(|| "none".to_string(), |w| w.to_string());
-        let _ = writeln!(
-            out,
-            "| {label} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {min_bits} |",
-            b.bound,
-            b.message_bits,
-            b.delta_log2,
-            b.fresh_variance.log2() / 2.0,
-            b.fft_variance.log2() / 2.0,
-            b.modswitch_variance.log2() / 2.0,
-            b.total_variance().log2() / 2.0,
-            b.log2_failure,
-            if b.check().is_ok() { "ok" } else { "REFUSED" },
-        );
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,16 +420,5 @@ mod tests {
             ..p
         };
         assert!(odd.validate().is_err());
-    }
-
-    #[test]
-    fn table_has_one_row_per_layer() {
-        let params = GlweParams::TUNIFORM_2M128_N2048;
-        let layout = Layout::densest(30, 20, params.polynomial_size).unwrap();
-        let a = layer(3, 4, 20, 10);
-        let b = layer(4095, 2048, 20, 10);
-        let table = noise_budget_table(&[("a", &a), ("b", &b)], &layout, &params).unwrap();
-        assert_eq!(table.lines().count(), 4);
-        assert!(table.contains("| a |") && table.contains("REFUSED"));
     }
 }

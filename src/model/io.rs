@@ -25,9 +25,10 @@ pub const MODEL_FORMAT: &str = "fhe-shazam-model";
 /// The file version this build writes and reads.
 pub const MODEL_VERSION: u64 = 1;
 
+/// Which model a file stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ModelKind {
+pub enum FileKind {
     Float,
     Quantized,
 }
@@ -109,10 +110,10 @@ impl ModelFile {
         Ok(file)
     }
 
-    pub fn kind(&self) -> ModelKind {
+    pub fn kind(&self) -> FileKind {
         match self.model {
-            StoredModel::Float { .. } => ModelKind::Float,
-            StoredModel::Quantized { .. } => ModelKind::Quantized,
+            StoredModel::Float { .. } => FileKind::Float,
+            StoredModel::Quantized { .. } => FileKind::Quantized,
         }
     }
     pub fn features(&self) -> &FeatureParams {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{argmax_rows, check_features, FloatModel, Scorer};
 use crate::error::ModelError;
+use crate::fhe::IntegerLinear;
 
 /// Widest supported bit width: keeps every product `q_x·w_eff` below 2⁴⁸ so scores of any
 /// realistic d fit i64 (the accumulator bound is checked anyway).
@@ -425,6 +426,16 @@ impl QuantizedModel {
     /// Quantized bias q_b (C), added in the circuit.
     pub fn bias(&self) -> &Array1<i64> {
         &self.q_bias
+    }
+    /// The integer layer the FHE scheme evaluates: q_X·(q_W − Z_w) + q_b over the input range.
+    pub fn integer_layer(&self) -> IntegerLinear {
+        let (input_min, input_max) = self.input_range();
+        IntegerLinear {
+            weights: self.effective_weights(),
+            bias: self.q_bias.clone(),
+            input_min,
+            input_max,
+        }
     }
     /// The range quantized inputs take (the union over columns).
     pub fn input_range(&self) -> (i64, i64) {

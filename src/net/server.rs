@@ -27,8 +27,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use super::api::{ErrorBody, Health, ModelInfo, ModelList};
 use crate::error::{FheError, NetError};
-use crate::eval::runner::{fhe_setup, integer_layer};
-use crate::fhe::{wire, ScoringSpec, ServerModel};
+use crate::fhe::{wire, FhePlan, ScoringSpec, ServerModel};
 use crate::model::ModelFile;
 
 /// J: chunks per query. The seed's query is 15 s of audio on the 0.5 s chunk grid.
@@ -54,7 +53,7 @@ impl std::fmt::Debug for ServedModel {
 impl ServedModel {
     /// Prepares `file` (which must hold a quantized model) under `id`, with exactly the
     /// parameter set and layout the evaluator uses for J = `chunks`
-    /// ([`fhe_setup`]), so served and evaluated accuracy are the same circuit.
+    /// ([`FhePlan::for_layer`]), so served and evaluated accuracy are the same circuit.
     pub fn from_model_file(
         id: &str,
         file: &ModelFile,
@@ -77,9 +76,13 @@ impl ServedModel {
         let model = file.quantized_model().ok_or_else(|| {
             fail("it holds a float model; serve a quantized one (e.g. q8.json)".into())
         })?;
-        let layer = integer_layer(model);
-        let (layout, params) = fhe_setup(&layer, chunks).map_err(|e| fail(e.to_string()))?;
-        let server = ServerModel::new(&layer, layout, params).map_err(|e| fail(e.to_string()))?;
+        let plan_err = |e| NetError::ServePlan {
+            path: source.to_path_buf(),
+            source: e,
+        };
+        let layer = model.integer_layer();
+        let plan = FhePlan::for_layer(&layer, chunks).map_err(plan_err)?;
+        let server = ServerModel::new(&layer, plan.layout, plan.params).map_err(plan_err)?;
         let info = ModelInfo::new(
             id,
             model,

@@ -1,12 +1,13 @@
 //! Several experiment reports side by side (`fhe-shazam compare`): one line per experiment,
 //! one column per query condition — the ablation table of a sequence of configs.
 
+use super::markdown::{pct, Table};
 use super::plots::{line_plot, LinePlot, Series};
+use super::schema::{ModelKind, ResultRow};
 use super::tables::conditions;
 use crate::error::ReportError;
 use crate::eval::Mode;
 use crate::fsutil;
-use crate::pipeline::ResultRow;
 use std::path::{Path, PathBuf};
 
 /// The rows of one report folder (its results.json).
@@ -59,7 +60,7 @@ pub fn read_report(dir: &Path) -> Result<ReportRows, ReportError> {
 
 /// "97.25 %" or "-" for a missing row.
 pub(crate) fn cell(row: Option<&ResultRow>) -> String {
-    row.map_or("-".into(), |r| format!("{:.2} %", 100.0 * r.top1))
+    row.map_or("-".into(), |r| pct(r.top1))
 }
 
 /// The quantized row of `mode` with the most bits (the headline model of a report).
@@ -70,11 +71,11 @@ pub(crate) fn quantized(rows: &[ResultRow], condition: &str, mode: Mode) -> Opti
         .cloned()
 }
 
-/// The clear-mode row of `model` ("float", "landmark") for `condition`.
+/// The clear-mode row of `model` (float, landmark) for `condition`.
 pub(crate) fn clear_row<'a>(
     rows: &'a [ResultRow],
     condition: &str,
-    model: &str,
+    model: ModelKind,
 ) -> Option<&'a ResultRow> {
     rows.iter()
         .find(|r| r.condition == condition && r.model == model && r.mode == Mode::Clear)
@@ -86,37 +87,31 @@ pub(crate) fn clear_row<'a>(
 pub fn ablation_table(reports: &[ReportRows]) -> String {
     let all: Vec<ResultRow> = reports.iter().flat_map(|r| r.rows.clone()).collect();
     let conds = conditions(&all);
-    let head = |what: &str| {
-        format!(
-            "| {what} | {} |\n|---|{}\n",
-            conds.join(" | "),
-            "---|".repeat(conds.len())
-        )
-    };
-    let mut md = String::from("### Float model, clear\n\n") + &head("experiment");
-    for rep in reports {
-        md += &format!("| {} |", rep.name);
-        for c in &conds {
-            md += &format!(" {} |", cell(clear_row(&rep.rows, c, "float")));
-        }
-        md += "\n";
-    }
-    md += "\n### Quantized model (largest n_bits), simulate = FHE on every query\n\n";
-    md += &head("experiment");
-    let mut fhe_checks = Vec::new();
-    for rep in reports {
-        md += &format!("| {} |", rep.name);
-        for c in &conds {
-            md += &format!(
-                " {} |",
-                cell(quantized(&rep.rows, c, Mode::Simulate).as_ref())
+    // One line per report, one cell per condition.
+    let table = |reports: &[&ReportRows], cell_of: &dyn Fn(&[ResultRow], &str) -> String| {
+        let mut t = Table::new(std::iter::once("experiment".to_string()).chain(conds.clone()));
+        for rep in reports {
+            t.row(
+                std::iter::once(rep.name.clone())
+                    .chain(conds.iter().map(|c| cell_of(&rep.rows, c))),
             );
-            if let Some(e) = quantized(&rep.rows, c, Mode::Execute) {
-                fhe_checks.push((rep.name.clone(), e));
-            }
         }
-        md += "\n";
-    }
+        t.to_string()
+    };
+    let every: Vec<&ReportRows> = reports.iter().collect();
+    let mut md = String::from("### Float model, clear\n\n");
+    md += &table(&every, &|rows, c| cell(clear_row(rows, c, ModelKind::Float)));
+    md += "\n### Quantized model (largest n_bits), simulate = FHE on every query\n\n";
+    md += &table(&every, &|rows, c| cell(quantized(rows, c, Mode::Simulate).as_ref()));
+    let fhe_checks: Vec<(String, ResultRow)> = reports
+        .iter()
+        .flat_map(|rep| {
+            conds
+                .iter()
+                .filter_map(|c| quantized(&rep.rows, c, Mode::Execute))
+                .map(|e| (rep.name.clone(), e))
+        })
+        .collect();
     let differing: Vec<String> = fhe_checks
         .iter()
         .filter(|(_, e)| e.simulate_top1_same_queries.is_some_and(|s| s != e.top1))
@@ -139,24 +134,14 @@ pub fn ablation_table(reports: &[ReportRows]) -> String {
     }
     let with_landmark: Vec<&ReportRows> = reports
         .iter()
-        .filter(|r| r.rows.iter().any(|row| row.model == LANDMARK))
+        .filter(|r| r.rows.iter().any(|row| row.model == ModelKind::Landmark))
         .collect();
     if !with_landmark.is_empty() {
         md += "\n### Landmark (Wang 2003), clear\n\n";
-        md += &head("experiment");
-        for rep in with_landmark {
-            md += &format!("| {} |", rep.name);
-            for c in &conds {
-                md += &format!(" {} |", cell(clear_row(&rep.rows, c, LANDMARK)));
-            }
-            md += "\n";
-        }
+        md += &table(&with_landmark, &|rows, c| cell(clear_row(rows, c, ModelKind::Landmark)));
     }
     md
 }
-
-/// The model name of the landmark baseline's rows.
-pub(crate) const LANDMARK: &str = "landmark";
 
 /// Writes the ablation table to `out` (Markdown) and a plot beside it (`out` with the
 /// extension replaced by .png/.svg): top-1 of the quantized model per condition, one line per
@@ -210,31 +195,8 @@ pub fn write_comparison(reports: &[ReportRows], out: &Path) -> Result<String, Re
 mod tests {
     use super::*;
 
-    fn row(condition: &str, model: &str, n_bits: Option<u32>, mode: Mode, top1: f64) -> ResultRow {
-        ResultRow {
-            experiment: "e".into(),
-            dataset: "d".into(),
-            condition: condition.into(),
-            model: model.into(),
-            n_bits,
-            weight_bits: n_bits,
-            standardize_inputs: false,
-            accumulator_bits: None,
-            mode,
-            queries: 10,
-            top1,
-            top3: top1,
-            unknown_rate: 0.0,
-            chunk_accuracy: 0.0,
-            latency_median_ms: 1.0,
-            latency_p95_ms: 1.0,
-            encrypt_ms: None,
-            server_ms: None,
-            decrypt_ms: None,
-            bytes_up: None,
-            bytes_down: None,
-            simulate_top1_same_queries: None,
-        }
+    fn row(condition: &str, model: ModelKind, n_bits: Option<u32>, mode: Mode, top1: f64) -> ResultRow {
+        crate::report::schema::test_row(condition, model, n_bits, mode, top1)
     }
 
     #[test]
@@ -244,15 +206,15 @@ mod tests {
             dir: "a".into(),
             name: "with".into(),
             rows: vec![
-                row("aligned", "landmark", None, Mode::Clear, 0.25),
-                row("aligned", "float", None, Mode::Clear, 0.5),
-                row("aligned", "quantized", Some(8), Mode::Simulate, 0.75),
+                row("aligned", ModelKind::Landmark, None, Mode::Clear, 0.25),
+                row("aligned", ModelKind::Float, None, Mode::Clear, 0.5),
+                row("aligned", ModelKind::Quantized, Some(8), Mode::Simulate, 0.75),
             ],
         };
         let without = ReportRows {
             dir: "b".into(),
             name: "without".into(),
-            rows: vec![row("aligned", "float", None, Mode::Clear, 1.0)],
+            rows: vec![row("aligned", ModelKind::Float, None, Mode::Clear, 1.0)],
         };
         let md = ablation_table(&[with.clone(), without.clone()]);
         let float = md.split("### Quantized").next().unwrap();

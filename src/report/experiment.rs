@@ -3,13 +3,13 @@
 
 use super::io;
 use super::plots::{line_plot, LinePlot, Series};
+use super::schema::{ModelKind, Reproduction, ResultRow};
 use super::tables::{conditions, full_table, model_label, robust_table, seed_table, write_csv};
 use super::Provenance;
 use crate::config::{ExperimentConfig, Protocol};
 use crate::error::ReportError;
 use crate::eval::Mode;
 use crate::fsutil;
-use crate::pipeline::{Reproduction, ResultRow};
 use serde::Serialize;
 use std::path::Path;
 
@@ -66,7 +66,7 @@ pub fn write_report(
     let float_top1 = rep
         .rows
         .iter()
-        .find(|r| r.model == "float" && r.condition == first)
+        .find(|r| r.model == ModelKind::Float && r.condition == first)
         .map(|r| r.top1);
     if quantized {
         let modes = [Mode::Clear, Mode::Simulate, Mode::Execute];
@@ -85,11 +85,30 @@ pub fn write_report(
                 })
                 .collect()
         } else {
-            modes
+            let mut acc: Vec<Series> = modes
                 .iter()
                 .map(|&m| series(&rep.rows, m, &first, |r| Some(100.0 * r.top1)))
                 .filter(|s| !s.points.is_empty())
-                .collect()
+                .collect();
+            // Execute on a subset of the queries is set against simulate on that subset, so
+            // the plot never compares FHE on some queries with simulate on others.
+            let full = rep.rows.iter().map(|r| r.queries).max().unwrap_or(0);
+            let subset = rep
+                .rows
+                .iter()
+                .filter(|r| r.mode == Mode::Execute && r.queries < full)
+                .map(|r| r.queries)
+                .max();
+            if let (Some(n), Some(exe)) = (subset, acc.iter_mut().find(|s| s.name == "execute")) {
+                exe.name = format!("execute (first {n} queries)");
+                acc.push(Series {
+                    name: format!("simulate (same {n} queries)"),
+                    ..series(&rep.rows, Mode::Execute, &first, |r| {
+                        r.simulate_top1_same_queries.map(|t| 100.0 * t)
+                    })
+                });
+            }
+            acc
         };
         let hl: Vec<(String, f64)> = float_top1
             .filter(|_| conds.len() == 1)
@@ -306,14 +325,9 @@ pub fn write_report(
         md += &format!("\nPeak resident memory: {peak:.0} MiB.\n");
     }
     md += &format!(
-        "\nStages: {}.\n\nMachine: {} ({} cores, {} GiB), commit {}, {}.\nCommand: `{}`; config: `config.toml` in this folder.\n",
+        "\nStages: {}.\n\n{}Config: `config.toml` in this folder.\n",
         stages.join(", "),
-        provenance.cpu,
-        provenance.cores,
-        provenance.memory_gib,
-        provenance.commit,
-        provenance.date,
-        provenance.command
+        provenance.footer()
     );
     let summary = dir.join("summary.md");
     fsutil::write_atomic(&summary, md.as_bytes()).map_err(io(&summary))?;

@@ -49,6 +49,14 @@ impl Provenance {
             command: std::env::args().collect::<Vec<_>>().join(" "),
         }
     }
+
+    /// The two lines every Markdown report ends with: machine, commit, date and command.
+    pub fn footer(&self) -> String {
+        format!(
+            "Machine: {} ({} cores, {} GiB), commit {}, {}.\nCommand: `{}`\n",
+            self.cpu, self.cores, self.memory_gib, self.commit, self.date, self.command
+        )
+    }
 }
 
 /// Current UTC time as RFC 3339 (no time-zone crate needed for UTC).
@@ -112,5 +120,8 @@ mod tests {
         let p = super::Provenance::collect();
         assert!(!p.commit.is_empty());
         assert!(p.cores >= 1);
+        let footer = p.footer();
+        assert!(footer.starts_with("Machine: ") && footer.contains(&p.commit), "{footer}");
+        assert_eq!(footer.lines().count(), 2);
     }
 }

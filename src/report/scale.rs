@@ -5,13 +5,14 @@
 //! Reports are grouped into families by name: `scale-c400` and `scale-c8000` are two sizes of
 //! the family `scale`; every family is one line in each plot.
 
-use super::compare::{cell, clear_row, quantized, read_results, LANDMARK};
+use super::compare::{cell, clear_row, quantized, read_results};
+use super::markdown::{opt, or_dash, Table};
 use super::plots::{line_plot, LinePlot, Series};
+use super::schema::{ModelKind, Reproduction, ResultRow};
 use super::tables::conditions;
 use crate::error::ReportError;
 use crate::eval::Mode;
 use crate::fsutil;
-use crate::pipeline::{Reproduction, ResultRow};
 use std::path::{Path, PathBuf};
 
 /// One experiment report at one catalog size.
@@ -49,7 +50,7 @@ impl ScalePoint {
         let rows: Vec<f64> = self
             .rows()
             .iter()
-            .filter(|r| r.model == LANDMARK)
+            .filter(|r| r.model == ModelKind::Landmark)
             .map(|r| r.latency_median_ms)
             .collect();
         (!rows.is_empty()).then(|| rows.iter().sum::<f64>() / rows.len() as f64)
@@ -93,10 +94,6 @@ pub fn read_scale_point(dir: &Path) -> Result<ScalePoint, ReportError> {
     })
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or("-".into(), |v| format!("{v:.digits$}"))
-}
-
 fn kib(bytes: Option<usize>) -> Option<f64> {
     bytes.map(|b| b as f64 / 1024.0)
 }
@@ -106,63 +103,77 @@ fn kib(bytes: Option<usize>) -> Option<f64> {
 pub fn scale_tables(points: &[ScalePoint]) -> String {
     let all: Vec<ResultRow> = points.iter().flat_map(|p| p.rows().to_vec()).collect();
     let conds = conditions(&all);
-    let mut md = String::from("### Top-1 accuracy\n\n| experiment | songs |");
     let models = [
         "float (clear)",
         "n_bits max (simulate = FHE)",
         "landmark (clear)",
     ];
-    for c in &conds {
-        for m in models {
-            md += &format!(" {c}: {m} |");
-        }
-    }
-    md += &format!("\n|---|---|{}\n", "---|".repeat(conds.len() * models.len()));
+    let mut accuracy = Table::new(
+        ["experiment".to_string(), "songs".into()]
+            .into_iter()
+            .chain(conds.iter().flat_map(|c| models.iter().map(move |m| format!("{c}: {m}")))),
+    );
     for p in points {
-        md += &format!("| {} | {} |", p.name, p.reproduction.songs);
+        let mut cells = vec![p.name.clone(), p.reproduction.songs.to_string()];
         for c in &conds {
-            md += &format!(
-                " {} | {} | {} |",
-                cell(clear_row(p.rows(), c, "float")),
+            cells.extend([
+                cell(clear_row(p.rows(), c, ModelKind::Float)),
                 cell(quantized(p.rows(), c, Mode::Simulate).as_ref()),
-                cell(clear_row(p.rows(), c, LANDMARK)),
-            );
+                cell(clear_row(p.rows(), c, ModelKind::Landmark)),
+            ]);
         }
-        md += "\n";
+        accuracy.row(cells);
     }
+    let mut md = format!("### Top-1 accuracy\n\n{accuracy}");
 
-    md += "\n### Training and memory\n\n\
-        | experiment | songs | feature rows | training rows (with augmented copies) | training (s) | L-BFGS iterations | converged | peak memory to end of training (MiB) | peak memory (MiB) |\n\
-        |---|---|---|---|---|---|---|---|---|\n";
+    let mut training = Table::new([
+        "experiment",
+        "songs",
+        "feature rows",
+        "training rows (with augmented copies)",
+        "training (s)",
+        "L-BFGS iterations",
+        "converged",
+        "peak memory to end of training (MiB)",
+        "peak memory (MiB)",
+    ]);
     for p in points {
         let fit = p.reproduction.fit.as_ref();
-        md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            p.name,
-            p.reproduction.songs,
-            p.reproduction.feature_rows,
-            p.reproduction.training_rows,
+        training.row([
+            p.name.clone(),
+            p.reproduction.songs.to_string(),
+            p.reproduction.feature_rows.to_string(),
+            p.reproduction.training_rows.to_string(),
             opt(p.train_seconds(), 1),
-            fit.and_then(|f| f.iterations)
-                .map_or("-".into(), |i| i.to_string()),
-            fit.map_or("-".into(), |f| f.converged.to_string()),
+            or_dash(fit.and_then(|f| f.iterations)),
+            or_dash(fit.map(|f| f.converged)),
             opt(p.train_peak_mib(), 0),
             opt(p.reproduction.stage_peak_rss_mib.last().map(|s| s.1), 0),
-        );
+        ]);
     }
+    md += &format!("\n### Training and memory\n\n{training}");
 
-    md += "\n### Per query: real FHE (medians over the executed queries) and the landmark index\n\n\
-        | experiment | songs | FHE queries | encrypt (ms) | server (ms) | decrypt (ms) | client + server (ms) | upload (KiB) | reply (KiB) | landmark index (MiB) | landmark query (ms) |\n\
-        |---|---|---|---|---|---|---|---|---|---|---|\n";
+    let mut per_query = Table::new([
+        "experiment",
+        "songs",
+        "FHE queries",
+        "encrypt (ms)",
+        "server (ms)",
+        "decrypt (ms)",
+        "client + server (ms)",
+        "upload (KiB)",
+        "reply (KiB)",
+        "landmark index (MiB)",
+        "landmark query (ms)",
+    ]);
     for p in points {
         let fhe = p.fhe();
         let f = fhe.as_ref();
         let total = f.and_then(|r| Some(r.encrypt_ms? + r.server_ms? + r.decrypt_ms?));
-        md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            p.name,
-            p.reproduction.songs,
-            f.map_or("-".into(), |r| r.queries.to_string()),
+        per_query.row([
+            p.name.clone(),
+            p.reproduction.songs.to_string(),
+            or_dash(f.map(|r| r.queries)),
             opt(f.and_then(|r| r.encrypt_ms), 2),
             opt(f.and_then(|r| r.server_ms), 2),
             opt(f.and_then(|r| r.decrypt_ms), 2),
@@ -171,8 +182,11 @@ pub fn scale_tables(points: &[ScalePoint]) -> String {
             opt(kib(f.and_then(|r| r.bytes_down)), 1),
             opt(p.landmark_index_mib(), 1),
             opt(p.landmark_query_ms(), 2),
-        );
+        ]);
     }
+    md += &format!(
+        "\n### Per query: real FHE (medians over the executed queries) and the landmark index\n\n{per_query}"
+    );
     let executed: Vec<ResultRow> = points
         .iter()
         .flat_map(|p| p.rows().iter().filter(|r| r.mode == Mode::Execute).cloned())
@@ -262,13 +276,13 @@ pub fn write_scale_report(points: &[ScalePoint], out: &Path) -> Result<String, R
     let all: Vec<ResultRow> = points.iter().flat_map(|p| p.rows().to_vec()).collect();
     for c in conditions(&all) {
         let mut series = by_family(points, "float", |p| {
-            clear_row(p.rows(), &c, "float").map(|r| 100.0 * r.top1)
+            clear_row(p.rows(), &c, ModelKind::Float).map(|r| 100.0 * r.top1)
         });
         series.extend(by_family(points, "n_bits max, FHE", |p| {
             quantized(p.rows(), &c, Mode::Simulate).map(|r| 100.0 * r.top1)
         }));
         series.extend(by_family(points, "landmark", |p| {
-            clear_row(p.rows(), &c, LANDMARK).map(|r| 100.0 * r.top1)
+            clear_row(p.rows(), &c, ModelKind::Landmark).map(|r| 100.0 * r.top1)
         }));
         let title = format!("Top-1 accuracy vs catalog size: {c} queries");
         md += &plot(
@@ -347,13 +361,13 @@ mod tests {
     use super::*;
     use crate::model::{Backend, FitInfo};
 
-    fn row(condition: &str, model: &str, mode: Mode, top1: f64, fhe: bool) -> ResultRow {
+    fn row(condition: &str, model: ModelKind, mode: Mode, top1: f64, fhe: bool) -> ResultRow {
         ResultRow {
             experiment: "e".into(),
             dataset: "d".into(),
             condition: condition.into(),
-            model: model.into(),
-            n_bits: (model == "quantized").then_some(8),
+            model,
+            n_bits: (model == ModelKind::Quantized).then_some(8),
             weight_bits: None,
             standardize_inputs: true,
             accumulator_bits: None,
@@ -395,10 +409,10 @@ mod tests {
                 training_rows: 5 * 60 * songs,
                 models_reused: false,
                 rows: vec![
-                    row("aligned", "float", Mode::Clear, top1, false),
-                    row("aligned", "quantized", Mode::Simulate, top1 - 0.01, false),
-                    row("aligned", "quantized", Mode::Execute, top1 - 0.01, true),
-                    row("noise10", "float", Mode::Clear, 0.5, false),
+                    row("aligned", ModelKind::Float, Mode::Clear, top1, false),
+                    row("aligned", ModelKind::Quantized, Mode::Simulate, top1 - 0.01, false),
+                    row("aligned", ModelKind::Quantized, Mode::Execute, top1 - 0.01, true),
+                    row("noise10", ModelKind::Float, Mode::Clear, 0.5, false),
                 ],
                 stage_seconds: vec![],
                 stage_peak_rss_mib: vec![("train".into(), 100.0), ("evaluate".into(), 150.0)],

@@ -2,13 +2,15 @@
 //! seed's table layout next to its published figures.
 
 use super::io;
+use super::markdown::{opt, or_dash, pct, Table};
+use super::schema::ResultRow;
 use crate::error::ReportError;
 use crate::eval::Mode;
+use crate::fhe::{BudgetLine, FhePlan};
 use crate::fsutil;
-use crate::pipeline::ResultRow;
 use std::path::Path;
 
-/// Zama's published seed figures (400 FMA songs, Concrete ML n_bits 8; DESIGN.md §2).
+/// Zama's published seed figures (400 FMA songs, Concrete ML n_bits 8; docs/ARCHITECTURE.md §2).
 pub const SEED_ACCURACY_CLEAR: f64 = 0.9725;
 pub const SEED_ACCURACY_FHE: f64 = 0.9725;
 pub const SEED_ACCURACY_SKLEARN: f64 = 0.9775;
@@ -25,12 +27,8 @@ pub fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<(), ReportError> {
     }
     let bytes = out
         .into_inner()
-        .map_err(|e| io(path)(std::io::Error::other(e.to_string())))?;
+        .map_err(|e| io(path)(std::io::Error::other(e.into_error())))?;
     fsutil::write_atomic(path, &bytes).map_err(io(path))
-}
-
-fn pct(v: f64) -> String {
-    format!("{:.2} %", 100.0 * v)
 }
 
 fn find(rows: &[ResultRow], n_bits: Option<u32>, mode: Mode) -> Option<&ResultRow> {
@@ -42,32 +40,31 @@ fn find(rows: &[ResultRow], n_bits: Option<u32>, mode: Mode) -> Option<&ResultRo
 pub fn seed_table(rows: &[ResultRow]) -> String {
     let mut bits: Vec<u32> = rows.iter().filter_map(|r| r.n_bits).collect();
     bits.dedup();
-    let mut header =
-        "| | seed: Concrete ML (published) | seed: sklearn (published) | ours: float |".to_string();
-    let mut rule = "|---|---|---|---|".to_string();
-    for n in &bits {
-        header += &format!(" ours: n_bits {n} |");
-        rule += "---|";
-    }
+    let mut header = vec![
+        String::new(),
+        "seed: Concrete ML (published)".into(),
+        "seed: sklearn (published)".into(),
+        "ours: float".into(),
+    ];
+    header.extend(bits.iter().map(|n| format!("ours: n_bits {n}")));
+    let mut table = Table::new(header);
     let float = find(rows, None, Mode::Clear);
     let cell =
         |r: Option<&ResultRow>, f: &dyn Fn(&ResultRow) -> String| r.map_or("-".to_string(), f);
+    let full = rows.iter().map(|x| x.queries).max().unwrap_or(0);
     let acc = |r: &ResultRow| {
-        if r.queries == rows.iter().map(|x| x.queries).max().unwrap_or(0) {
+        if r.queries == full {
             pct(r.top1)
         } else {
             format!("{} ({} queries)", pct(r.top1), r.queries)
         }
     };
     let ms = |r: &ResultRow| format!("{:.3} ms", r.latency_median_ms);
-    let mut lines = vec![header, rule];
     let mut line =
         |label: &str, seed: String, sk: String, fl: String, per: &dyn Fn(u32) -> String| {
-            let mut l = format!("| {label} | {seed} | {sk} | {fl} |");
-            for &n in &bits {
-                l += &format!(" {} |", per(n));
-            }
-            lines.push(l);
+            let mut cells = vec![label.to_string(), seed, sk, fl];
+            cells.extend(bits.iter().map(|&n| per(n)));
+            table.row(cells);
         };
     let clear_of =
         |n: u32| find(rows, Some(n), Mode::Simulate).or(find(rows, Some(n), Mode::Clear));
@@ -102,14 +99,14 @@ pub fn seed_table(rows: &[ResultRow]) -> String {
     line("n_bits", "8".into(), "-".into(), "-".into(), &|n| {
         n.to_string()
     });
-    lines.join("\n") + "\n"
+    table.to_string()
 }
 
 /// "float", "n_bits 8", … : the model part of a row's label.
 pub fn model_label(r: &ResultRow) -> String {
     match r.n_bits {
         Some(n) => format!("n_bits {n}"),
-        None => r.model.clone(),
+        None => r.model.to_string(),
     }
 }
 
@@ -128,11 +125,7 @@ pub fn conditions(rows: &[ResultRow]) -> Vec<String> {
 /// on a subset say how many queries they ran and simulate's top-1 on the same queries.
 pub fn robust_table(rows: &[ResultRow]) -> String {
     let conds = conditions(rows);
-    let mut md = format!(
-        "| model | mode | {} |\n|---|---|{}\n",
-        conds.join(" | "),
-        "---|".repeat(conds.len())
-    );
+    let mut table = Table::new(["model".to_string(), "mode".to_string()].into_iter().chain(conds.clone()));
     let mut keys: Vec<(String, Mode)> = Vec::new();
     for r in rows {
         let k = (model_label(r), r.mode);
@@ -142,64 +135,101 @@ pub fn robust_table(rows: &[ResultRow]) -> String {
     }
     let full = rows.iter().map(|r| r.queries).max().unwrap_or(0);
     for (label, mode) in keys {
-        md += &format!("| {label} | {mode} |");
+        let mut cells = vec![label.clone(), mode.to_string()];
         for c in &conds {
-            let cell = rows
-                .iter()
-                .find(|r| &r.condition == c && model_label(r) == label && r.mode == mode)
-                .map_or("-".to_string(), |r| match r.simulate_top1_same_queries {
-                    Some(sim) if r.queries < full => {
-                        format!(
+            cells.push(
+                rows.iter()
+                    .find(|r| &r.condition == c && model_label(r) == label && r.mode == mode)
+                    .map_or("-".to_string(), |r| match r.simulate_top1_same_queries {
+                        Some(sim) if r.queries < full => format!(
                             "{} (simulate {} on these {})",
                             pct(r.top1),
                             pct(sim),
                             r.queries
-                        )
-                    }
-                    _ => pct(r.top1),
-                });
-            md += &format!(" {cell} |");
+                        ),
+                        _ => pct(r.top1),
+                    }),
+            );
         }
-        md += "\n";
+        table.row(cells);
     }
-    md
+    table.to_string()
 }
 
 /// Every row: model, mode, accuracy, latency and FHE costs.
 pub fn full_table(rows: &[ResultRow]) -> String {
-    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-    let mut md = String::from(
-        "| condition | model | n_bits | acc. bits | mode | queries | top-1 | top-3 | unknown | chunk acc. | ms/query (median) | p95 | encrypt ms | server ms | decrypt ms | up KiB | down KiB |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
+    let kib = |b: Option<usize>| opt(b.map(|b| b as f64 / 1024.0), 2);
+    let mut table = Table::new([
+        "condition", "model", "n_bits", "acc. bits", "mode", "queries", "top-1", "top-3",
+        "unknown", "chunk acc.", "ms/query (median)", "p95", "encrypt ms", "server ms",
+        "decrypt ms", "up KiB", "down KiB",
+    ]);
     for r in rows {
-        md += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} |\n",
-            r.condition,
-            r.model,
-            r.n_bits.map_or("-".into(), |n| n.to_string()),
-            r.accumulator_bits.map_or("-".into(), |n| n.to_string()),
-            r.mode,
-            r.queries,
+        table.row([
+            r.condition.clone(),
+            r.model.to_string(),
+            or_dash(r.n_bits),
+            or_dash(r.accumulator_bits),
+            r.mode.to_string(),
+            r.queries.to_string(),
             pct(r.top1),
             pct(r.top3),
             pct(r.unknown_rate),
             pct(r.chunk_accuracy),
-            r.latency_median_ms,
-            r.latency_p95_ms,
-            opt(r.encrypt_ms),
-            opt(r.server_ms),
-            opt(r.decrypt_ms),
-            opt(r.bytes_up.map(|b| b as f64 / 1024.0)),
-            opt(r.bytes_down.map(|b| b as f64 / 1024.0)),
-        );
+            format!("{:.3}", r.latency_median_ms),
+            format!("{:.3}", r.latency_p95_ms),
+            opt(r.encrypt_ms, 2),
+            opt(r.server_ms, 2),
+            opt(r.decrypt_ms, 2),
+            kib(r.bytes_up),
+            kib(r.bytes_down),
+        ]);
     }
-    md
+    table.to_string()
+}
+
+/// The noise budget of each planned layer: bound, message bits, noise components (log2 σ)
+/// under the base parameter set, failure probability, verdict, and the smallest reply width
+/// the planner widens to.
+pub fn noise_budget_table(lines: &[BudgetLine]) -> String {
+    let mut table = Table::new([
+        "layer".to_string(),
+        "B".into(),
+        "p".into(),
+        "log2 Δ".into(),
+        "log2 σ fresh".into(),
+        "log2 σ FFT".into(),
+        format!("log2 σ switch ({} b)", FhePlan::BASE.reply_modulus_log.0),
+        "log2 σ total".into(),
+        "log2 P(fail)".into(),
+        "verdict".into(),
+        "min reply bits".into(),
+    ]);
+    for l in lines {
+        let b = &l.base;
+        let log2_sigma = |variance: f64| format!("{:.1}", variance.log2() / 2.0);
+        table.row([
+            l.label.clone(),
+            b.bound.to_string(),
+            b.message_bits.to_string(),
+            b.delta_log2.to_string(),
+            log2_sigma(b.fresh_variance),
+            log2_sigma(b.fft_variance),
+            log2_sigma(b.modswitch_variance),
+            log2_sigma(b.total_variance()),
+            format!("{:.1}", b.log2_failure),
+            if b.check().is_ok() { "ok" } else { "REFUSED" }.into(),
+            l.min_reply_bits
+                .map_or_else(|| "none".to_string(), |w| w.to_string()),
+        ]);
+    }
+    table.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::schema::ModelKind;
 
     fn r(n_bits: Option<u32>, mode: Mode, top1: f64, queries: usize) -> ResultRow {
         ResultRow {
@@ -207,11 +237,10 @@ mod tests {
             dataset: "d".into(),
             condition: "seed".into(),
             model: if n_bits.is_some() {
-                "quantized"
+                ModelKind::Quantized
             } else {
-                "float"
-            }
-            .into(),
+                ModelKind::Float
+            },
             n_bits,
             weight_bits: n_bits,
             standardize_inputs: false,
@@ -303,5 +332,23 @@ mod tests {
             lines[4].starts_with("| n_bits 8 | execute | 88.00 % (simulate 88.00 % on these 50) |"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn noise_budget_table_has_one_row_per_layer() {
+        use crate::fhe::{budget_lines, IntegerLinear};
+        use ndarray::{Array1, Array2};
+        let layer = |w: i64, x: i64| IntegerLinear {
+            weights: Array2::from_elem((20, 10), w),
+            bias: Array1::zeros(10),
+            input_min: -x,
+            input_max: x - 1,
+        };
+        let (a, b) = (layer(3, 4), layer(4095, 2048));
+        let lines = budget_lines(&[("a", &a), ("b", &b)], 30).unwrap();
+        let table = noise_budget_table(&lines);
+        assert_eq!(table.lines().count(), 4);
+        assert!(table.contains("| a |") && table.contains("| ok |"), "{table}");
+        assert!(table.contains("REFUSED") && table.contains("log2 σ switch (32 b)"), "{table}");
     }
 }

@@ -1,0 +1,247 @@
+//! Training: the float model and, from it, one quantized model per n_bits; saving them as
+//! model files, reloading a cached set, and the `train` command's scored grid.
+
+use super::augment::TrainingRows;
+use super::cache::ModelInputs;
+use crate::config::{ExperimentConfig, QuantizationConfig};
+use crate::error::{ExperimentError, ModelError};
+use crate::eval::{evaluate_clear, seed_queries, Decision, Rule, SEED_QUERY_SECONDS};
+use crate::features::FeatureSet;
+use crate::fsutil;
+use crate::model::{fit, FloatModel, LogisticParams, ModelFile, QuantizedModel, Scorer};
+use crate::report::train::{TrainSummary, TrainedRow};
+use crate::report::Provenance;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A quantized model of the grid and the seconds its quantization took.
+#[derive(Debug, Clone)]
+pub struct Quantized {
+    pub n_bits: u32,
+    pub model: QuantizedModel,
+    pub seconds: f64,
+}
+
+/// The float model and one quantized model per n_bits of the grid.
+#[derive(Debug, Clone)]
+pub struct TrainedModels {
+    pub float: FloatModel,
+    pub float_seconds: f64,
+    pub quantized: Vec<Quantized>,
+}
+
+/// Trains the float model on `rows` and quantizes it (post-training, calibrated on the same
+/// rows) at every n_bits of `quantization`.
+pub fn train_models(
+    rows: &TrainingRows,
+    n_classes: usize,
+    training: &LogisticParams,
+    quantization: &QuantizationConfig,
+) -> Result<TrainedModels, ModelError> {
+    let t = Instant::now();
+    let float = fit(rows.features.view(), &rows.labels, n_classes, training)?;
+    let float_seconds = t.elapsed().as_secs_f64();
+    let quantized = quantization
+        .n_bits
+        .iter()
+        .map(|&n_bits| {
+            let t = Instant::now();
+            let model = QuantizedModel::from_float(
+                &float,
+                rows.features.view(),
+                &quantization.options(n_bits),
+            )?;
+            Ok(Quantized {
+                n_bits,
+                model,
+                seconds: t.elapsed().as_secs_f64(),
+            })
+        })
+        .collect::<Result<_, ModelError>>()?;
+    Ok(TrainedModels {
+        float,
+        float_seconds,
+        quantized,
+    })
+}
+
+/// The file of the float model in a models folder.
+pub fn float_path(dir: &Path) -> PathBuf {
+    dir.join("float.json")
+}
+
+/// The file of the n_bits quantized model in a models folder.
+pub fn quantized_path(dir: &Path, n_bits: u32) -> PathBuf {
+    dir.join(format!("q{n_bits}.json"))
+}
+
+/// Saves `models` as self-describing model files (`float.json`, `q8.json`, …) in `dir`.
+pub fn save_models(
+    dir: &Path,
+    set: &FeatureSet,
+    models: &TrainedModels,
+    training: &LogisticParams,
+) -> Result<(), ModelError> {
+    let catalog = set.catalog();
+    let params = &set.sidecar.params;
+    ModelFile::float(
+        params.clone(),
+        catalog.clone(),
+        models.float.clone(),
+        Some(training.clone()),
+    )?
+    .save(&float_path(dir))?;
+    for q in &models.quantized {
+        ModelFile::quantized(
+            params.clone(),
+            catalog.clone(),
+            q.model.clone(),
+            Some(training.clone()),
+        )?
+        .save(&quantized_path(dir, q.n_bits))?;
+    }
+    Ok(())
+}
+
+/// Loads the float model and the quantized models of `n_bits` from `dir`; every file's
+/// catalog must have `songs` songs (the feature set the models are used with).
+pub fn load_models(
+    dir: &Path,
+    n_bits: &[u32],
+    songs: usize,
+) -> Result<TrainedModels, ExperimentError> {
+    let load = |path: PathBuf| -> Result<ModelFile, ExperimentError> {
+        let file = ModelFile::load(&path)?;
+        if file.catalog().len() != songs {
+            return Err(ExperimentError::CatalogMismatch {
+                path,
+                found: file.catalog().len(),
+                expected: songs,
+            });
+        }
+        Ok(file)
+    };
+    let float = load(float_path(dir))?.float_model().clone();
+    let quantized = n_bits
+        .iter()
+        .map(|&n| {
+            let path = quantized_path(dir, n);
+            let model = load(path.clone())?
+                .quantized_model()
+                .cloned()
+                .ok_or(ExperimentError::NotQuantized { path })?;
+            Ok(Quantized {
+                n_bits: n,
+                model,
+                seconds: 0.0,
+            })
+        })
+        .collect::<Result<_, ExperimentError>>()?;
+    Ok(TrainedModels {
+        float,
+        float_seconds: 0.0,
+        quantized,
+    })
+}
+
+/// The experiment's models: reloaded from `data_dir/models/<key>/` when they were trained from
+/// exactly these inputs, else trained and saved there. Returns whether they were reused.
+pub fn cached_models(
+    config: &ExperimentConfig,
+    set: &FeatureSet,
+    rows: &TrainingRows,
+) -> Result<(TrainedModels, bool), ExperimentError> {
+    let inputs = ModelInputs::of(config, set);
+    let dir = inputs.dir(config, set);
+    let inputs_path = dir.join("inputs.json");
+    let cached = std::fs::read(&inputs_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<ModelInputs>(&b).ok());
+    if cached.as_ref() == Some(&inputs) {
+        if let Ok(models) = load_models(&dir, &config.quantization.n_bits, set.n_songs()) {
+            return Ok((models, true));
+        }
+    }
+    // Invalidate first: an interrupted save must not leave inputs.json beside stale models.
+    let _ = std::fs::remove_file(&inputs_path);
+    let models = train_models(rows, set.n_songs(), &config.training, &config.quantization)?;
+    save_models(&dir, set, &models, &config.training)?;
+    fsutil::write_json_atomic(&inputs_path, &inputs).map_err(|source| ExperimentError::Io {
+        path: inputs_path.clone(),
+        source,
+    })?;
+    Ok((models, false))
+}
+
+/// What `fhe-shazam train` trains.
+#[derive(Debug, Clone)]
+pub struct TrainGrid {
+    /// Feature set folder written by `extract`.
+    pub features: PathBuf,
+    /// Output folder for the model files and the summary.
+    pub out: PathBuf,
+    pub training: LogisticParams,
+    /// The n_bits grid and its options (must not be empty).
+    pub quantization: QuantizationConfig,
+    /// Seed-protocol vote threshold for the scores.
+    pub min_votes: usize,
+}
+
+/// Trains the grid on the clean features, saves every model in `grid.out`, scores each on the
+/// seed protocol (first 15 s of every song, majority vote) and writes the summary
+/// (summary.md, summary.json). `on_model` ticks once per quantized model.
+pub fn train_grid(grid: &TrainGrid, on_model: &dyn Fn()) -> Result<TrainSummary, ExperimentError> {
+    let Some(&last) = grid.quantization.n_bits.last() else {
+        return Err(ExperimentError::InvalidArgument(
+            "the n_bits grid is empty".into(),
+        ));
+    };
+    let set = FeatureSet::load(&grid.features)?;
+    let models = train_models(
+        &TrainingRows::clean(&set),
+        set.n_songs(),
+        &grid.training,
+        &grid.quantization,
+    )?;
+    save_models(&grid.out, &set, &models, &grid.training)?;
+    let queries = seed_queries(&set, SEED_QUERY_SECONDS);
+    let decision = Decision {
+        rule: Rule::Votes,
+        min_votes: grid.min_votes,
+    };
+    let score = |scorer: &dyn Scorer| evaluate_clear(scorer, &queries, &decision).map(|r| r.0);
+    let mut rows = vec![TrainedRow {
+        model: "float".into(),
+        n_bits: None,
+        weight_bits: None,
+        accumulator_bits: None,
+        file: float_path(&grid.out),
+        seconds_to_build: models.float_seconds,
+        seed: score(&models.float)?,
+    }];
+    for q in &models.quantized {
+        let opts = q.model.options();
+        rows.push(TrainedRow {
+            model: format!("quantized n_bits={}", q.n_bits),
+            n_bits: Some(opts.n_bits_input),
+            weight_bits: Some(opts.n_bits_weight),
+            accumulator_bits: Some(q.model.accumulator_bits()),
+            file: quantized_path(&grid.out, q.n_bits),
+            seconds_to_build: q.seconds,
+            seed: score(&q.model)?,
+        });
+        on_model();
+    }
+    let summary = TrainSummary {
+        features: grid.features.clone(),
+        songs: set.n_songs(),
+        rows: set.features.nrows(),
+        training: grid.training.clone(),
+        fit: models.float.fit.clone(),
+        quantization: grid.quantization.options(last),
+        models: rows,
+        provenance: Provenance::collect(),
+    };
+    summary.write(&grid.out)?;
+    Ok(summary)
+}

@@ -1,0 +1,139 @@
+//! The one FHE planner: which parameter set, polynomial layout and reply width score a layer
+//! for queries of J chunks within the noise budget (docs/ARCHITECTURE.md §4). The evaluator,
+//! the server and the reports all ask it, so what is measured is what is served.
+
+use super::params::min_reply_modulus_log;
+use super::{GlweParams, IntegerLinear, Layout, NoiseBudget};
+use crate::error::FheError;
+
+/// How one layer is scored: the parameter set (with its reply width), the layout, and the
+/// noise budget under both.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FhePlan {
+    pub params: GlweParams,
+    pub layout: Layout,
+    pub budget: NoiseBudget,
+}
+
+impl FhePlan {
+    /// The parameter set every plan starts from: tfhe-rs's 128-bit TUniform set at N = 2048,
+    /// replies switched to 32 bits.
+    pub const BASE: GlweParams = GlweParams::TUNIFORM_2M128_N2048;
+
+    /// The densest layout for `chunks` × `features` queries under [`FhePlan::BASE`].
+    pub fn layout(chunks: usize, features: usize) -> Result<Layout, FheError> {
+        Layout::densest(chunks, features, Self::BASE.polynomial_size)
+    }
+
+    /// Plans `layer` for queries of `chunks` rows: the base set and the densest layout, with
+    /// the 32-bit reply widened to the smallest width that keeps the failure probability per
+    /// score under 2^-40 when the layer needs it (n_bits 10-11); refused with the budget's
+    /// error when no width does.
+    ///
+    /// ```
+    /// use fhe_shazam::fhe::{FhePlan, IntegerLinear};
+    /// use ndarray::{Array1, Array2};
+    ///
+    /// // A worst-case 8-bit layer (weights ±255, inputs −128..=127), 20 features, 400 classes.
+    /// let layer = IntegerLinear {
+    ///     weights: Array2::from_elem((20, 400), 255),
+    ///     bias: Array1::zeros(400),
+    ///     input_min: -128,
+    ///     input_max: 127,
+    /// };
+    /// let plan = FhePlan::for_layer(&layer, 30).unwrap();
+    /// assert_eq!(plan.layout.classes_per_product(), 3); // ⌊2048 / (30 · 20)⌋
+    /// assert_eq!(plan.params.reply_modulus_log.0, 32); // 8 bits fit the base reply width
+    /// assert!(plan.budget.log2_failure < -40.0);
+    /// ```
+    pub fn for_layer(layer: &IntegerLinear, chunks: usize) -> Result<Self, FheError> {
+        let layout = Self::layout(chunks, layer.features())?;
+        let budget = NoiseBudget::compute(layer, &layout, &Self::BASE)?;
+        if budget.check().is_ok() {
+            return Ok(Self {
+                params: Self::BASE,
+                layout,
+                budget,
+            });
+        }
+        let Some(bits) = min_reply_modulus_log(layer, &layout, &Self::BASE)? else {
+            return Err(budget
+                .check()
+                .expect_err("the base budget failed its check above"));
+        };
+        let params = Self::BASE.with_reply_modulus_log(bits)?;
+        let budget = NoiseBudget::compute(layer, &layout, &params)?;
+        Ok(Self {
+            params,
+            layout,
+            budget,
+        })
+    }
+}
+
+/// One line of a noise-budget report: a layer's budget under the base parameter set and the
+/// smallest reply width the planner would widen to (`None`: refused at any width).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BudgetLine {
+    pub label: String,
+    pub base: NoiseBudget,
+    pub min_reply_bits: Option<usize>,
+}
+
+/// The noise budget of each labelled layer for queries of `chunks` rows, under the layout
+/// and base parameters the planner uses.
+pub fn budget_lines(
+    layers: &[(&str, &IntegerLinear)],
+    chunks: usize,
+) -> Result<Vec<BudgetLine>, FheError> {
+    layers
+        .iter()
+        .map(|(label, layer)| {
+            let layout = FhePlan::layout(chunks, layer.features())?;
+            Ok(BudgetLine {
+                label: label.to_string(),
+                base: NoiseBudget::compute(layer, &layout, &FhePlan::BASE)?,
+                min_reply_bits: min_reply_modulus_log(layer, &layout, &FhePlan::BASE)?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, Array2};
+
+    fn worst_case(n_bits: u32) -> IntegerLinear {
+        IntegerLinear {
+            weights: Array2::from_elem((20, 400), (1i64 << n_bits) - 1),
+            bias: Array1::zeros(400),
+            input_min: -(1 << (n_bits - 1)),
+            input_max: (1 << (n_bits - 1)) - 1,
+        }
+    }
+
+    #[test]
+    fn ten_bits_widen_the_reply_and_twelve_are_refused() {
+        let p8 = FhePlan::for_layer(&worst_case(8), 30).unwrap();
+        assert_eq!(p8.params, FhePlan::BASE);
+        let p10 = FhePlan::for_layer(&worst_case(10), 30).unwrap();
+        let w = p10.params.reply_modulus_log.0;
+        assert!(w > 32 && w < 64, "{w}");
+        p10.budget.check().unwrap();
+        assert!(matches!(
+            FhePlan::for_layer(&worst_case(12), 30),
+            Err(FheError::NoiseBudget { .. })
+        ));
+    }
+
+    #[test]
+    fn budget_lines_agree_with_the_plan() {
+        let (l8, l10) = (worst_case(8), worst_case(10));
+        let lines = budget_lines(&[("8", &l8), ("10", &l10)], 30).unwrap();
+        assert!(lines[0].min_reply_bits.unwrap() <= 32, "8 bits pass at the base width");
+        let p10 = FhePlan::for_layer(&l10, 30).unwrap();
+        assert_eq!(lines[1].min_reply_bits, Some(p10.params.reply_modulus_log.0));
+        assert!(lines[1].base.check().is_err());
+    }
+}
