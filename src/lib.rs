@@ -1,6 +1,6 @@
 //! fhe-shazam: privacy-preserving song identification.
 //!
-//! The pipeline is a chain of layers, each a module with one job (see DESIGN.md §1):
+//! The pipeline is a chain of layers, each a module with one job (see docs/ARCHITECTURE.md §1):
 //! `dataset` → `audio` → `features` → `model` → `fhe` → `eval` → `report`.
 //! The `fhe-shazam` binary is a thin CLI over these functions; tests, benches and
 //! notebooks call the same code.

@@ -1,6 +1,6 @@
-//! Packed-GLWE scoring of a quantized linear layer (DESIGN.md §4): the client encrypts its
-//! J × d integer query into one seeded GLWE ciphertext, the server multiplies it by clear
-//! weight polynomials (no bootstrapping, no evaluation key) and replies with the score
+//! Packed-GLWE scoring of a quantized linear layer (docs/ARCHITECTURE.md §4): the client
+//! encrypts its J × d integer query into one seeded GLWE ciphertext, the server multiplies it
+//! by clear weight polynomials (no bootstrapping, no evaluation key) and replies with the score
 //! coefficients only, modulus-switched; the client decrypts and gets q_X·W + b exactly.
 //!
 //! Only `tfhe::core_crypto` is used: a binary GLWE secret key, tfhe's own seeded encryption,

@@ -1,5 +1,5 @@
-//! Post-training quantization with Concrete ML's exact semantics (DESIGN.md §3), plus two
-//! options of ours (per-feature input ranges, symmetric weights).
+//! Post-training quantization with Concrete ML's exact semantics (docs/ARCHITECTURE.md §3),
+//! plus two options of ours (per-feature input ranges, symmetric weights).
 //!
 //! Concrete ML (`quantizers.py`, `SklearnLinearModelMixin._quantize_model`):
 //! - inputs and weights each get one signed asymmetric `UniformQuantizer` from the global
