@@ -1,5 +1,6 @@
 //! Feature-stage speed: the seed's chunk features (60 chunks × 22 frames) of one 30 s song,
-//! single-threaded. Goal (DESIGN.md §7): ≥ 15× librosa's ~107 ms, i.e. ≤ 7 ms per song.
+//! single-threaded. Goal (docs/ARCHITECTURE.md §7): ≥ 15× librosa's ~107 ms, i.e. ≤ 7 ms per
+//! song.
 //!
 //! Two clocks: `wall/…` is criterion's usual wall time; `thread_cpu/…` is the CPU time of the
 //! benchmark thread (CLOCK_THREAD_CPUTIME_ID), which stays meaningful on a machine shared with

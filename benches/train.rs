@@ -1,7 +1,7 @@
 //! Training benchmark: the three logistic-regression backends on MFCC-shaped synthetic
-//! clusters (DESIGN.md §3). First prints one measured fit per backend (time, iterations,
-//! convergence, train/test accuracy, and the quantized accuracies of the default model),
-//! then times the fits with criterion.
+//! clusters (docs/ARCHITECTURE.md §3). First prints one measured fit per backend (time,
+//! iterations, convergence, train/test accuracy, and the quantized accuracies of the default
+//! model), then times the fits with criterion.
 //!
 //! `cargo bench --bench train` — seed size (400 classes × 60 rows × 20) for lbfgs and linfa,
 //! smartcore on 50 classes (its naive loops run up to 1000 iterations). Environment:

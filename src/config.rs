@@ -74,7 +74,7 @@ impl QuantizationConfig {
     }
 }
 
-/// The query protocols of DESIGN.md §6.
+/// The query protocols of docs/ARCHITECTURE.md §6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {

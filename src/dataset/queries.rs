@@ -1,6 +1,7 @@
 //! Query sets for the `robust` protocol: per song and condition, one deterministic degraded
-//! excerpt of what a phone would record (DESIGN.md §6), written as WAV files with a CSV of the
-//! true song and every parameter, so an evaluator (or a listener) can use them as they are.
+//! excerpt of what a phone would record (docs/ARCHITECTURE.md §6), written as WAV files with a
+//! CSV of the true song and every parameter, so an evaluator (or a listener) can use them as
+//! they are.
 //!
 //! Layout of a query set folder:
 //! - `<condition>/<track_id>.wav`: 16-bit mono at the load rate (22050 Hz by default);

@@ -1,6 +1,6 @@
-//! Query protocols. `seed` (docs/ARCHITECTURE.md §2): each song's query is the first 15 s of its own
-//! file on the 0.5 s grid — i.e. exactly its first 30 training chunks (the seed's leak, kept
-//! on purpose to reproduce its figure).
+//! Query protocols. `seed` (docs/ARCHITECTURE.md §2): each song's query is the first 15 s of
+//! its own file on the 0.5 s grid — i.e. exactly its first 30 training chunks (the seed's leak,
+//! kept on purpose to reproduce its figure).
 
 use crate::error::EvalError;
 use crate::features::FeatureSet;

@@ -8,10 +8,10 @@ use ndarray::Array2;
 /// `y[i*hop .. i*hop + chunk_samples]` (computed on the chunk alone, with its own centre
 /// padding) summed over frames. Shape (n_chunks, n_mfcc). Errors if `y` is shorter than one chunk.
 ///
-/// This is the seed's `compute_features` (DESIGN.md §2): a trailing partial chunk is dropped.
-/// The frame sum is accumulated in float64 and stored as float32 (the seed sums in float32;
-/// the two agree to ~1e-6 relative). `params.mfcc` must be the parameters `mfcc` was built
-/// with, so a feature file's sidecar cannot describe a different extractor.
+/// This is the seed's `compute_features` (docs/ARCHITECTURE.md §2): a trailing partial chunk
+/// is dropped. The frame sum is accumulated in float64 and stored as float32 (the seed sums in
+/// float32; the two agree to ~1e-6 relative). `params.mfcc` must be the parameters `mfcc` was
+/// built with, so a feature file's sidecar cannot describe a different extractor.
 pub fn chunk_features(
     mfcc: &Mfcc,
     params: &FeatureParams,

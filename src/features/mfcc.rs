@@ -452,6 +452,28 @@ impl Mfcc {
     }
 
     /// MFCC matrix, shape (n_mfcc, 1 + len / hop_length).
+    ///
+    /// One seed chunk (0.5 s = 11025 samples at 22050 Hz) with librosa's defaults gives
+    /// 20 coefficients × 22 frames:
+    ///
+    /// ```rust
+    /// use fhe_shazam::features::{Mfcc, MfccParams};
+    ///
+    /// let mfcc = Mfcc::new(MfccParams::default())?;
+    /// let sine = |amplitude: f32| -> Vec<f32> {
+    ///     let w = 2.0 * std::f32::consts::PI * 440.0 / 22_050.0; // 440 Hz
+    ///     (0..11_025).map(|n| amplitude * (w * n as f32).sin()).collect()
+    /// };
+    /// let (loud, quiet) = (mfcc.compute(&sine(0.5)), mfcc.compute(&sine(0.05)));
+    /// assert_eq!(loud.dim(), (20, 22));
+    /// assert_eq!(mfcc.n_frames(11_025), 22);
+    /// assert!(loud.iter().chain(quiet.iter()).all(|v| v.is_finite()));
+    /// // c0 is the mean log energy (scaled): 20 dB more signal raises it in every frame.
+    /// for t in 0..22 {
+    ///     assert!(loud[[0, t]] > quiet[[0, t]] + 100.0, "frame {t}");
+    /// }
+    /// # Ok::<(), fhe_shazam::error::FeatureError>(())
+    /// ```
     pub fn compute(&self, y: &[f32]) -> Array2<f32> {
         let mut s = self.scratch();
         let frames = self.mel_power_into(y, &mut s);

@@ -14,7 +14,7 @@ pub use mfcc::{Mfcc, MfccParams};
 pub use store::FeatureSet;
 
 /// Everything that determines a feature vector. Defaults are the seed protocol
-/// (DESIGN.md §2): 22050 Hz, 0.5 s chunks (11025 samples), librosa's MFCC defaults.
+/// (docs/ARCHITECTURE.md §2): 22050 Hz, 0.5 s chunks (11025 samples), librosa's MFCC defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeatureParams {

@@ -1,6 +1,6 @@
-//! Packed-GLWE scoring of a quantized linear layer (DESIGN.md §4): the client encrypts its
-//! J × d integer query into one seeded GLWE ciphertext, the server multiplies it by clear
-//! weight polynomials (no bootstrapping, no evaluation key) and replies with the score
+//! Packed-GLWE scoring of a quantized linear layer (docs/ARCHITECTURE.md §4): the client
+//! encrypts its J × d integer query into one seeded GLWE ciphertext, the server multiplies it
+//! by clear weight polynomials (no bootstrapping, no evaluation key) and replies with the score
 //! coefficients only, modulus-switched; the client decrypts and gets q_X·W + b exactly.
 //!
 //! Only `tfhe::core_crypto` is used: a binary GLWE secret key, tfhe's own seeded encryption,
@@ -11,6 +11,47 @@
 //! its own a (as in Concrete ML). The messages carry no integrity protection (a transport
 //! such as TLS does that); headers are checked so a reply is never decoded against the wrong
 //! model or parameters.
+//!
+//! # Example: one encrypted query, end to end
+//!
+//! A layer of d = 3 features and C = 4 classes, a query of J = 2 chunks, the real 128-bit
+//! parameter set (k = 1, N = 2048, TUniform(17)): encrypt → score → decrypt gives exactly the
+//! integer circuit q_X·W + b.
+//!
+//! ```rust
+//! use fhe_shazam::fhe::{simulate, ClientKey, GlweParams, IntegerLinear, Layout, ServerModel};
+//! use ndarray::array;
+//!
+//! let layer = IntegerLinear {
+//!     weights: array![[3, -1, 0, 7], [-2, 5, 1, -4], [6, 0, -3, 2]], // d × C
+//!     bias: array![10, -20, 0, 5],
+//!     input_min: -128, // 8-bit quantized inputs
+//!     input_max: 127,
+//! };
+//! let params = GlweParams::TUNIFORM_2M128_N2048;
+//! // K = ⌊N / (J·d)⌋ = ⌊2048 / 6⌋ = 341 classes fit one product, so all 4 take one.
+//! let layout = Layout::densest(2, 3, params.polynomial_size)?;
+//! assert_eq!(layout.classes_per_product(), 341);
+//! assert_eq!(layout.product_count(layer.classes()), 1);
+//!
+//! // Server: the clear model (refused if over the 2^-40 noise budget), no key of any kind.
+//! let server = ServerModel::new(&layer, layout, params)?;
+//! // Client: a fresh binary GLWE secret key; it never leaves the client.
+//! let client = ClientKey::generate(&params)?;
+//!
+//! let q_x = array![[1, -128, 127], [-5, 0, 42]]; // J × d
+//! let query = client.encrypt_query(server.spec(), q_x.view())?;
+//! let reply = server.score(&query)?;
+//! // Per product the reply holds the N mask coefficients and only the K·J score
+//! // coefficients of the body: the cross terms never leave the server.
+//! assert_eq!(reply.mask(0).len(), 2048);
+//! assert_eq!(reply.body(0).len(), layout.scores_per_product());
+//!
+//! let scores = client.decrypt_scores(server.spec(), &reply)?; // J × C
+//! assert_eq!(scores, simulate::clear_scores(&layer, q_x.view())?);
+//! assert_eq!(scores[[0, 0]], 3 * 1 + (-2) * (-128) + 6 * 127 + 10);
+//! # Ok::<(), fhe_shazam::error::FheError>(())
+//! ```
 
 pub mod client;
 mod fourier;

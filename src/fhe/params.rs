@@ -27,7 +27,7 @@ use super::packing::Layout;
 use super::IntegerLinear;
 use crate::error::FheError;
 
-/// Largest accepted failure probability per score, as log2 (DESIGN.md §4).
+/// Largest accepted failure probability per score, as log2 (docs/ARCHITECTURE.md §4).
 pub const MAX_LOG2_FAILURE: f64 = -40.0;
 
 /// Unit roundoff of IEEE-754 double precision (53-bit significand).

@@ -3,9 +3,9 @@
 //!
 //! The objective is sklearn's, scaled by 1/n as sklearn does internally (same minimiser):
 //! `f(W, b) = (1/n)·Σ_i CE(softmax(x_i·W + b), y_i) + ‖W‖²/(2·C·n)` — the intercept is not
-//! penalised. Features are standardised inside the trainer (DESIGN.md §3: linfa learns nothing
-//! on the raw MFCC sums, whose first coefficient spans −25 000…6 000) and the scaling is folded
-//! back, so a [`FloatModel`] always takes raw features.
+//! penalised. Features are standardised inside the trainer (docs/ARCHITECTURE.md §3: linfa
+//! learns nothing on the raw MFCC sums, whose first coefficient spans −25 000…6 000) and the
+//! scaling is folded back, so a [`FloatModel`] always takes raw features.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,5 +1,5 @@
-//! Post-training quantization with Concrete ML's exact semantics (DESIGN.md §3), plus two
-//! options of ours (per-feature input ranges, symmetric weights).
+//! Post-training quantization with Concrete ML's exact semantics (docs/ARCHITECTURE.md §3),
+//! plus two options of ours (per-feature input ranges, symmetric weights).
 //!
 //! Concrete ML (`quantizers.py`, `SklearnLinearModelMixin._quantize_model`):
 //! - inputs and weights each get one signed asymmetric `UniformQuantizer` from the global
@@ -70,6 +70,25 @@ impl QuantOptions {
 }
 
 /// Concrete ML's `UniformQuantizer` for signed values (is_signed=True, not QAT).
+///
+/// Every value of the calibration range comes back within half a step (`scale / 2`) after
+/// quantize → dequantize; values outside it clip to the ends of the integer range.
+///
+/// ```rust
+/// use fhe_shazam::model::UniformQuantizer;
+///
+/// // 8 bits on [−1, 3]: scale = 4/255, zero-point = rint((−3·128 + 1·127)/4) = −64.
+/// let q = UniformQuantizer::from_range(-1.0, 3.0, 8, false)?;
+/// assert_eq!((q.scale, q.zero_point), (4.0 / 255.0, -64));
+/// assert_eq!(q.range(), (-128, 127));
+/// for i in 0..=400 {
+///     let x = -1.0 + 4.0 * f64::from(i) / 400.0;
+///     let back = q.dequant(q.quant(x));
+///     assert!((back - x).abs() <= q.scale / 2.0 + 1e-12, "{x} → {back}");
+/// }
+/// assert_eq!((q.quant(-50.0), q.quant(50.0)), (-128, 127)); // clipped
+/// # Ok::<(), fhe_shazam::error::ModelError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UniformQuantizer {
@@ -265,6 +284,37 @@ impl TryFrom<QuantizedRepr> for QuantizedModel {
 impl QuantizedModel {
     /// Quantizes `float` with input ranges calibrated on the training matrix `x_train`
     /// (raw features, n × d): its global min/max, or each column's with `standardize_inputs`.
+    ///
+    /// With `n_bits` 8 every quantized input lies in −128..=127 (out-of-range features clip),
+    /// and the integer scores are Concrete ML's circuit `q_X·q_W − Z_w·Σ_j q_X[j] + q_b`:
+    ///
+    /// ```rust
+    /// use fhe_shazam::model::{FloatModel, QuantOptions, QuantizedModel};
+    /// use ndarray::{array, Axis};
+    ///
+    /// let float = FloatModel::new(
+    ///     array![[1.0, -1.0, 0.0], [0.5, 0.5, -1.0]], // d = 2 × C = 3
+    ///     array![0.0, 0.0, 0.0],
+    /// )?;
+    /// let x_train = array![[2.0f32, 0.0], [-2.0, 0.0], [0.0, -2.0], [1.0, 1.5]];
+    /// let q = QuantizedModel::from_float(&float, x_train.view(), &QuantOptions::concrete(8))?;
+    /// assert_eq!(q.input_range(), (-128, 127));
+    ///
+    /// let x = array![[2.0f32, 0.0], [-2.0, 0.0], [0.0, -2.0], [1e6, -1e6]]; // last row clips
+    /// let q_x = q.quantize_input(x.view())?;
+    /// assert!(q_x.iter().all(|v| (-128..=127).contains(v)));
+    /// assert_eq!(q_x.row(3).to_vec(), vec![127, -128]);
+    ///
+    /// let z_w = q.weight_quantizer().zero_point;
+    /// let row_sums = q_x.sum_axis(Axis(1)).insert_axis(Axis(1));
+    /// let circuit = q_x.dot(q.quantized_weights()) - &(row_sums * z_w) + q.bias();
+    /// assert_eq!(q.integer_scores(q_x.view())?, circuit);
+    /// // The dequantized scores rank the classes as the float model does.
+    /// let first3 = x.slice(ndarray::s![..3, ..]);
+    /// assert_eq!(q.predict(first3)?, float.predict(first3)?);
+    /// assert_eq!(q.predict(first3)?, vec![0, 1, 2]);
+    /// # Ok::<(), fhe_shazam::error::ModelError>(())
+    /// ```
     pub fn from_float(
         float: &FloatModel,
         x_train: ArrayView2<f32>,

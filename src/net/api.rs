@@ -1,9 +1,9 @@
 //! The JSON side of the service: what `GET /models` publishes about each served model, and
 //! its checked conversion back into the types the client encrypts and decodes with.
 //!
-//! Everything here is public by design (DESIGN.md §4: the model is not secret): the scoring
-//! spec, the input quantizer and dequantization constants, the feature parameters and the
-//! catalog's titles. A client never trusts it blindly: [`ModelInfo::client_model`] rebuilds
+//! Everything here is public by design (docs/ARCHITECTURE.md §4: the model is not secret):
+//! the scoring spec, the input quantizer and dequantization constants, the feature parameters
+//! and the catalog's titles. A client never trusts it blindly: [`ModelInfo::client_model`] rebuilds
 //! the [`ScoringSpec`] from a known parameter set and validates every field, so a malformed
 //! description is an error, not a panic or a silently wrong encryption.
 
