@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use fhe_shazam::fhe::{simulate, wire, ClientKey, GlweParams, IntegerLinear, Layout, ServerModel};
+use fhe_shazam::report::markdown::Table;
 use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -151,26 +152,26 @@ fn print_table(rows: &[Row]) {
         let f = |d: Duration| d.as_secs_f64() * 1e3;
         format!("{:.3} / {:.3} / {:.3}", f(s.median), f(s.min), f(s.cpu))
     };
-    println!(
-        "\n| layout | C | products | threads | keygen ms | encrypt ms | server ms | decrypt ms | total ms | up KiB | down MiB |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut table = Table::new([
+        "layout", "C", "products", "threads", "keygen ms", "encrypt ms", "server ms",
+        "decrypt ms", "total ms", "up KiB", "down MiB",
+    ]);
     for r in rows {
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.3} |",
-            r.label,
-            r.classes,
-            r.products,
-            r.threads,
+        table.row([
+            r.label.clone(),
+            r.classes.to_string(),
+            r.products.to_string(),
+            r.threads.to_string(),
             ms(r.keygen),
             ms(r.encrypt),
             ms(r.server),
             ms(r.decrypt),
             ms(r.total),
-            r.up as f64 / 1024.0,
-            r.down as f64 / (1024.0 * 1024.0),
-        );
+            format!("{:.2}", r.up as f64 / 1024.0),
+            format!("{:.3}", r.down as f64 / (1024.0 * 1024.0)),
+        ]);
     }
+    print!("\n{table}");
 }
 
 fn criterion_benches(c: &mut Criterion) {

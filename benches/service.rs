@@ -20,6 +20,7 @@ use fhe_shazam::net::{
     ServedModel, ServerConfig, ServerHandle, DEFAULT_CHUNKS,
 };
 use fhe_shazam::report::provenance::memory_mib;
+use fhe_shazam::report::markdown::Table;
 use fhe_shazam::report::Provenance;
 use ndarray::Array2;
 use serde::Serialize;
@@ -216,33 +217,64 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn markdown(r: &Results) -> String {
-    let p = &r.provenance;
     let s = &r.sequential;
-    let mut md = format!(
+    let mut sequential = Table::new(["measure", "median", "p95"]);
+    let ms = |v: f64| format!("{v:.2}");
+    sequential
+        .row([
+            "round trip (upload + server + download), ms".to_string(),
+            ms(s.round_trip_median_ms),
+            ms(s.round_trip_p95_ms),
+        ])
+        .row([
+            "identification (encrypt + round trip + decrypt), ms".to_string(),
+            ms(s.identification_median_ms),
+            ms(s.identification_p95_ms),
+        ])
+        .row(["encrypt, ms".to_string(), ms(s.encrypt_median_ms)])
+        .row(["decrypt, ms".to_string(), ms(s.decrypt_median_ms)])
+        .row([
+            "server compute alone (decode + score + encode), ms".to_string(),
+            ms(s.server_compute_median_ms),
+        ]);
+    let mut load = Table::new([
+        "round",
+        "queries/s",
+        "succeeded",
+        "failed",
+        "503 retries",
+        "median ms",
+        "p95 ms",
+        "wall s",
+    ]);
+    for (i, l) in r.load.iter().enumerate() {
+        load.row([
+            (i + 1).to_string(),
+            format!("{:.1}", l.queries_per_s),
+            l.succeeded.to_string(),
+            l.failed.to_string(),
+            l.busy_retries.to_string(),
+            format!("{:.1}", l.latency_median_ms),
+            format!("{:.1}", l.latency_p95_ms),
+            format!("{:.2}", l.wall_s),
+        ]);
+    }
+    let mut memory = Table::new(["point", "MiB"]);
+    for (what, mib) in &r.rss_mib {
+        memory.row([what.clone(), format!("{mib:.1}")]);
+    }
+    format!(
         "# Encrypted identification service on loopback\n\n\
-         Commit {}, {} ({} cores, {} GiB), {}, {}.\n\
-         Command: `{}` (experiments/service-bench.sh).\n\n\
          Model `{}`: C = {}, J = {}, {}, model id {}…; server `max_jobs` = {} \
          (default: the core count). Server and clients in one process on 127.0.0.1, \
          synthetic corpus (not FMA).\n\n\
-         ## One client, sequential ({} identifications)\n\n\
-         | measure | median | p95 |\n|---|---|---|\n\
-         | round trip (upload + server + download), ms | {:.2} | {:.2} |\n\
-         | identification (encrypt + round trip + decrypt), ms | {:.2} | {:.2} |\n\
-         | encrypt, ms | {:.2} | |\n| decrypt, ms | {:.2} | |\n\
-         | server compute alone (decode + score + encode), ms | {:.2} | |\n\n\
+         ## One client, sequential ({} identifications)\n\n{sequential}\n\
          Bytes per identification: {} up ({:.1} KiB), {} down ({:.2} MiB). \
          Top-1 on these queries: {:.3}.\n\n\
-         ## {} concurrent clients × {} queries ({} rounds)\n\n\
-         | round | queries/s | succeeded | failed | 503 retries | median ms | p95 ms | wall s |\n\
-         |---|---|---|---|---|---|---|---|\n",
-        p.commit,
-        p.cpu,
-        p.cores,
-        p.memory_gib,
-        p.os,
-        p.date,
-        p.command,
+         ## {} concurrent clients × {} queries ({} rounds)\n\n{load}\n\
+         Under load, latency includes waiting: a client that gets 503 (all scoring slots \
+         busy) retries after 5 ms.\n\n## Resident memory (VmRSS, MiB)\n\n{memory}\n{}\
+         Run by experiments/service-bench.sh.\n",
         r.model,
         r.classes,
         r.chunks,
@@ -250,13 +282,6 @@ fn markdown(r: &Results) -> String {
         &r.model_id[..16],
         r.max_jobs,
         s.queries,
-        s.round_trip_median_ms,
-        s.round_trip_p95_ms,
-        s.identification_median_ms,
-        s.identification_p95_ms,
-        s.encrypt_median_ms,
-        s.decrypt_median_ms,
-        s.server_compute_median_ms,
         s.bytes_up,
         s.bytes_up as f64 / 1024.0,
         s.bytes_down,
@@ -265,24 +290,6 @@ fn markdown(r: &Results) -> String {
         r.load.first().map_or(0, |l| l.clients),
         r.load.first().map_or(0, |l| l.queries / l.clients.max(1)),
         r.load.len(),
-    );
-    for (i, l) in r.load.iter().enumerate() {
-        md += &format!(
-            "| {} | {:.1} | {} | {} | {} | {:.1} | {:.1} | {:.2} |\n",
-            i + 1,
-            l.queries_per_s,
-            l.succeeded,
-            l.failed,
-            l.busy_retries,
-            l.latency_median_ms,
-            l.latency_p95_ms,
-            l.wall_s
-        );
-    }
-    md += "\nUnder load, latency includes waiting: a client that gets 503 (all scoring slots \
-           busy) retries after 5 ms.\n\n## Resident memory (VmRSS, MiB)\n\n| point | MiB |\n|---|---|\n";
-    for (what, mib) in &r.rss_mib {
-        md += &format!("| {what} | {mib:.1} |\n");
-    }
-    md
+        r.provenance.footer(),
+    )
 }
