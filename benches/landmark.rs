@@ -9,7 +9,7 @@
 mod common;
 
 use common::thread_cpu_time;
-use fhe_shazam::audio::synth::SongSpec;
+use fhe_shazam::dataset::synth::SongSpec;
 use fhe_shazam::fingerprint::{LandmarkIndex, LandmarkParams, Landmarker, Posting};
 use rayon::prelude::*;
 use std::collections::HashMap;

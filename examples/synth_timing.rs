@@ -4,7 +4,7 @@
 //! `cargo run --release -j 1 --example synth_timing [songs] [seconds] [out_dir]`
 //! (defaults: 400 songs × 30 s into a fresh folder under the system temp dir, removed after).
 
-use fhe_shazam::dataset::synth::{write_corpus, SynthParams};
+use fhe_shazam::dataset::synth::{write_corpus, SongSpec, SynthParams};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -40,8 +40,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     let t = Instant::now();
-    let one = fhe_shazam::audio::synth::SongSpec::random(params.seed, 0)
-        .render(params.seconds, params.sample_rate);
+    let one = SongSpec::random(params.seed, 0).render(params.seconds, params.sample_rate);
     println!(
         "one song, one thread: {:.1} ms ({} samples)",
         t.elapsed().as_secs_f64() * 1e3,
@@ -52,7 +51,7 @@ fn main() -> anyhow::Result<()> {
     let total: usize = (0..params.songs)
         .into_par_iter()
         .map(|i| {
-            fhe_shazam::audio::synth::SongSpec::random(params.seed, i)
+            SongSpec::random(params.seed, i)
                 .render(params.seconds, params.sample_rate)
                 .samples
                 .len()

@@ -3,7 +3,7 @@
 //! and survive a save/load round trip. `robustness_sweep` (ignored: slow in debug builds)
 //! prints accuracy under the evaluation's degradations.
 
-use fhe_shazam::audio::synth::SongSpec;
+use fhe_shazam::dataset::synth::SongSpec;
 use fhe_shazam::fingerprint::{LandmarkIndex, LandmarkParams};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

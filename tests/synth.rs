@@ -1,8 +1,9 @@
 //! The synthetic corpus: song rendering (determinism, level, spectrum, separability) and the
 //! FMA-layout corpus writer (layout, CSV, WAVs, re-run skipping, resuming, parameter changes).
 
-use fhe_shazam::audio::synth::{SongSpec, PEAK_LEVEL};
-use fhe_shazam::dataset::synth::{manifest_path, track_ids, write_corpus, SynthParams};
+use fhe_shazam::dataset::synth::{
+    manifest_path, track_ids, write_corpus, SongSpec, SynthParams, PEAK_LEVEL,
+};
 use fhe_shazam::dataset::Song;
 use realfft::RealFftPlanner;
 use std::path::Path;

@@ -1,9 +1,8 @@
 //! Audio in and out: decode any supported file to mono float samples at the analysis rate
-//! (librosa.load semantics), write WAV files, and synthesise music-like test songs.
+//! (librosa.load semantics) and write WAV files.
 
 pub mod decode;
 pub mod resample;
-pub mod synth;
 
 use crate::error::AudioError;
 use crate::fsutil;

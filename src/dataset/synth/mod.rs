@@ -1,14 +1,46 @@
-//! The built-in default dataset: a deterministic synthetic corpus written in the FMA layout
-//! (`audio/000/000002.wav`, `metadata/tracks.csv`), so every later stage reads it exactly as it
-//! reads real FMA data (DESIGN.md §5).
+//! Synthetic music-like songs and the built-in default dataset written from them
+//! (docs/ARCHITECTURE.md §5). One job per file:
+//!
+//! - `mod.rs`: the corpus writer (parameters, FMA layout, manifest, re-runs and resuming).
+//! - `compose.rs`: [`SongSpec`] and its composition: form, sections, melodies, bass lines, mix.
+//! - `theory.rs`: genres and their conventions, scales, keys, chords, progressions, notes.
+//! - `timbre.rs`: pitched instruments (harmonic families, envelopes, vibrato) and wavetables.
+//! - `drums.rs`: drum kits, grooves, one-bar patterns and the kit's one-shot samples.
+//! - `render.rs`: the renderer: oscillators, envelopes, drums on the grid, echo, noise, level.
+//! - `names.rs`: the title and artist name generator.
+//!
+//! A song is fully described by a [`SongSpec`]: every random choice (genre, tempo, key,
+//! chord progressions, melodies, bass lines, timbres, drum kit and grooves, mix levels, noise)
+//! is drawn once from a ChaCha stream derived from (corpus seed, song index). Rendering adds
+//! no new choices except noise samples, which come from a ChaCha stream seeded by the spec,
+//! so the same spec always renders to the same samples, bit for bit.
+//!
+//! Why this shape: song identification from MFCCs must work on timbre and harmony, so songs
+//! differ in harmonic spectra, envelopes, drum sounds, register and mix, and each song moves
+//! through verse/chorus/bridge sections so that its 0.5 s chunks are not all alike.
+//!
+//! The corpus is written in the FMA layout (`audio/000/000002.wav`, `metadata/tracks.csv`), so
+//! every later stage reads it exactly as it reads real FMA data.
 //!
 //! `metadata/synth.json` records the parameters and generator version. It is written first
 //! (marked incomplete) and last (marked complete), so a re-run with the same parameters returns
 //! at once, an interrupted run resumes where it stopped, and a folder holding some other
 //! dataset is never written into.
 
+mod compose;
+mod drums;
+mod names;
+mod render;
+mod theory;
+mod timbre;
+
+pub use compose::{Mix, Section, SectionKind, SongSpec};
+pub use drums::{DrumKit, DrumPattern, Groove};
+pub use render::PEAK_LEVEL;
+pub use theory::{Genre, Key, Note, Scale};
+pub use timbre::{Adsr, Family, Timbre};
+
 use super::catalog::Song;
-use crate::audio::synth::SongSpec;
 use crate::audio::{write_wav, DEFAULT_SAMPLE_RATE};
 use crate::error::DatasetError;
 use crate::fsutil;
