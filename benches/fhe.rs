@@ -153,8 +153,17 @@ fn print_table(rows: &[Row]) {
         format!("{:.3} / {:.3} / {:.3}", f(s.median), f(s.min), f(s.cpu))
     };
     let mut table = Table::new([
-        "layout", "C", "products", "threads", "keygen ms", "encrypt ms", "server ms",
-        "decrypt ms", "total ms", "up KiB", "down MiB",
+        "layout",
+        "C",
+        "products",
+        "threads",
+        "keygen ms",
+        "encrypt ms",
+        "server ms",
+        "decrypt ms",
+        "total ms",
+        "up KiB",
+        "down MiB",
     ]);
     for r in rows {
         table.row([

@@ -19,8 +19,8 @@ use fhe_shazam::net::{
     identify_features, recording_features, run_load, HttpClient, LoadReport, LoadSpec, LocalServer,
     ServedModel, ServerConfig, ServerHandle, DEFAULT_CHUNKS,
 };
-use fhe_shazam::report::provenance::memory_mib;
 use fhe_shazam::report::markdown::Table;
+use fhe_shazam::report::provenance::memory_mib;
 use fhe_shazam::report::Provenance;
 use ndarray::Array2;
 use serde::Serialize;

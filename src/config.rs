@@ -3,9 +3,9 @@
 //! section defaults to the seed protocol, so an empty file is the seed experiment.
 
 use crate::audio::LoadOptions;
-use crate::error::{ConfigError, InvalidConfig};
 use crate::dataset::queries::Condition;
 use crate::dataset::synth::SynthParams;
+use crate::error::{ConfigError, InvalidConfig};
 use crate::eval::{Decision, Mode, Rule};
 use crate::features::FeatureParams;
 use crate::fingerprint::LandmarkParams;
@@ -242,7 +242,10 @@ impl ExperimentConfig {
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         let bad = |field: &'static str, reason: String| Err(InvalidConfig::Field { field, reason });
         if self.name.is_empty() || self.name.contains(['/', '\\']) {
-            return bad("name", format!("{:?} must be a non-empty folder name", self.name));
+            return bad(
+                "name",
+                format!("{:?} must be a non-empty folder name", self.name),
+            );
         }
         let robust = &self.evaluation.robust;
         if self.evaluation.protocol == Protocol::Robust && robust.conditions.is_empty() {
@@ -277,7 +280,10 @@ impl ExperimentConfig {
         {
             return bad(
                 "evaluation.query_seconds",
-                format!("{} is shorter than one chunk", self.evaluation.query_seconds),
+                format!(
+                    "{} is shorter than one chunk",
+                    self.evaluation.query_seconds
+                ),
             );
         }
         if self.dataset.max_seconds <= 0.0 {

@@ -7,7 +7,7 @@ use fhe_shazam::dataset::{Catalog, Song};
 use fhe_shazam::features::FeatureParams;
 use fhe_shazam::model::synthetic::{accuracy, ClusterSpec, SyntheticSet};
 use fhe_shazam::model::{
-    fit, LogisticParams, ModelFile, FileKind, QuantOptions, QuantizedModel, Scorer, MODEL_VERSION,
+    fit, FileKind, LogisticParams, ModelFile, QuantOptions, QuantizedModel, Scorer, MODEL_VERSION,
 };
 use fhe_shazam::ModelError;
 

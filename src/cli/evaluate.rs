@@ -56,7 +56,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         out: args.out,
     };
-    let bar = super::progress(job.n_bits.len() * job.plan.modes.len(), "evaluate", args.json);
+    let bar = super::progress(
+        job.n_bits.len() * job.plan.modes.len(),
+        "evaluate",
+        args.json,
+    );
     let report = evaluate_trained(&job, &|| bar.inc(1))?;
     bar.finish_and_clear();
     if args.json {

@@ -6,7 +6,9 @@ use super::protocol::QueryFile;
 use super::vote::Answer;
 use crate::audio::LoadOptions;
 use crate::error::EvalError;
-use crate::fingerprint::{Landmark, LandmarkIndex, LandmarkIndexBuilder, LandmarkParams, LandmarkStats};
+use crate::fingerprint::{
+    Landmark, LandmarkIndex, LandmarkIndexBuilder, LandmarkParams, LandmarkStats,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -70,11 +70,12 @@ pub fn queries_from_files(
         .iter()
         .map(|f| {
             let audio = crate::audio::load(&f.path, &opts)?;
-            let features = crate::features::chunk_features(&mfcc, params, &audio.samples)
-                .map_err(|source| EvalError::QueryFeatures {
+            let features = crate::features::chunk_features(&mfcc, params, &audio.samples).map_err(
+                |source| EvalError::QueryFeatures {
                     path: f.path.clone(),
                     source,
-                })?;
+                },
+            )?;
             Ok(Query {
                 truth: f.truth,
                 features,

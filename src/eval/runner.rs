@@ -93,13 +93,13 @@ pub fn evaluate_quantized(
             (Mode::Execute, Some((session, _))) => {
                 let q_x = model.quantize_input(q.features.view())?;
                 let n = q_x.nrows().min(chunks);
-                let outcome = session.run(fit_rows(&q_x, chunks).view()).map_err(|source| {
-                    EvalError::Query {
+                let outcome = session
+                    .run(fit_rows(&q_x, chunks).view())
+                    .map_err(|source| EvalError::Query {
                         query: index,
                         truth: q.truth,
                         source,
-                    }
-                })?;
+                    })?;
                 enc.push(outcome.encrypt.as_secs_f64() * 1e3);
                 srv.push(outcome.server.as_secs_f64() * 1e3);
                 dec.push(outcome.decrypt.as_secs_f64() * 1e3);

@@ -124,7 +124,11 @@ mod tests {
         let aug = features_dir(&config, root, Some("augment-noise10-seed99-copy0"));
         assert_ne!(clean, aug);
         config.features.chunk_hop = 2205;
-        assert_ne!(features_dir(&config, root, None), clean, "params are in the key");
+        assert_ne!(
+            features_dir(&config, root, None),
+            clean,
+            "params are in the key"
+        );
         assert_eq!(synth_dir(&config), Path::new("data/synth-400x30s-seed42"));
 
         config.evaluation.robust.conditions = vec![Condition::Aligned, Condition::Noise10];

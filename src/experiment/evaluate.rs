@@ -228,10 +228,11 @@ pub fn evaluate_trained(
         .iter()
         .map(|q| (format!("n_bits={}", q.n_bits), q.model.integer_layer()))
         .collect();
-    let labelled: Vec<(&str, &IntegerLinear)> =
-        layers.iter().map(|(l, layer)| (l.as_str(), layer)).collect();
-    let noise_budget =
-        noise_budget_table(&budget_lines(&labelled, layout_chunks(&queries))?);
+    let labelled: Vec<(&str, &IntegerLinear)> = layers
+        .iter()
+        .map(|(l, layer)| (l.as_str(), layer))
+        .collect();
+    let noise_budget = noise_budget_table(&budget_lines(&labelled, layout_chunks(&queries))?);
     let report = EvaluationReport {
         features: job.features.clone(),
         models: job.models.clone(),

@@ -53,6 +53,9 @@ pub struct AudioTransform<'a> {
 /// The change itself: a song's samples in, its changed samples (or why not) out.
 pub type TransformFn<'a> = dyn Fn(&Song, &[f32]) -> Result<Vec<f32>, String> + Sync + 'a;
 
+/// One song's chunk features and its sidecar record.
+pub type SongRows = (Array2<f32>, SongRecord);
+
 /// Loads one song, applies `transform` if any, and computes its chunk features. Errors are
 /// strings naming the file.
 pub fn song_features(
@@ -62,7 +65,7 @@ pub fn song_features(
     mfcc: &Mfcc,
     params: &FeatureParams,
     transform: Option<&AudioTransform>,
-) -> Result<(Array2<f32>, SongRecord), String> {
+) -> Result<SongRows, String> {
     let path = root.join(&song.path);
     let (bytes, modified) =
         file_stamp(&path).map_err(|e| format!("{}: cannot read file: {e}", path.display()))?;
@@ -122,7 +125,7 @@ pub fn extract_with(
     let key = transform.map(|t| t.key.clone());
     let previous = reusable_rows(out, root, load, params, &key);
 
-    let results: Vec<(PathBuf, Result<(Array2<f32>, SongRecord), String>, bool)> = catalog
+    let results: Vec<(PathBuf, Result<SongRows, String>, bool)> = catalog
         .songs
         .par_iter()
         .map(|song| {

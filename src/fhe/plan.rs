@@ -131,9 +131,15 @@ mod tests {
     fn budget_lines_agree_with_the_plan() {
         let (l8, l10) = (worst_case(8), worst_case(10));
         let lines = budget_lines(&[("8", &l8), ("10", &l10)], 30).unwrap();
-        assert!(lines[0].min_reply_bits.unwrap() <= 32, "8 bits pass at the base width");
+        assert!(
+            lines[0].min_reply_bits.unwrap() <= 32,
+            "8 bits pass at the base width"
+        );
         let p10 = FhePlan::for_layer(&l10, 30).unwrap();
-        assert_eq!(lines[1].min_reply_bits, Some(p10.params.reply_modulus_log.0));
+        assert_eq!(
+            lines[1].min_reply_bits,
+            Some(p10.params.reply_modulus_log.0)
+        );
         assert!(lines[1].base.check().is_err());
     }
 }

@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::error::ModelError;
 
-pub use io::{ModelFile, FileKind, MODEL_FORMAT, MODEL_VERSION};
+pub use io::{FileKind, ModelFile, MODEL_FORMAT, MODEL_VERSION};
 pub use logistic::{
     fit, Backend, FitInfo, FloatModel, LogisticParams, Trainer, ValidLogisticParams,
 };

@@ -100,9 +100,13 @@ pub fn ablation_table(reports: &[ReportRows]) -> String {
     };
     let every: Vec<&ReportRows> = reports.iter().collect();
     let mut md = String::from("### Float model, clear\n\n");
-    md += &table(&every, &|rows, c| cell(clear_row(rows, c, ModelKind::Float)));
+    md += &table(&every, &|rows, c| {
+        cell(clear_row(rows, c, ModelKind::Float))
+    });
     md += "\n### Quantized model (largest n_bits), simulate = FHE on every query\n\n";
-    md += &table(&every, &|rows, c| cell(quantized(rows, c, Mode::Simulate).as_ref()));
+    md += &table(&every, &|rows, c| {
+        cell(quantized(rows, c, Mode::Simulate).as_ref())
+    });
     let fhe_checks: Vec<(String, ResultRow)> = reports
         .iter()
         .flat_map(|rep| {
@@ -138,7 +142,9 @@ pub fn ablation_table(reports: &[ReportRows]) -> String {
         .collect();
     if !with_landmark.is_empty() {
         md += "\n### Landmark (Wang 2003), clear\n\n";
-        md += &table(&with_landmark, &|rows, c| cell(clear_row(rows, c, ModelKind::Landmark)));
+        md += &table(&with_landmark, &|rows, c| {
+            cell(clear_row(rows, c, ModelKind::Landmark))
+        });
     }
     md
 }
@@ -195,7 +201,13 @@ pub fn write_comparison(reports: &[ReportRows], out: &Path) -> Result<String, Re
 mod tests {
     use super::*;
 
-    fn row(condition: &str, model: ModelKind, n_bits: Option<u32>, mode: Mode, top1: f64) -> ResultRow {
+    fn row(
+        condition: &str,
+        model: ModelKind,
+        n_bits: Option<u32>,
+        mode: Mode,
+        top1: f64,
+    ) -> ResultRow {
         crate::report::schema::test_row(condition, model, n_bits, mode, top1)
     }
 
@@ -208,7 +220,13 @@ mod tests {
             rows: vec![
                 row("aligned", ModelKind::Landmark, None, Mode::Clear, 0.25),
                 row("aligned", ModelKind::Float, None, Mode::Clear, 0.5),
-                row("aligned", ModelKind::Quantized, Some(8), Mode::Simulate, 0.75),
+                row(
+                    "aligned",
+                    ModelKind::Quantized,
+                    Some(8),
+                    Mode::Simulate,
+                    0.75,
+                ),
             ],
         };
         let without = ReportRows {

@@ -121,7 +121,10 @@ mod tests {
         assert!(!p.commit.is_empty());
         assert!(p.cores >= 1);
         let footer = p.footer();
-        assert!(footer.starts_with("Machine: ") && footer.contains(&p.commit), "{footer}");
+        assert!(
+            footer.starts_with("Machine: ") && footer.contains(&p.commit),
+            "{footer}"
+        );
         assert_eq!(footer.lines().count(), 2);
     }
 }

@@ -111,7 +111,11 @@ pub fn scale_tables(points: &[ScalePoint]) -> String {
     let mut accuracy = Table::new(
         ["experiment".to_string(), "songs".into()]
             .into_iter()
-            .chain(conds.iter().flat_map(|c| models.iter().map(move |m| format!("{c}: {m}")))),
+            .chain(
+                conds
+                    .iter()
+                    .flat_map(|c| models.iter().map(move |m| format!("{c}: {m}"))),
+            ),
     );
     for p in points {
         let mut cells = vec![p.name.clone(), p.reproduction.songs.to_string()];
@@ -410,8 +414,20 @@ mod tests {
                 models_reused: false,
                 rows: vec![
                     row("aligned", ModelKind::Float, Mode::Clear, top1, false),
-                    row("aligned", ModelKind::Quantized, Mode::Simulate, top1 - 0.01, false),
-                    row("aligned", ModelKind::Quantized, Mode::Execute, top1 - 0.01, true),
+                    row(
+                        "aligned",
+                        ModelKind::Quantized,
+                        Mode::Simulate,
+                        top1 - 0.01,
+                        false,
+                    ),
+                    row(
+                        "aligned",
+                        ModelKind::Quantized,
+                        Mode::Execute,
+                        top1 - 0.01,
+                        true,
+                    ),
                     row("noise10", ModelKind::Float, Mode::Clear, 0.5, false),
                 ],
                 stage_seconds: vec![],

@@ -125,7 +125,11 @@ pub fn conditions(rows: &[ResultRow]) -> Vec<String> {
 /// on a subset say how many queries they ran and simulate's top-1 on the same queries.
 pub fn robust_table(rows: &[ResultRow]) -> String {
     let conds = conditions(rows);
-    let mut table = Table::new(["model".to_string(), "mode".to_string()].into_iter().chain(conds.clone()));
+    let mut table = Table::new(
+        ["model".to_string(), "mode".to_string()]
+            .into_iter()
+            .chain(conds.clone()),
+    );
     let mut keys: Vec<(String, Mode)> = Vec::new();
     for r in rows {
         let k = (model_label(r), r.mode);
@@ -160,9 +164,23 @@ pub fn robust_table(rows: &[ResultRow]) -> String {
 pub fn full_table(rows: &[ResultRow]) -> String {
     let kib = |b: Option<usize>| opt(b.map(|b| b as f64 / 1024.0), 2);
     let mut table = Table::new([
-        "condition", "model", "n_bits", "acc. bits", "mode", "queries", "top-1", "top-3",
-        "unknown", "chunk acc.", "ms/query (median)", "p95", "encrypt ms", "server ms",
-        "decrypt ms", "up KiB", "down KiB",
+        "condition",
+        "model",
+        "n_bits",
+        "acc. bits",
+        "mode",
+        "queries",
+        "top-1",
+        "top-3",
+        "unknown",
+        "chunk acc.",
+        "ms/query (median)",
+        "p95",
+        "encrypt ms",
+        "server ms",
+        "decrypt ms",
+        "up KiB",
+        "down KiB",
     ]);
     for r in rows {
         table.row([
@@ -348,7 +366,13 @@ mod tests {
         let lines = budget_lines(&[("a", &a), ("b", &b)], 30).unwrap();
         let table = noise_budget_table(&lines);
         assert_eq!(table.lines().count(), 4);
-        assert!(table.contains("| a |") && table.contains("| ok |"), "{table}");
-        assert!(table.contains("REFUSED") && table.contains("log2 σ switch (32 b)"), "{table}");
+        assert!(
+            table.contains("| a |") && table.contains("| ok |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("REFUSED") && table.contains("log2 σ switch (32 b)"),
+            "{table}"
+        );
     }
 }

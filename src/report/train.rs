@@ -153,7 +153,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let md = summary.write(dir.path()).unwrap();
         assert!(md.contains("| float | - | - | 75.00 % |"), "{md}");
-        assert!(md.contains("| quantized n_bits=8 | 8/6 | 22 | 75.00 % |"), "{md}");
+        assert!(
+            md.contains("| quantized n_bits=8 | 8/6 | 22 | 75.00 % |"),
+            "{md}"
+        );
         assert!(md.contains("first 15 s"), "{md}");
         assert!(dir.path().join("summary.json").exists());
     }
