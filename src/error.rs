@@ -32,8 +32,9 @@ pub enum AudioError {
 pub enum FeatureError {
     #[error("audio too short for one window: {samples} samples, a window needs {needed}")]
     TooShort { samples: usize, needed: usize },
-    #[error("invalid feature parameters: {0}")]
-    InvalidParams(String),
+    /// `param` names the parameter (e.g. `mfcc.n_fft`); `reason` says what was wrong.
+    #[error("invalid feature parameters: {reason}")]
+    InvalidParams { param: &'static str, reason: String },
     #[error("feature file {path}: {reason}")]
     Store { path: PathBuf, reason: String },
     #[error("audio sample {index} is not finite ({value}); librosa rejects such buffers too")]
@@ -82,8 +83,22 @@ pub enum DatasetError {
 /// Non-convergence of the optimizer is not an error: it is reported in `FitInfo`.
 #[derive(Debug, Error)]
 pub enum ModelError {
-    #[error("invalid model parameters: {0}")]
-    InvalidParams(String),
+    /// A hyperparameter of training or quantization (`param` names it).
+    #[error("invalid model parameters: {reason}")]
+    InvalidParams { param: &'static str, reason: String },
+    /// A model whose parts do not fit together (shapes, ranges, catalog).
+    #[error("invalid model: {0}")]
+    InvalidModel(String),
+    #[error("training needs at least 2 classes, got {n_classes}")]
+    TooFewClasses { n_classes: usize },
+    #[error("{what}: expected {expected} classes (columns), got {found}")]
+    ClassCount {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    #[error("{what} does not fit 62-bit integers: reduce n_bits or check the weights")]
+    Overflow { what: String },
     #[error("training set is empty (0 rows or 0 features)")]
     EmptyTrainingSet,
     #[error("feature matrix has {rows} rows but {labels} labels were given")]
@@ -145,8 +160,9 @@ pub enum ModelError {
 /// Errors of the `fhe` layer: parameters, layouts, noise budget, encryption, wire format.
 #[derive(Debug, Error)]
 pub enum FheError {
-    #[error("invalid FHE parameters: {0}")]
-    InvalidParams(String),
+    /// `param` names the parameter or key part; `reason` says what was wrong.
+    #[error("invalid FHE parameters: {reason}")]
+    InvalidParams { param: &'static str, reason: String },
     #[error("invalid polynomial layout: {0}")]
     InvalidLayout(String),
     #[error("invalid integer linear layer: {0}")]
@@ -339,8 +355,9 @@ pub enum ReportError {
 /// and landmark index files.
 #[derive(Debug, Error)]
 pub enum FingerprintError {
-    #[error("invalid landmark parameters: {0}")]
-    InvalidParams(String),
+    /// `param` names the field of `LandmarkParams`.
+    #[error("invalid landmark parameters: {reason}")]
+    InvalidParams { param: &'static str, reason: String },
     #[error("audio too short for one STFT frame: {samples} samples, a frame needs {needed}")]
     TooShort { samples: usize, needed: usize },
     #[error("audio sample {index} is not finite ({value})")]
@@ -395,8 +412,12 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot reach {url}: {reason}")]
-    Transport { url: String, reason: String },
+    #[error("cannot reach {url}: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
     #[error("{url}: server answered {status}: {message}")]
     Server {
         url: String,
@@ -414,6 +435,12 @@ pub enum NetError {
     },
     #[error("{path}: {reason}")]
     Recording { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    RecordingFeatures {
+        path: PathBuf,
+        #[source]
+        source: FeatureError,
+    },
     #[error("key file {path}: {reason}")]
     KeyFile { path: PathBuf, reason: String },
     #[error(transparent)]

@@ -229,7 +229,7 @@ fn bad_inputs_are_errors_not_panics() {
     let other_key = ClientKey::generate(&GlweParams::TUNIFORM_2M128_N8192).unwrap();
     assert!(matches!(
         other_key.encrypt_query(spec, Array2::zeros((30, 20)).view()),
-        Err(FheError::InvalidParams(_))
+        Err(FheError::InvalidParams { .. })
     ));
     // Hand-made specs that would break decoding are refused, not trusted.
     let reply = session
@@ -245,7 +245,7 @@ fn bad_inputs_are_errors_not_panics() {
     bad.message_bits = 64;
     assert!(matches!(
         session.client.decrypt_scores(&bad, &reply),
-        Err(FheError::InvalidParams(_))
+        Err(FheError::InvalidParams { .. })
     ));
     let mut bad = spec.clone();
     bad.layout = Layout::densest(30, 20, GlweParams::TUNIFORM_2M128_N8192.polynomial_size).unwrap();

@@ -19,14 +19,16 @@ pub fn chunk_features(
 ) -> Result<Array2<f32>, FeatureError> {
     let (len, hop) = (params.chunk_samples, params.chunk_hop);
     if len == 0 || hop == 0 {
-        return Err(FeatureError::InvalidParams(format!(
-            "chunks: chunk_samples ({len}) and chunk_hop ({hop}) must be > 0"
-        )));
+        return Err(FeatureError::InvalidParams {
+            param: "chunk_samples",
+            reason: format!("chunks: chunk_samples ({len}) and chunk_hop ({hop}) must be > 0"),
+        });
     }
     if params.mfcc != *mfcc.params() {
-        return Err(FeatureError::InvalidParams(
-            "chunks: FeatureParams.mfcc differs from the parameters the Mfcc extractor was built with".into(),
-        ));
+        return Err(FeatureError::InvalidParams {
+ param: "mfcc",
+ reason: "chunks: FeatureParams.mfcc differs from the parameters the Mfcc extractor was built with".into(),
+});
     }
     if y.len() < len {
         return Err(FeatureError::TooShort {
@@ -47,8 +49,10 @@ pub fn chunk_features(
     for (i, row) in out.chunks_exact_mut(d).enumerate() {
         mfcc.frame_sum_with(&y[i * hop..i * hop + len], &mut scratch, row);
     }
-    Array2::from_shape_vec((n_chunks, d), out)
-        .map_err(|e| FeatureError::InvalidParams(format!("chunks: feature matrix shape: {e}")))
+    Array2::from_shape_vec((n_chunks, d), out).map_err(|e| FeatureError::InvalidParams {
+        param: "chunk_samples",
+        reason: format!("chunks: feature matrix shape: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -125,7 +129,7 @@ mod tests {
         };
         assert!(matches!(
             chunk_features(&mfcc, &other, &signal(11_025)),
-            Err(FeatureError::InvalidParams(_))
+            Err(FeatureError::InvalidParams { .. })
         ));
         let zero_hop = FeatureParams {
             chunk_hop: 0,
@@ -133,7 +137,7 @@ mod tests {
         };
         assert!(matches!(
             chunk_features(&mfcc, &zero_hop, &signal(11_025)),
-            Err(FeatureError::InvalidParams(_))
+            Err(FeatureError::InvalidParams { .. })
         ));
     }
 }

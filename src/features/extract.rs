@@ -115,11 +115,14 @@ pub fn extract_with(
     on_song: &(dyn Fn() + Sync),
 ) -> Result<(FeatureSet, ExtractSummary), FeatureError> {
     if load.sample_rate != params.sample_rate() {
-        return Err(FeatureError::InvalidParams(format!(
-            "audio is loaded at {} Hz but the MFCC expects {} Hz",
-            load.sample_rate,
-            params.sample_rate()
-        )));
+        return Err(FeatureError::InvalidParams {
+            param: "sample_rate",
+            reason: format!(
+                "audio is loaded at {} Hz but the MFCC expects {} Hz",
+                load.sample_rate,
+                params.sample_rate()
+            ),
+        });
     }
     let mfcc = Mfcc::new(params.mfcc.clone())?;
     let key = transform.map(|t| t.key.clone());

@@ -53,41 +53,61 @@ impl MfccParams {
 
     /// Checks every parameter librosa would reject (or silently turn into NaN/empty bands).
     pub fn validate(&self) -> Result<(), FeatureError> {
-        let bad = |msg: String| Err(FeatureError::InvalidParams(format!("mfcc: {msg}")));
+        let bad = |param: &'static str, msg: String| {
+            Err(FeatureError::InvalidParams {
+                param,
+                reason: format!("mfcc: {msg}"),
+            })
+        };
         let nyquist = f64::from(self.sample_rate) / 2.0;
         let fmax = self.fmax_effective();
         if self.sample_rate == 0 {
-            return bad("sample_rate must be > 0".into());
+            return bad("mfcc.sample_rate", "sample_rate must be > 0".into());
         }
         if self.n_fft < 2 || !self.n_fft.is_multiple_of(2) {
             // Even only: the real FFT is one complex FFT of n_fft/2 (and librosa's centring
             // with an odd n_fft shifts every frame by half a sample anyway).
-            return bad(format!("n_fft ({}) must be even and >= 2", self.n_fft));
+            return bad(
+                "mfcc.n_fft",
+                format!("n_fft ({}) must be even and >= 2", self.n_fft),
+            );
         }
         if self.hop_length == 0 {
-            return bad("hop_length must be > 0".into());
+            return bad("mfcc.hop_length", "hop_length must be > 0".into());
         }
         if self.n_mfcc == 0 {
-            return bad("n_mfcc must be > 0".into());
+            return bad("mfcc.n_mfcc", "n_mfcc must be > 0".into());
         }
         if self.n_mels < self.n_mfcc {
-            return bad(format!(
-                "n_mels ({}) must be >= n_mfcc ({})",
-                self.n_mels, self.n_mfcc
-            ));
+            return bad(
+                "mfcc.n_mels",
+                format!(
+                    "n_mels ({}) must be >= n_mfcc ({})",
+                    self.n_mels, self.n_mfcc
+                ),
+            );
         }
         if !(self.fmin.is_finite() && self.fmin >= 0.0) {
-            return bad(format!("fmin ({}) must be finite and >= 0", self.fmin));
+            return bad(
+                "mfcc.fmin",
+                format!("fmin ({}) must be finite and >= 0", self.fmin),
+            );
         }
         if !(fmax.is_finite() && fmax > self.fmin && fmax <= nyquist) {
-            return bad(format!(
-                "fmax ({fmax}) must satisfy fmin ({}) < fmax <= sample_rate/2 ({nyquist})",
-                self.fmin
-            ));
+            return bad(
+                "mfcc.fmax",
+                format!(
+                    "fmax ({fmax}) must satisfy fmin ({}) < fmax <= sample_rate/2 ({nyquist})",
+                    self.fmin
+                ),
+            );
         }
         if let Some(top_db) = self.top_db {
             if !(top_db.is_finite() && top_db >= 0.0) {
-                return bad(format!("top_db ({top_db}) must be finite and >= 0"));
+                return bad(
+                    "mfcc.top_db",
+                    format!("top_db ({top_db}) must be finite and >= 0"),
+                );
             }
         }
         Ok(())
@@ -768,7 +788,10 @@ mod tests {
         ];
         for p in cases {
             assert!(
-                matches!(Mfcc::new(p.clone()), Err(FeatureError::InvalidParams(_))),
+                matches!(
+                    Mfcc::new(p.clone()),
+                    Err(FeatureError::InvalidParams { .. })
+                ),
                 "{p:?} accepted"
             );
         }

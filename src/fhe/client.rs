@@ -50,19 +50,23 @@ impl ClientKey {
         if secret.glwe_dimension() != params.glwe_dimension
             || secret.polynomial_size() != params.polynomial_size
         {
-            return Err(FheError::InvalidParams(format!(
-                "secret key is k = {}, N = {} but {} needs k = {}, N = {}",
-                secret.glwe_dimension().0,
-                secret.polynomial_size().0,
-                params.name,
-                params.glwe_dimension.0,
-                params.polynomial_size.0
-            )));
+            return Err(FheError::InvalidParams {
+                param: "secret_key",
+                reason: format!(
+                    "secret key is k = {}, N = {} but {} needs k = {}, N = {}",
+                    secret.glwe_dimension().0,
+                    secret.polynomial_size().0,
+                    params.name,
+                    params.glwe_dimension.0,
+                    params.polynomial_size.0
+                ),
+            });
         }
         if let Some(i) = secret.as_ref().iter().position(|&b| b > 1) {
-            return Err(FheError::InvalidParams(format!(
-                "secret key coefficient {i} is not binary"
-            )));
+            return Err(FheError::InvalidParams {
+                param: "secret_key",
+                reason: format!("secret key coefficient {i} is not binary"),
+            });
         }
         let fft = Fft::new(params.polynomial_size);
         let mut fourier_secret = FourierPolynomial::new(params.polynomial_size);
@@ -92,10 +96,13 @@ impl ClientKey {
     fn check_params(&self, spec: &ScoringSpec) -> Result<(), FheError> {
         spec.validate()?;
         if spec.params != self.params {
-            return Err(FheError::InvalidParams(format!(
-                "key was generated for {} but the model uses {}",
-                self.params.name, spec.params.name
-            )));
+            return Err(FheError::InvalidParams {
+                param: "params",
+                reason: format!(
+                    "key was generated for {} but the model uses {}",
+                    self.params.name, spec.params.name
+                ),
+            });
         }
         Ok(())
     }

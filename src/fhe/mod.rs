@@ -235,16 +235,22 @@ impl ScoringSpec {
         }
         let w = self.params.reply_modulus_log.0 as u32;
         if !(2..=62).contains(&self.message_bits) || self.message_bits >= w {
-            return Err(FheError::InvalidParams(format!(
-                "{} message bits: need 2..=62 and fewer than the {w} reply bits",
-                self.message_bits
-            )));
+            return Err(FheError::InvalidParams {
+                param: "message_bits",
+                reason: format!(
+                    "{} message bits: need 2..=62 and fewer than the {w} reply bits",
+                    self.message_bits
+                ),
+            });
         }
         if self.classes == 0 || self.input_min > self.input_max {
-            return Err(FheError::InvalidParams(format!(
-                "{} classes, input range {}..={}",
-                self.classes, self.input_min, self.input_max
-            )));
+            return Err(FheError::InvalidParams {
+                param: "classes",
+                reason: format!(
+                    "{} classes, input range {}..={}",
+                    self.classes, self.input_min, self.input_max
+                ),
+            });
         }
         Ok(())
     }

@@ -102,30 +102,39 @@ impl GlweParams {
     /// Checks the invariants the client and server rely on.
     pub fn validate(&self) -> Result<(), FheError> {
         if self.glwe_dimension.0 != 1 {
-            return Err(FheError::InvalidParams(format!(
+            return Err(FheError::InvalidParams {
+                param: "glwe_dimension",
+                reason: format!(
                 "{}: glwe_dimension {} unsupported (the packing uses one mask polynomial, k = 1)",
                 self.name, self.glwe_dimension.0
-            )));
+            ),
+            });
         }
         let n = self.polynomial_size.0;
         if !n.is_power_of_two() || n < 64 {
-            return Err(FheError::InvalidParams(format!(
-                "{}: polynomial_size {n} must be a power of two ≥ 64",
-                self.name
-            )));
+            return Err(FheError::InvalidParams {
+                param: "polynomial_size",
+                reason: format!(
+                    "{}: polynomial_size {n} must be a power of two ≥ 64",
+                    self.name
+                ),
+            });
         }
         if !self.ciphertext_modulus.is_native_modulus() {
-            return Err(FheError::InvalidParams(format!(
-                "{}: only the native 2^64 ciphertext modulus is supported",
-                self.name
-            )));
+            return Err(FheError::InvalidParams {
+                param: "ciphertext_modulus",
+                reason: format!(
+                    "{}: only the native 2^64 ciphertext modulus is supported",
+                    self.name
+                ),
+            });
         }
         let w = self.reply_modulus_log.0;
         if !(8..=64).contains(&w) {
-            return Err(FheError::InvalidParams(format!(
-                "{}: reply_modulus_log {w} must be within 8..=64",
-                self.name
-            )));
+            return Err(FheError::InvalidParams {
+                param: "reply_modulus_log",
+                reason: format!("{}: reply_modulus_log {w} must be within 8..=64", self.name),
+            });
         }
         Ok(())
     }

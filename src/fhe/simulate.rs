@@ -69,8 +69,10 @@ pub fn sample_noisy_scores<R: Rng + ?Sized>(
             .map(|&w| (w as f64).powi(2))
             .sum();
         let std = budget.score_variance(sq_norm).sqrt();
-        let normal = Normal::new(0.0, std)
-            .map_err(|e| FheError::InvalidParams(format!("noise std {std}: {e}")))?;
+        let normal = Normal::new(0.0, std).map_err(|e| FheError::InvalidParams {
+            param: "noise_std",
+            reason: format!("noise std {std}: {e}"),
+        })?;
         for s in column.iter_mut() {
             *s += (normal.sample(rng) / delta).round() as i64;
         }

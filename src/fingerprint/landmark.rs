@@ -139,16 +139,21 @@ impl LandmarkParams {
     }
 
     pub fn validate(&self) -> Result<(), FingerprintError> {
-        let bad = |msg: String| Err(FingerprintError::InvalidParams(msg));
+        let bad = |param: &'static str, reason: String| {
+            Err(FingerprintError::InvalidParams { param, reason })
+        };
         if self.sample_rate == 0 {
-            return bad("sample_rate must be > 0".into());
+            return bad("sample_rate", "sample_rate must be > 0".into());
         }
         if self.n_fft < 4 || !self.n_fft.is_multiple_of(2) {
             // Even: the real FFT is one complex FFT of n_fft/2.
-            return bad(format!("n_fft ({}) must be even and >= 4", self.n_fft));
+            return bad(
+                "n_fft",
+                format!("n_fft ({}) must be even and >= 4", self.n_fft),
+            );
         }
         if self.hop_length == 0 {
-            return bad("hop_length must be > 0".into());
+            return bad("hop_length", "hop_length must be > 0".into());
         }
         let nyquist = f64::from(self.sample_rate) / 2.0;
         if !(self.freq_min_hz.is_finite()
@@ -156,82 +161,115 @@ impl LandmarkParams {
             && self.freq_min_hz >= 0.0
             && self.freq_min_hz < self.freq_max_hz)
         {
-            return bad(format!(
-                "need 0 <= freq_min_hz ({}) < freq_max_hz ({})",
-                self.freq_min_hz, self.freq_max_hz
-            ));
+            return bad(
+                "freq_min_hz",
+                format!(
+                    "need 0 <= freq_min_hz ({}) < freq_max_hz ({})",
+                    self.freq_min_hz, self.freq_max_hz
+                ),
+            );
         }
         if self.freq_min_hz >= nyquist {
-            return bad(format!(
-                "freq_min_hz ({}) must be below sample_rate/2 ({nyquist})",
-                self.freq_min_hz
-            ));
+            return bad(
+                "freq_min_hz",
+                format!(
+                    "freq_min_hz ({}) must be below sample_rate/2 ({nyquist})",
+                    self.freq_min_hz
+                ),
+            );
         }
         let bins = self.bin_range();
         if bins.len() < self.density_bands.max(1) {
-            return bad(format!(
-                "frequency range {}..{} Hz holds {} FFT bins, fewer than density_bands ({})",
-                self.freq_min_hz,
-                self.freq_max_hz,
-                bins.len(),
-                self.density_bands
-            ));
+            return bad(
+                "density_bands",
+                format!(
+                    "frequency range {}..{} Hz holds {} FFT bins, fewer than density_bands ({})",
+                    self.freq_min_hz,
+                    self.freq_max_hz,
+                    bins.len(),
+                    self.density_bands
+                ),
+            );
         }
         if bins.end - 1 > MAX_HASH_BIN as usize {
-            return bad(format!(
+            return bad("freq_max_hz", format!(
                 "highest peak bin {} does not fit the hash's {F_BITS} bits (lower freq_max_hz or n_fft)",
                 bins.end - 1
             ));
         }
         if let Some(pole) = self.onset_pole {
             if !(pole.is_finite() && (0.0..1.0).contains(&pole)) {
-                return bad(format!("onset_pole ({pole}) must be in [0, 1)"));
+                return bad(
+                    "onset_pole",
+                    format!("onset_pole ({pole}) must be in [0, 1)"),
+                );
             }
         }
         if !(self.dynamic_range_db.is_finite() && self.dynamic_range_db > 0.0) {
-            return bad(format!(
-                "dynamic_range_db ({}) must be finite and > 0",
-                self.dynamic_range_db
-            ));
+            return bad(
+                "dynamic_range_db",
+                format!(
+                    "dynamic_range_db ({}) must be finite and > 0",
+                    self.dynamic_range_db
+                ),
+            );
         }
         if !(self.peaks_per_second.is_finite() && self.peaks_per_second > 0.0) {
-            return bad(format!(
-                "peaks_per_second ({}) must be finite and > 0",
-                self.peaks_per_second
-            ));
+            return bad(
+                "peaks_per_second",
+                format!(
+                    "peaks_per_second ({}) must be finite and > 0",
+                    self.peaks_per_second
+                ),
+            );
         }
         if self.density_bands == 0 {
-            return bad("density_bands must be > 0".into());
+            return bad("density_bands", "density_bands must be > 0".into());
         }
         if !(self.density_window_s.is_finite() && self.density_window_s > 0.0) {
-            return bad(format!(
-                "density_window_s ({}) must be finite and > 0",
-                self.density_window_s
-            ));
+            return bad(
+                "density_window_s",
+                format!(
+                    "density_window_s ({}) must be finite and > 0",
+                    self.density_window_s
+                ),
+            );
         }
         if self.target_dt_min == 0 || self.target_dt_min > self.target_dt_max {
-            return bad(format!(
-                "need 1 <= target_dt_min ({}) <= target_dt_max ({})",
-                self.target_dt_min, self.target_dt_max
-            ));
+            return bad(
+                "target_dt_min",
+                format!(
+                    "need 1 <= target_dt_min ({}) <= target_dt_max ({})",
+                    self.target_dt_min, self.target_dt_max
+                ),
+            );
         }
         if self.target_dt_max > MAX_HASH_DT {
-            return bad(format!(
-                "target_dt_max ({}) does not fit the hash's {DT_BITS} bits (max {MAX_HASH_DT})",
-                self.target_dt_max
-            ));
+            return bad(
+                "target_dt_max",
+                format!(
+                    "target_dt_max ({}) does not fit the hash's {DT_BITS} bits (max {MAX_HASH_DT})",
+                    self.target_dt_max
+                ),
+            );
         }
         if self.fanout == 0 {
-            return bad("fanout must be > 0".into());
+            return bad("fanout", "fanout must be > 0".into());
         }
         if self.query_shifts == 0 || self.query_shifts > self.hop_length {
-            return bad(format!(
-                "query_shifts ({}) must be in 1..=hop_length ({})",
-                self.query_shifts, self.hop_length
-            ));
+            return bad(
+                "query_shifts",
+                format!(
+                    "query_shifts ({}) must be in 1..=hop_length ({})",
+                    self.query_shifts, self.hop_length
+                ),
+            );
         }
         if self.min_aligned == 0 {
-            return bad("min_aligned must be > 0 (0 would call silence a match)".into());
+            return bad(
+                "min_aligned",
+                "min_aligned must be > 0 (0 would call silence a match)".into(),
+            );
         }
         Ok(())
     }

@@ -87,7 +87,7 @@ impl ModelFile {
             training,
             model: StoredModel::Float { float },
         };
-        file.validate().map_err(ModelError::InvalidParams)?;
+        file.validate().map_err(ModelError::InvalidModel)?;
         Ok(file)
     }
 
@@ -106,7 +106,7 @@ impl ModelFile {
                 quantized: Box::new(quantized),
             },
         };
-        file.validate().map_err(ModelError::InvalidParams)?;
+        file.validate().map_err(ModelError::InvalidModel)?;
         Ok(file)
     }
 

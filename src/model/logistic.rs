@@ -66,10 +66,9 @@ impl FromStr for Backend {
         Backend::ALL
             .into_iter()
             .find(|b| b.name() == s)
-            .ok_or_else(|| {
-                ModelError::InvalidParams(format!(
-                    "unknown backend {s:?} (expected lbfgs, linfa or smartcore)"
-                ))
+            .ok_or_else(|| ModelError::InvalidParams {
+                param: "backend",
+                reason: format!("unknown backend {s:?} (expected lbfgs, linfa or smartcore)"),
             })
     }
 }
@@ -107,18 +106,25 @@ impl Default for LogisticParams {
 impl LogisticParams {
     /// Validates the parameters; only the validated form can train.
     pub fn check(&self) -> Result<ValidLogisticParams, ModelError> {
-        let bad = |msg: String| Err(ModelError::InvalidParams(msg));
+        let bad =
+            |param: &'static str, reason: String| Err(ModelError::InvalidParams { param, reason });
         if !(self.c.is_finite() && self.c > 0.0) {
-            return bad(format!("C must be finite and > 0, got {}", self.c));
+            return bad("c", format!("C must be finite and > 0, got {}", self.c));
         }
         if !(self.tol.is_finite() && self.tol > 0.0) {
-            return bad(format!("tol must be finite and > 0, got {}", self.tol));
+            return bad(
+                "tol",
+                format!("tol must be finite and > 0, got {}", self.tol),
+            );
         }
         if self.max_iter == 0 {
-            return bad("max_iter must be at least 1".into());
+            return bad("max_iter", "max_iter must be at least 1".into());
         }
         if self.backend == Backend::Smartcore && !self.fit_intercept {
-            return bad("the smartcore backend always fits an intercept".into());
+            return bad(
+                "backend",
+                "the smartcore backend always fits an intercept".into(),
+            );
         }
         Ok(ValidLogisticParams(self.clone()))
     }
@@ -235,7 +241,7 @@ impl FloatModel {
             bias,
             fit: None,
         };
-        model.validate().map_err(ModelError::InvalidParams)?;
+        model.validate().map_err(ModelError::InvalidModel)?;
         Ok(model)
     }
 
@@ -332,9 +338,7 @@ fn check_training_set(x: ArrayView2<f32>, y: &[usize], n_classes: usize) -> Resu
         });
     }
     if n_classes < 2 {
-        return Err(ModelError::InvalidParams(format!(
-            "need at least 2 classes, got {n_classes}"
-        )));
+        return Err(ModelError::TooFewClasses { n_classes });
     }
     let mut counts = vec![0usize; n_classes];
     for (row, &label) in y.iter().enumerate() {
@@ -1176,7 +1180,7 @@ mod tests {
             },
         ] {
             assert!(
-                matches!(p.check(), Err(ModelError::InvalidParams(_))),
+                matches!(p.check(), Err(ModelError::InvalidParams { .. })),
                 "{p:?}"
             );
         }

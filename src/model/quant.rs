@@ -114,13 +114,16 @@ impl UniformQuantizer {
         // Symmetric signed quantization needs 2 bits (the scale divides by 2ⁿ⁻¹ − 1).
         let min_bits = if symmetric { 2 } else { 1 };
         if !(min_bits..=MAX_N_BITS).contains(&n_bits) {
-            return Err(ModelError::InvalidParams(format!(
-                "{} quantizer bits must be in {min_bits}..={MAX_N_BITS}, got {n_bits}",
-                if symmetric { "symmetric" } else { "asymmetric" }
-            )));
+            return Err(ModelError::InvalidParams {
+                param: "n_bits",
+                reason: format!(
+                    "{} quantizer bits must be in {min_bits}..={MAX_N_BITS}, got {n_bits}",
+                    if symmetric { "symmetric" } else { "asymmetric" }
+                ),
+            });
         }
         if !(rmin.is_finite() && rmax.is_finite() && rmin <= rmax) {
-            return Err(ModelError::InvalidParams(format!(
+            return Err(ModelError::InvalidModel(format!(
                 "quantizer range [{rmin}, {rmax}] is not a finite interval"
             )));
         }
@@ -321,7 +324,7 @@ impl QuantizedModel {
         options: &QuantOptions,
     ) -> Result<Self, ModelError> {
         options.check()?;
-        float.validate().map_err(ModelError::InvalidParams)?;
+        float.validate().map_err(ModelError::InvalidModel)?;
         let d = float.n_features();
         check_features(x_train, d, "quantization calibration set")?;
         if x_train.nrows() == 0 {
@@ -356,7 +359,7 @@ impl QuantizedModel {
                 .iter()
                 .any(|q| q.n_bits != options.n_bits_input || q.symmetric)
         {
-            return Err(ModelError::InvalidParams(format!(
+            return Err(ModelError::InvalidModel(format!(
                 "need {d} asymmetric {}-bit input quantizers, got {}",
                 options.n_bits_input,
                 input.len()
@@ -382,7 +385,7 @@ impl QuantizedModel {
             input[0].scale * weight.scale
         };
         if !(output_scale.is_finite() && output_scale != 0.0) {
-            return Err(ModelError::InvalidParams(format!(
+            return Err(ModelError::InvalidModel(format!(
                 "degenerate output scale {output_scale} (input or weight range is empty)"
             )));
         }
@@ -552,11 +555,11 @@ impl QuantizedModel {
     /// Client side: `y = S·(q_y − 2·Z_c)` per class.
     pub fn dequantize(&self, q_scores: ArrayView2<i64>) -> Result<Array2<f64>, ModelError> {
         if q_scores.ncols() != self.n_classes() {
-            return Err(ModelError::InvalidParams(format!(
-                "integer scores have {} columns, the model has {} classes",
-                q_scores.ncols(),
-                self.n_classes()
-            )));
+            return Err(ModelError::ClassCount {
+                what: "integer scores",
+                expected: self.n_classes(),
+                found: q_scores.ncols(),
+            });
         }
         let mut y = q_scores.mapv(|q| q as f64);
         for (mut col, &z) in y.columns_mut().into_iter().zip(&self.output_zero_points) {
@@ -587,9 +590,9 @@ impl Scorer for QuantizedModel {
 }
 
 fn overflow(what: &str) -> ModelError {
-    ModelError::InvalidParams(format!(
-        "{what} does not fit 62-bit integers: reduce n_bits or check the weights"
-    ))
+    ModelError::Overflow {
+        what: what.to_string(),
+    }
 }
 
 /// Smallest b ≥ 1 with −2^(b−1) ≤ lo and hi ≤ 2^(b−1) − 1.
@@ -724,7 +727,7 @@ mod tests {
         assert!(m.dequantize(array![[0]].view()).is_err());
         assert!(matches!(
             QuantizedModel::from_float(&float, x.view(), &QuantOptions::concrete(0)),
-            Err(ModelError::InvalidParams(_))
+            Err(ModelError::InvalidParams { .. })
         ));
         assert!(QuantizedModel::from_float(&float, x.view(), &QuantOptions::concrete(25)).is_err());
     }

@@ -77,7 +77,7 @@ impl HttpClient {
     fn transport(&self, url: &str, e: ureq::Error) -> NetError {
         NetError::Transport {
             url: url.to_string(),
-            reason: e.to_string(),
+            source: Box::new(e),
         }
     }
 
@@ -207,9 +207,12 @@ pub fn recording_features(path: &Path, model: &ClientModel) -> Result<Array2<f32
             params.chunk_samples as f64 / params.sample_rate() as f64
         )));
     }
-    let mfcc = Mfcc::new(params.mfcc.clone()).map_err(|e| fail(e.to_string()))?;
-    let features =
-        chunk_features(&mfcc, params, &audio.samples).map_err(|e| fail(e.to_string()))?;
+    let features_err = |source| NetError::RecordingFeatures {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mfcc = Mfcc::new(params.mfcc.clone()).map_err(features_err)?;
+    let features = chunk_features(&mfcc, params, &audio.samples).map_err(features_err)?;
     let n = features.nrows().min(chunks);
     Ok(features.slice(s![..n, ..]).to_owned())
 }
