@@ -27,7 +27,7 @@ impl FhePlan {
 
     /// Plans `layer` for queries of `chunks` rows: the base set and the densest layout, with
     /// the 32-bit reply widened to the smallest width that keeps the failure probability per
-    /// score under 2^-40 when the layer needs it (n_bits 10-11); refused with the budget's
+    /// score under 2^-40 when the layer needs it (wide layers, n_bits ≥ 11 on real models); refused with the budget's
     /// error when no width does.
     ///
     /// ```
