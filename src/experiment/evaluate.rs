@@ -244,3 +244,53 @@ pub fn evaluate_trained(
     report.write(&job.out)?;
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::augment::TrainingRows;
+    use crate::experiment::train::{tests::small_set, train_models};
+
+    #[test]
+    fn one_float_row_then_every_mode_of_every_quantized_model() {
+        let set = small_set();
+        let mut config = ExperimentConfig::seed("t");
+        config.quantization.n_bits = vec![6, 8];
+        // Per-feature ranges: one range over c0 (thousands) and the rest (tens) loses them.
+        config.quantization.standardize_inputs = true;
+        let models = train_models(
+            &TrainingRows::clean(&set),
+            set.n_songs(),
+            &config.training,
+            &config.quantization,
+        )
+        .unwrap();
+        let queries = seed_queries(&set, SEED_QUERY_SECONDS);
+        let conditions = [crate::experiment::queries::ConditionQueries {
+            condition: "seed".into(),
+            queries,
+        }];
+        config.evaluation.execute_limit = Some(2);
+        let rows = condition_rows(&config, &models, &conditions, "small").unwrap();
+        assert_eq!(rows.len(), 1 + 2 * 3);
+        assert_eq!(rows[0].model, ModelKind::Float);
+        assert_eq!(rows[0].n_bits, None);
+        let exe: Vec<&ResultRow> = rows.iter().filter(|r| r.mode == Mode::Execute).collect();
+        assert_eq!(exe.len(), 2);
+        for r in exe {
+            assert_eq!(r.queries, 2, "execute_limit");
+            assert_eq!(r.simulate_top1_same_queries, Some(r.top1), "FHE = simulate");
+            assert!(r.bytes_down.is_some());
+        }
+        let sim8 = rows
+            .iter()
+            .find(|r| r.n_bits == Some(8) && r.mode == Mode::Simulate)
+            .unwrap();
+        assert_eq!(sim8.queries, 5);
+        assert_eq!(
+            sim8.accumulator_bits,
+            Some(models.quantized[1].model.accumulator_bits())
+        );
+        assert!(sim8.top1 > 0.9, "{sim8:?}");
+    }
+}

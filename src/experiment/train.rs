@@ -245,3 +245,112 @@ pub fn train_grid(grid: &TrainGrid, on_model: &dyn Fn()) -> Result<TrainSummary,
     summary.write(&grid.out)?;
     Ok(summary)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::synthetic::{ClusterSpec, SyntheticSet};
+
+    /// A 5-song feature set of separable clusters, sorted by label.
+    pub(crate) fn small_set() -> FeatureSet {
+        let s: SyntheticSet = ClusterSpec {
+            n_classes: 5,
+            rows_per_class: 40,
+            dim: 20,
+            noise: 0.3,
+            seed: 3,
+        }
+        .generate();
+        let mut order: Vec<usize> = (0..s.y_train.len()).collect();
+        order.sort_by_key(|&i| s.y_train[i]);
+        let features = s.x_train.select(ndarray::Axis(0), &order);
+        let labels = order.iter().map(|&i| s.y_train[i]).collect();
+        FeatureSet::for_tests(features, labels, "/data/small")
+    }
+
+    fn config(dir: &Path) -> ExperimentConfig {
+        let mut c = ExperimentConfig::seed("t");
+        c.output.data_dir = dir.to_path_buf();
+        c.quantization.n_bits = vec![6, 8];
+        c
+    }
+
+    #[test]
+    fn cached_models_are_reused_only_for_the_same_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = small_set();
+        let rows = TrainingRows::clean(&set);
+        let mut c = config(dir.path());
+        let (first, reused) = cached_models(&c, &set, &rows).unwrap();
+        assert!(!reused);
+        assert_eq!(first.quantized.len(), 2);
+        let (again, reused) = cached_models(&c, &set, &rows).unwrap();
+        assert!(reused, "same inputs: the saved models come back");
+        assert_eq!(again.float, first.float);
+        assert_eq!(again.quantized[1].model, first.quantized[1].model);
+        c.quantization.standardize_inputs = true;
+        let (_, reused) = cached_models(&c, &set, &rows).unwrap();
+        assert!(!reused, "another quantization: new models");
+    }
+
+    #[test]
+    fn loading_refuses_a_different_catalog_and_a_float_file_as_quantized() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = small_set();
+        let c = config(dir.path());
+        let models =
+            train_models(&TrainingRows::clean(&set), 5, &c.training, &c.quantization).unwrap();
+        save_models(dir.path(), &set, &models, &c.training).unwrap();
+        let err = load_models(dir.path(), &[8], 6).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExperimentError::CatalogMismatch {
+                    found: 5,
+                    expected: 6,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        std::fs::copy(float_path(dir.path()), quantized_path(dir.path(), 4)).unwrap();
+        let err = load_models(dir.path(), &[4], 5).unwrap_err();
+        assert!(err.to_string().contains("q4.json"), "{err}");
+    }
+
+    #[test]
+    fn the_train_grid_scores_every_model_and_refuses_an_empty_grid() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = small_set();
+        set.save(&dir.path().join("features")).unwrap();
+        let mut grid = TrainGrid {
+            features: dir.path().join("features"),
+            out: dir.path().join("models"),
+            training: LogisticParams::default(),
+            quantization: QuantizationConfig {
+                n_bits: vec![4, 8],
+                ..QuantizationConfig::default()
+            },
+            min_votes: 5,
+        };
+        let ticks = std::sync::atomic::AtomicUsize::new(0);
+        let summary = train_grid(&grid, &|| {
+            ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .unwrap();
+        assert_eq!(ticks.into_inner(), 2);
+        assert_eq!(summary.models.len(), 3);
+        assert_eq!(summary.models[2].n_bits, Some(8));
+        assert!(
+            summary.models[0].seed.top1 > 0.9,
+            "{:?}",
+            summary.models[0].seed
+        );
+        assert!(grid.out.join("summary.md").exists() && quantized_path(&grid.out, 4).exists());
+        grid.quantization.n_bits.clear();
+        assert!(matches!(
+            train_grid(&grid, &|| {}),
+            Err(ExperimentError::InvalidArgument(_))
+        ));
+    }
+}

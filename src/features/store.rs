@@ -70,6 +70,57 @@ pub struct FeatureSet {
 }
 
 impl FeatureSet {
+    /// A feature set of `features` with contiguous rows per label (labels sorted, every song
+    /// with at least one row), as if extracted from `dataset`: for tests of the layers above.
+    #[cfg(test)]
+    pub(crate) fn for_tests(features: Array2<f32>, labels: Vec<usize>, dataset: &str) -> Self {
+        let n_songs = labels.iter().max().map_or(0, |&m| m + 1);
+        let songs = (0..n_songs)
+            .map(|k| {
+                let first_row = labels.iter().position(|&l| l == k).expect("rows per song");
+                let n_chunks = labels.iter().filter(|&&l| l == k).count();
+                SongRecord {
+                    song: Song {
+                        index: k,
+                        track_id: format!("{k:06}"),
+                        path: format!("audio/{k:06}.wav").into(),
+                        title: None,
+                        artist: None,
+                    },
+                    sha256: format!("{k:064x}"),
+                    bytes: 0,
+                    modified: 0,
+                    first_row,
+                    n_chunks,
+                    duration_s: n_chunks as f64 * 0.5,
+                }
+            })
+            .collect();
+        let chunk_index = labels
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| i - labels.iter().position(|&m| m == l).expect("label"))
+            .collect();
+        Self {
+            sidecar: Sidecar {
+                format: FORMAT.into(),
+                version: VERSION,
+                dataset: dataset.into(),
+                load: LoadOptions::default(),
+                params: FeatureParams::default(),
+                transform: None,
+                n_rows: features.nrows(),
+                dim: features.ncols(),
+                songs,
+                failures: vec![],
+                toolkit_version: String::new(),
+            },
+            features,
+            labels,
+            chunk_index,
+        }
+    }
+
     /// The songs the rows are labelled with.
     pub fn catalog(&self) -> Catalog {
         Catalog {
