@@ -3,10 +3,14 @@
 
 1. The notebook is a valid notebook: nbformat's schema validation when nbformat is installed,
    otherwise a JSON parse plus the top-level keys every v4 notebook has.
-2. The committed inputs it reads exist and parse: at least one reports/*/results.csv or
-   reports/*/results.json (a directory's results.csv wins over its results.json, as in the
-   notebook). data/features/ is not committed and is not checked; the notebook skips it.
-Exits 0 when all is well, 1 with a message otherwise. Needs only the standard library.
+   It is committed without outputs (an executed copy carries local paths and ~1 MB of PNGs).
+2. The committed inputs it reads exist and parse: at least one results.csv or results.json in a
+   folder under reports/, at any depth (reports/sweep-nbits/, reports/robust/00-seed/,
+   reports/scale/synthetic-c400/, ...); a folder's results.csv wins over its results.json, as in
+   the notebook. data/features/ is not committed and is not checked; the notebook skips it.
+Exits 0 when all is well, 1 with a message otherwise. Needs only the standard library: it runs
+before (and without) the notebook's packages. Executing the notebook is a separate step of
+.ci/run (jupyter nbconvert --execute, see notebooks/README.md).
 """
 import csv
 import json
@@ -51,14 +55,15 @@ def check_notebook(errors):
     with_outputs = sum(1 for c in code if c.get("outputs"))
     print(f"ok: {NOTEBOOK.relative_to(ROOT)} valid ({how}), {len(cells)} cells, {len(code)} code")
     if with_outputs:
-        print(f"warning: {with_outputs} code cells carry outputs; commit it cleared "
-              "(jupyter nbconvert --clear-output --inplace notebooks/analysis.ipynb)")
+        errors.append(f"{with_outputs} code cells of {NOTEBOOK.relative_to(ROOT)} carry outputs; commit "
+                      "it cleared (jupyter nbconvert --clear-output --inplace notebooks/analysis.ipynb)")
 
 
 def check_results(errors):
     reports = ROOT / "reports"
     found = []
-    for d in sorted(p for p in reports.glob("*") if p.is_dir()):
+    dirs = sorted({p.parent for name in ("results.csv", "results.json") for p in reports.rglob(name)})
+    for d in dirs:
         csv_path, json_path = d / "results.csv", d / "results.json"
         path = csv_path if csv_path.is_file() else json_path if json_path.is_file() else None
         if path is None:
@@ -74,7 +79,10 @@ def check_results(errors):
                     raise ValueError(f"missing columns {missing}")
             else:
                 data = json.loads(path.read_text(encoding="utf-8"))
+                # `evaluate` writes top-level rows, `reproduce` writes reproduction.rows.
                 rows = data.get("rows")
+                if rows is None and isinstance(data.get("reproduction"), dict):
+                    rows = data["reproduction"].get("rows")
                 if rows is None:
                     # A benchmark's JSON (e.g. reports/service-bench): the notebook skips it too.
                     print(f"skip: {rel} (not an evaluation report)")
@@ -89,7 +97,7 @@ def check_results(errors):
         found.append(rel)
         print(f"ok: {rel} ({len(rows)} rows)")
     if not found:
-        errors.append("no reports/*/results.csv or reports/*/results.json: the notebook has nothing "
+        errors.append("no results.csv or results.json under reports/: the notebook has nothing "
                       "to analyse (run experiments/*.sh and commit the reports)")
 
 
