@@ -435,6 +435,8 @@ pub enum NetError {
     },
     #[error("{path}: {reason}")]
     Recording { path: PathBuf, reason: String },
+    #[error("{path}: silent recording (level {level_dbfs:.1} dBFS): nothing to identify")]
+    SilentRecording { path: PathBuf, level_dbfs: f64 },
     #[error("{path}: {source}")]
     RecordingFeatures {
         path: PathBuf,
@@ -443,6 +445,8 @@ pub enum NetError {
     },
     #[error("key file {path}: {reason}")]
     KeyFile { path: PathBuf, reason: String },
+    #[error("key folder {path}: {reason}")]
+    KeyFolder { path: PathBuf, reason: String },
     #[error(transparent)]
     Fhe(#[from] FheError),
     #[error(transparent)]

@@ -50,6 +50,22 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> io::Res
     write_atomic(path, &bytes)
 }
 
+/// What went wrong reading `path`, in plain words: "broken symbolic link", "permission
+/// denied", "no such file", else the OS message.
+pub fn explain(path: &Path, err: &io::Error) -> String {
+    let dangling = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        && fs::metadata(path).is_err();
+    if dangling {
+        let target = fs::read_link(path).map(|t| format!(" (to {})", t.display()));
+        return format!("broken symbolic link{}", target.unwrap_or_default());
+    }
+    match err.kind() {
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        io::ErrorKind::NotFound => "no such file".into(),
+        _ => err.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

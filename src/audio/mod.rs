@@ -45,6 +45,23 @@ impl Default for LoadOptions {
 }
 
 /// Decodes `path`, averages its channels to mono, truncates to `max_seconds` and resamples
+/// Recordings quieter than this (RMS, dB below full scale) are silence: they carry no song.
+/// −60 dBFS is well under a quiet passage of mastered music (−30 … −20 dBFS) and above the
+/// noise floor of a phone microphone in a quiet room.
+pub const SILENCE_DBFS: f64 = -60.0;
+
+/// RMS level of `samples` in dB relative to full scale (1.0); −∞ for digital silence.
+pub fn level_dbfs(samples: &[f32]) -> f64 {
+    let energy: f64 = samples.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    10.0 * (energy / samples.len().max(1) as f64).log10()
+}
+
+/// Whether `samples` are below [`SILENCE_DBFS`]; `Some(level)` when they are.
+pub fn silent(samples: &[f32]) -> Option<f64> {
+    let level = level_dbfs(samples);
+    (level < SILENCE_DBFS).then_some(level)
+}
+
 /// to `opts.sample_rate`. Deterministic: the same file gives the same samples.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Audio, AudioError> {
     let max_seconds = opts.max_seconds;
@@ -81,4 +98,19 @@ pub fn write_wav(path: &Path, audio: &Audio) -> Result<(), AudioError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_silence() {
+        assert_eq!(level_dbfs(&[0.0; 100]), f64::NEG_INFINITY);
+        assert!(level_dbfs(&[1.0, -1.0]).abs() < 1e-12);
+        assert!((level_dbfs(&[0.1; 10]) + 20.0).abs() < 1e-5);
+        assert_eq!(silent(&[0.5; 10]), None);
+        assert!(silent(&[0.0005; 10]).is_some(), "−66 dBFS is silence");
+        assert!(silent(&[]).is_some());
+    }
 }

@@ -22,7 +22,7 @@ struct ExtractArgs {
     #[arg(long, default_value = "data/synth")]
     dataset: PathBuf,
     /// Number of songs to time (the first N in sorted order).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = super::positive)]
     songs: usize,
     /// Report folder (report.json and report.md).
     #[arg(long, default_value = "reports/bench-extract")]

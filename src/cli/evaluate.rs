@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "clear,simulate,execute")]
     modes: Vec<Mode>,
     /// Run execute mode on the first N queries only (all by default).
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     execute_limit: Option<usize>,
     /// How chunk scores become an answer: votes (the seed) or log-prob-sum.
     #[arg(long, value_enum, default_value = "votes")]

@@ -21,13 +21,13 @@ pub struct Args {
     #[arg(long, default_value = "data/features")]
     out: PathBuf,
     /// Use only the first N songs (sorted path order), like the seed's 400.
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     num_songs: Option<usize>,
     /// A tracks.csv for titles/artists (default: metadata/tracks.csv, fma_metadata/tracks.csv, …).
     #[arg(long)]
     metadata: Option<PathBuf>,
     /// Load at most this many seconds of each file (the seed: 180).
-    #[arg(long, default_value_t = 180.0)]
+    #[arg(long, default_value_t = 180.0, value_parser = super::seconds)]
     max_seconds: f64,
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]

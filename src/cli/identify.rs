@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     model_file: Option<PathBuf>,
     /// J for --model-file (a server publishes its own).
-    #[arg(long, default_value_t = DEFAULT_CHUNKS)]
+    #[arg(long, default_value_t = DEFAULT_CHUNKS, value_parser = super::positive)]
     chunks: usize,
     /// How the decrypted chunk scores become an answer: log-prob-sum (the sum of the chunks'
     /// log-probabilities: best on degraded recordings, never "unknown") or votes (the seed's
@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long)]
     new_key: bool,
     /// Request time limit in seconds.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, value_parser = super::seconds)]
     timeout_secs: f64,
     /// Print the result as JSON.
     #[arg(long)]
@@ -83,9 +83,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         }
         None => {
-            if !(args.timeout_secs.is_finite() && args.timeout_secs > 0.0) {
-                anyhow::bail!("--timeout-secs must be a positive number of seconds");
-            }
             let http = HttpClient::new(&args.server, Duration::from_secs_f64(args.timeout_secs))?;
             let model = http
                 .model(args.model.as_deref())

@@ -22,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[command(name = "fhe-shazam", version, propagate_version = true)]
 pub struct Cli {
     /// Worker threads (default: all cores).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = positive)]
     threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
@@ -62,6 +62,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Identify(args) => identify::run(args),
+    }
+}
+
+/// Parses a count that must be at least 1 (songs, chunks, jobs, iterations, queries, threads).
+pub(crate) fn positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
+/// Parses a duration or length in seconds that must be finite and > 0.
+pub(crate) fn seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err("must be a positive number of seconds".into()),
+        Err(_) => Err(format!("'{s}' is not a number")),
     }
 }
 

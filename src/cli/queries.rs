@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, default_value = "data/queries")]
     out: PathBuf,
     /// Use only the first N songs (sorted path order), as `extract --num-songs` does.
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     num_songs: Option<usize>,
     /// A tracks.csv for titles/artists (default: metadata/tracks.csv, fma_metadata/tracks.csv, …).
     #[arg(long)]
@@ -32,14 +32,14 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Query length in seconds (shorter where the clip or held-out window leaves less).
-    #[arg(long, default_value_t = 15.0)]
+    #[arg(long, default_value_t = 15.0, value_parser = super::seconds)]
     seconds: f64,
     /// Held-out split: take queries only from audio after this many seconds of each clip
     /// (train on the part before it).
-    #[arg(long)]
+    #[arg(long, value_parser = super::seconds)]
     held_out_from: Option<f64>,
     /// Load at most this many seconds of each file (the seed: 180).
-    #[arg(long, default_value_t = 180.0)]
+    #[arg(long, default_value_t = 180.0, value_parser = super::seconds)]
     max_seconds: f64,
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]

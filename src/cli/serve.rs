@@ -22,16 +22,16 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8700")]
     addr: SocketAddr,
     /// J: chunks per query (0.5 s each: 30 is the seed's 15 s).
-    #[arg(long, default_value_t = DEFAULT_CHUNKS)]
+    #[arg(long, default_value_t = DEFAULT_CHUNKS, value_parser = super::positive)]
     chunks: usize,
     /// Scoring jobs at once; further requests get 503 + Retry-After (default: CPU cores).
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     max_jobs: Option<usize>,
     /// Largest request body in bytes (413 beyond).
-    #[arg(long, default_value_t = ServerConfig::default().max_body_bytes)]
+    #[arg(long, default_value_t = ServerConfig::default().max_body_bytes, value_parser = super::positive)]
     max_body_bytes: usize,
     /// Whole-request time limit in seconds (503 beyond).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = super::seconds)]
     timeout_secs: f64,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
@@ -40,9 +40,6 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     super::init_logging(&args.log_level);
-    if !(args.timeout_secs.is_finite() && args.timeout_secs > 0.0) {
-        anyhow::bail!("--timeout-secs must be a positive number of seconds");
-    }
     let defaults = ServerConfig::default();
     let config = ServerConfig {
         max_jobs: args.max_jobs.unwrap_or(defaults.max_jobs),

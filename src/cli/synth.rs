@@ -11,10 +11,10 @@ use std::time::Instant;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Number of songs.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 400, value_parser = super::positive)]
     songs: usize,
     /// Length of each song in seconds (FMA clips are 30 s).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = super::seconds)]
     seconds: f64,
     /// Corpus seed: the same seed gives the same files, bit for bit.
     #[arg(long, default_value_t = 42)]

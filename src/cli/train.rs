@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value = "lbfgs")]
     backend: Backend,
     /// sklearn's max_iter.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::positive)]
     max_iter: usize,
     /// Songs with fewer votes than this are answered "unknown" (the seed: 5).
     #[arg(long, default_value_t = 5)]
@@ -52,7 +52,13 @@ pub fn parse_bits(s: &str) -> Result<Vec<u32>, String> {
             .map_err(|_| format!("'{t}' is not a bit width"))
     };
     let bits = match s.split_once("..") {
-        Some((a, b)) => (num(a)?..=num(b.trim_start_matches('='))?).collect(),
+        Some((a, b)) => {
+            let (lo, hi) = (num(a)?, num(b.trim_start_matches('='))?);
+            if lo > hi {
+                return Err(format!("'{s}': the range is reversed; write {hi}..{lo}"));
+            }
+            (lo..=hi).collect()
+        }
         None => s.split(',').map(num).collect::<Result<Vec<_>, _>>()?,
     };
     if bits.is_empty() || bits.iter().any(|&b| !(1..=24).contains(&b)) {
@@ -100,5 +106,8 @@ mod tests {
         assert_eq!(parse_bits("8").unwrap(), vec![8]);
         assert!(parse_bits("0..3").is_err());
         assert!(parse_bits("eight").is_err());
+        assert!(parse_bits("12..2")
+            .unwrap_err()
+            .contains("reversed; write 2..12"));
     }
 }

@@ -64,12 +64,24 @@ pub fn list_audio_files(root: &Path) -> Result<Vec<PathBuf>, DatasetError> {
         .follow_links(true)
         .sort_by_file_name()
     {
-        let entry = entry.map_err(|e| DatasetError::Io {
-            path: e.path().unwrap_or(root).to_path_buf(),
-            source: e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("file system loop")),
-        })?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            // A dangling link or unreadable entry that looks like a song is kept: extraction
+            // reports it as one failed file (with the plain reason) and processes the rest.
+            Err(e) if e.depth() > 0 && e.path().is_some_and(is_audio) => {
+                let path = e.path().expect("checked above");
+                files.push(path.strip_prefix(root).unwrap_or(path).to_path_buf());
+                continue;
+            }
+            Err(e) => {
+                return Err(DatasetError::Io {
+                    path: e.path().unwrap_or(root).to_path_buf(),
+                    source: e
+                        .into_io_error()
+                        .unwrap_or_else(|| std::io::Error::other("file system loop")),
+                })
+            }
+        };
         // Hidden files include our own temporaries (".name.pid.tmp") and macOS "._x.mp3" junk.
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
         if entry.file_type().is_file() && !hidden && is_audio(entry.path()) {

@@ -16,6 +16,17 @@ pub struct Outcome {
     pub latency_s: f64,
 }
 
+impl Outcome {
+    /// A silent recording: "unknown" without scoring.
+    pub fn silent(truth: usize) -> Self {
+        Self {
+            truth,
+            answer: Answer::unknown(),
+            latency_s: 0.0,
+        }
+    }
+}
+
 /// Accuracy and latency over a query set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
@@ -70,6 +81,10 @@ pub fn evaluate_clear(
     let (mut hits, mut chunks) = (0, 0);
     let mut outcomes = Vec::with_capacity(queries.len());
     for q in queries {
+        if q.silent {
+            outcomes.push(Outcome::silent(q.truth));
+            continue;
+        }
         let start = Instant::now();
         let scores = scorer.scores(q.features.view())?;
         let latency_s = start.elapsed().as_secs_f64();
@@ -99,6 +114,7 @@ mod tests {
         let q = |truth, v: f32, n| Query {
             truth,
             features: Array2::from_elem((n, 1), v),
+            silent: false,
         };
         let queries = [q(0, 1.0, 6), q(1, -1.0, 6), q(1, 1.0, 6), q(0, 1.0, 3)];
         let (m, out) = evaluate_clear(&model, &queries, &Decision::SEED).unwrap();
@@ -111,6 +127,20 @@ mod tests {
             "the confused query has its truth nowhere in the ranking"
         );
         assert!((m.chunk_accuracy - 15.0 / 21.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_silent_query_is_unknown_and_unscored() {
+        let model = FloatModel::new(array![[1.0, -1.0]], array![0.0, 0.0]).unwrap();
+        let queries = [Query {
+            truth: 0,
+            // Would be answered song 0 with 6 votes if it were scored.
+            features: Array2::from_elem((6, 1), 1.0),
+            silent: true,
+        }];
+        let (m, out) = evaluate_clear(&model, &queries, &Decision::SEED).unwrap();
+        assert_eq!(out[0].answer, Answer::unknown());
+        assert_eq!((m.top1, m.unknown_rate, m.chunk_accuracy), (0.0, 1.0, 0.0));
     }
 
     #[test]

@@ -11,6 +11,8 @@ use ndarray::Array2;
 pub struct Query {
     pub truth: usize,
     pub features: Array2<f32>,
+    /// The recording is silence (below `audio::SILENCE_DBFS`): answered "unknown" unscored.
+    pub silent: bool,
 }
 
 /// Seconds of audio in a seed query.
@@ -35,6 +37,8 @@ pub fn seed_queries(set: &FeatureSet, query_seconds: f64) -> Vec<Query> {
             Query {
                 truth: s,
                 features: set.song_rows(s).select(ndarray::Axis(0), &rows),
+                // Silent songs never enter a feature set.
+                silent: false,
             }
         })
         .collect()
@@ -79,6 +83,7 @@ pub fn queries_from_files(
             Ok(Query {
                 truth: f.truth,
                 features,
+                silent: crate::audio::silent(&audio.samples).is_some(),
             })
         })
         .collect()

@@ -83,6 +83,10 @@ pub fn evaluate_quantized(
     let (mut enc, mut srv, mut dec, mut up, mut down, mut checked) =
         (vec![], vec![], vec![], 0, 0, 0);
     for (index, q) in queries.iter().enumerate() {
+        if q.silent {
+            outcomes.push(Outcome::silent(q.truth));
+            continue;
+        }
         let start = Instant::now();
         let scores = match (mode, &session) {
             (Mode::Clear, _) => model.decision_function(q.features.view())?,
@@ -198,14 +202,17 @@ mod tests {
             Query {
                 truth: 0,
                 features: Array2::from_shape_fn((6, 2), |(_, j)| if j == 0 { 2.0 } else { -2.0 }),
+                silent: false,
             },
             Query {
                 truth: 2,
                 features: Array2::from_shape_fn((6, 2), |(_, j)| if j == 0 { -2.0 } else { 2.0 }),
+                silent: false,
             },
             Query {
                 truth: 1,
                 features: Array2::zeros((5, 2)),
+                silent: false,
             },
         ];
         (q, queries)

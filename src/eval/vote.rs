@@ -19,6 +19,14 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// "Unknown", with no ranking (e.g. a silent recording, never scored).
+    pub fn unknown() -> Self {
+        Self {
+            song: None,
+            ranking: Vec::new(),
+        }
+    }
+
     /// Whether `truth` is among the first `k` ranked songs (top-k; unknown answers count as wrong
     /// for top-1 only through `song`).
     pub fn in_top(&self, truth: usize, k: usize) -> bool {

@@ -67,14 +67,21 @@ pub fn song_features(
     transform: Option<&AudioTransform>,
 ) -> Result<SongRows, String> {
     let path = root.join(&song.path);
-    let (bytes, modified) =
-        file_stamp(&path).map_err(|e| format!("{}: cannot read file: {e}", path.display()))?;
-    let sha256 =
-        sha256_file(&path).map_err(|e| format!("{}: cannot read file: {e}", path.display()))?;
+    let (bytes, modified) = file_stamp(&path)
+        .map_err(|e| format!("{}: {}", path.display(), crate::fsutil::explain(&path, &e)))?;
+    let sha256 = sha256_file(&path)
+        .map_err(|e| format!("{}: {}", path.display(), crate::fsutil::explain(&path, &e)))?;
     let mut audio = audio::load(&path, load).map_err(|e| e.to_string())?;
     if let Some(t) = transform {
         audio.samples = (t.apply)(song, &audio.samples)
             .map_err(|e| format!("{}: {}: {e}", path.display(), t.key))?;
+    }
+    if let Some(level) = audio::silent(&audio.samples) {
+        return Err(format!(
+            "{}: silent (level {level:.1} dBFS, below {} dBFS): left out of the catalogue",
+            path.display(),
+            audio::SILENCE_DBFS
+        ));
     }
     let feats = chunk_features(mfcc, params, &audio.samples)
         .map_err(|e| format!("{}: {e}", path.display()))?;

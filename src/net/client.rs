@@ -184,7 +184,8 @@ impl ScoreTransport for HttpClient {
 }
 
 /// The first J chunk features of a recording (fewer if it is shorter), loaded and chunked
-/// exactly like the training audio. Shorter than one chunk is an error naming the file.
+/// exactly like the training audio. Shorter than one chunk is an error naming the file; a
+/// silent recording is [`NetError::SilentRecording`] (it has no song to find).
 pub fn recording_features(path: &Path, model: &ClientModel) -> Result<Array2<f32>, NetError> {
     let fail = |reason: String| NetError::Recording {
         path: path.to_path_buf(),
@@ -206,6 +207,12 @@ pub fn recording_features(path: &Path, model: &ClientModel) -> Result<Array2<f32
             audio.duration_seconds(),
             params.chunk_samples as f64 / params.sample_rate() as f64
         )));
+    }
+    if let Some(level_dbfs) = crate::audio::silent(&audio.samples) {
+        return Err(NetError::SilentRecording {
+            path: path.to_path_buf(),
+            level_dbfs,
+        });
     }
     let features_err = |source| NetError::RecordingFeatures {
         path: path.to_path_buf(),
@@ -245,14 +252,19 @@ pub struct Identification {
     pub timings: Timings,
     pub bytes_up: usize,
     pub bytes_down: usize,
+    /// Why the answer is "unknown" when no song was scored (e.g. a silent recording).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<String>,
 }
 
 impl Identification {
-    /// "Title — Artist" or "unknown".
+    /// "Title — Artist", "unknown", or "unknown — <reason>".
     pub fn answer(&self) -> String {
-        self.song
-            .as_ref()
-            .map_or_else(|| "unknown".to_string(), SongDto::display_name)
+        match (&self.song, &self.unknown_reason) {
+            (Some(song), _) => song.display_name(),
+            (None, Some(reason)) => format!("unknown — {reason}"),
+            (None, None) => "unknown".to_string(),
+        }
     }
 }
 
@@ -265,7 +277,32 @@ pub fn identify(
     decision: &Decision,
 ) -> Result<Identification, NetError> {
     let t = Instant::now();
-    let features = recording_features(recording, model)?;
+    let features = match recording_features(recording, model) {
+        Err(NetError::SilentRecording { level_dbfs, .. }) => {
+            // Nothing to identify: answered here, nothing is encrypted or sent.
+            return Ok(Identification {
+                model: model.id.clone(),
+                model_id: model.spec.model_id.to_string(),
+                song: None,
+                ranking: Vec::new(),
+                chunks_used: 0,
+                chunks_layout: model.spec.layout.chunks(),
+                decision: *decision,
+                timings: Timings {
+                    features_ms: ms(t.elapsed()),
+                    total_ms: ms(t.elapsed()),
+                    ..Timings::default()
+                },
+                bytes_up: 0,
+                bytes_down: 0,
+                unknown_reason: Some(format!(
+                    "silent recording (level {level_dbfs:.1} dBFS, below {} dBFS)",
+                    crate::audio::SILENCE_DBFS
+                )),
+            });
+        }
+        other => other?,
+    };
     let features_ms = ms(t.elapsed());
     let mut id = identify_features(features.view(), model, key, transport, decision)?;
     id.timings.features_ms = features_ms;
@@ -329,6 +366,7 @@ pub fn identify_features(
         },
         bytes_up: query.len(),
         bytes_down: reply.len(),
+        unknown_reason: None,
     })
 }
 

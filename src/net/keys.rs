@@ -12,6 +12,12 @@
 //! file is generated; a corrupt, truncated or other-version file is an error that names it
 //! and says to pass `--new-key` (which replaces it). It is never silently regenerated: a
 //! corrupted key cache is worth noticing.
+//!
+//! Permissions are checked before a key is used, as ssh does for private keys: a key file
+//! that group or others can read or write (any of 0o077), or a key folder that they can write
+//! (0o022: they could swap the key), is refused with the `chmod` that fixes it. Refused rather
+//! than silently tightened: a key that others could read may already be known to them, and
+//! only its owner can decide whether to keep it or pass `--new-key`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,7 +87,17 @@ impl KeyStore {
         replace: bool,
     ) -> Result<(ClientKey, KeyOrigin), NetError> {
         let path = self.path_for(params);
+        if self.dir.exists() && !self.dir.is_dir() {
+            return Err(NetError::KeyFolder {
+                path: self.dir.clone(),
+                reason: "is a file, not a folder: pass a folder to --key-dir".into(),
+            });
+        }
+        if self.dir.is_dir() {
+            check_private(&self.dir, 0o022)?;
+        }
         if !replace && path.exists() {
+            check_private(&path, 0o077)?;
             let bytes = std::fs::read(&path).map_err(|source| NetError::Io {
                 what: format!("reading key file {}", path.display()),
                 source,
@@ -110,6 +126,49 @@ impl KeyStore {
         })
         .map_err(io)
     }
+}
+
+/// Refuses `path` when its mode has any of the `forbidden` bits (group/other access).
+#[cfg(unix)]
+fn check_private(path: &Path, forbidden: u32) -> Result<(), NetError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|source| NetError::Io {
+            what: format!("reading the permissions of {}", path.display()),
+            source,
+        })?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & forbidden == 0 {
+        return Ok(());
+    }
+    let reason = |fix: &str, risk: &str| {
+        format!(
+            "mode {mode:04o} is open to group or others ({risk}); fix it with `chmod {fix} {}`",
+            path.display()
+        )
+    };
+    let path = path.to_path_buf();
+    Err(if forbidden == 0o077 {
+        NetError::KeyFile {
+            reason: reason(
+                "600",
+                "they may have read the secret key; if so, pass --new-key",
+            ),
+            path,
+        }
+    } else {
+        NetError::KeyFolder {
+            reason: reason("700", "they could replace the key"),
+            path,
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path, _forbidden: u32) -> Result<(), NetError> {
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -269,5 +328,54 @@ mod tests {
             store.load_or_generate(&PARAMS, false).unwrap().1,
             KeyOrigin::Cached
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keys_open_to_others_are_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(dir.path().join("keys"));
+        store.load_or_generate(&PARAMS, false).unwrap();
+        let path = store.path_for(&PARAMS);
+        for mode in [0o644, 0o666, 0o640] {
+            set(&path, mode);
+            let err = store
+                .load_or_generate(&PARAMS, false)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                err.contains(&format!("mode {mode:04o}")) && err.contains("chmod 600"),
+                "{err}"
+            );
+        }
+        set(&path, 0o600);
+        set(store.dir(), 0o777);
+        let err = store
+            .load_or_generate(&PARAMS, false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with("key folder") && err.contains("chmod 700"),
+            "{err}"
+        );
+        set(store.dir(), 0o755);
+        assert_eq!(
+            store.load_or_generate(&PARAMS, false).unwrap().1,
+            KeyOrigin::Cached
+        );
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, b"x").unwrap();
+        let err = KeyStore::new(&file)
+            .load_or_generate(&PARAMS, false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("is a file, not a folder"), "{err}");
     }
 }
