@@ -87,6 +87,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bar = super::progress(grid.quantization.n_bits.len(), "quantize", args.json);
     let summary = train_grid(&grid, &|| bar.inc(1))?;
     bar.finish_and_clear();
+    for r in summary.models.iter().filter(|r| r.refused()) {
+        eprintln!(
+            "warning: {}: {}",
+            r.model,
+            r.fhe.as_deref().unwrap_or_default()
+        );
+    }
     if args.json {
         super::print_json(&summary)
     } else {

@@ -6,7 +6,7 @@
 use super::metrics::{quantile, Metrics, Outcome};
 use super::protocol::Query;
 use super::vote::Decision;
-use crate::error::EvalError;
+use crate::error::{EvalError, FheError};
 use crate::fhe::{FhePlan, Session};
 use crate::model::{argmax_rows, QuantizedModel};
 use ndarray::{s, Array2};
@@ -147,9 +147,26 @@ pub struct ModeRun {
     pub queries: usize,
     pub result: ModeResult,
     pub simulate_top1_same_queries: Option<f64>,
+    /// Execute mode that cannot run: why (the layer exceeds the noise budget at every reply
+    /// width). The run then has no queries.
+    pub refused: Option<String>,
+}
+
+impl ModeRun {
+    /// A run of `mode` over every query, nothing refused.
+    pub fn of(queries: usize, result: ModeResult, simulate_top1_same_queries: Option<f64>) -> Self {
+        Self {
+            queries,
+            result,
+            simulate_top1_same_queries,
+            refused: None,
+        }
+    }
 }
 
 /// Evaluates `model` in each of `modes`; execute runs on the first `execute_limit` queries only.
+/// A model the FHE planner refuses (noise budget exceeded at every reply width) gets an execute
+/// run marked `refused` with the reason, not an error: the other modes still stand.
 pub fn evaluate_modes(
     model: &QuantizedModel,
     queries: &[Query],
@@ -165,6 +182,22 @@ pub fn evaluate_modes(
                 (Mode::Execute, Some(limit)) => &queries[..limit.min(queries.len())],
                 _ => queries,
             };
+            if mode == Mode::Execute {
+                if let Err(e @ FheError::NoiseBudget { .. }) =
+                    FhePlan::for_layer(&model.integer_layer(), chunks)
+                {
+                    return Ok(ModeRun {
+                        queries: 0,
+                        result: ModeResult {
+                            mode,
+                            metrics: Metrics::from_outcomes(&[], 0, 0),
+                            fhe: None,
+                        },
+                        simulate_top1_same_queries: None,
+                        refused: Some(e.to_string()),
+                    });
+                }
+            }
             let result = evaluate_quantized(model, subset, mode, decision, chunks)?;
             let simulate_top1_same_queries = match mode {
                 Mode::Execute => Some(
@@ -174,11 +207,11 @@ pub fn evaluate_modes(
                 ),
                 _ => None,
             };
-            Ok(ModeRun {
-                queries: subset.len(),
+            Ok(ModeRun::of(
+                subset.len(),
                 result,
                 simulate_top1_same_queries,
-            })
+            ))
         })
         .collect()
 }

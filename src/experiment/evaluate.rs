@@ -52,15 +52,15 @@ fn clear_run(
     decision: &Decision,
 ) -> Result<ModeRun, EvalError> {
     let (metrics, _) = evaluate_clear(scorer, queries, decision)?;
-    Ok(ModeRun {
-        queries: queries.len(),
-        result: ModeResult {
+    Ok(ModeRun::of(
+        queries.len(),
+        ModeResult {
             mode: Mode::Clear,
             metrics,
             fhe: None,
         },
-        simulate_top1_same_queries: None,
-    })
+        None,
+    ))
 }
 
 /// The float model in the clear, then each quantized model in every mode of `plan`, on one
@@ -140,15 +140,15 @@ pub fn landmark_rows(
         .iter()
         .map(|c| {
             let metrics = evaluate_landmark(&index, &c.files, config.evaluation.query_seconds)?;
-            let run = ModeRun {
-                queries: metrics.queries,
-                result: ModeResult {
+            let run = ModeRun::of(
+                metrics.queries,
+                ModeResult {
                     mode: Mode::Clear,
                     metrics,
                     fhe: None,
                 },
-                simulate_top1_same_queries: None,
-            };
+                None,
+            );
             let at = RowContext {
                 experiment: &config.name,
                 dataset,
@@ -221,6 +221,7 @@ pub fn evaluate_trained(
             queries: e.run.queries,
             result: e.run.result,
             simulate_top1_same_queries: e.run.simulate_top1_same_queries,
+            refused: e.run.refused,
         })
         .collect();
     let layers: Vec<(String, IntegerLinear)> = models
@@ -292,5 +293,32 @@ mod tests {
             Some(models.quantized[1].model.accumulator_bits())
         );
         assert!(sim8.top1 > 0.9, "{sim8:?}");
+    }
+
+    #[test]
+    fn a_model_over_the_noise_budget_gets_a_refused_execute_row_not_an_error() {
+        let set = small_set();
+        let mut config = ExperimentConfig::seed("t");
+        config.quantization.n_bits = vec![13];
+        let models = train_models(
+            &TrainingRows::clean(&set),
+            set.n_songs(),
+            &config.training,
+            &config.quantization,
+        )
+        .unwrap();
+        let conditions = [crate::experiment::queries::ConditionQueries {
+            condition: "seed".into(),
+            queries: seed_queries(&set, SEED_QUERY_SECONDS),
+        }];
+        let rows = condition_rows(&config, &models, &conditions, "small").unwrap();
+        let exe = rows.iter().find(|r| r.mode == Mode::Execute).unwrap();
+        assert_eq!(exe.queries, 0);
+        assert!(
+            exe.refused.as_deref().unwrap().contains("noise budget"),
+            "{exe:?}"
+        );
+        let sim = rows.iter().find(|r| r.mode == Mode::Simulate).unwrap();
+        assert!(sim.refused.is_none() && sim.queries == 5, "{sim:?}");
     }
 }

@@ -3,12 +3,15 @@
 
 use super::augment::TrainingRows;
 use super::cache::ModelInputs;
+use super::evaluate::layout_chunks;
 use crate::config::{ExperimentConfig, QuantizationConfig};
-use crate::error::{ExperimentError, ModelError};
+use crate::error::{ExperimentError, FheError, ModelError};
 use crate::eval::{evaluate_clear, seed_queries, Decision, Rule, SEED_QUERY_SECONDS};
 use crate::features::FeatureSet;
+use crate::fhe::FhePlan;
 use crate::fsutil;
 use crate::model::{fit, FloatModel, LogisticParams, ModelFile, QuantizedModel, Scorer};
+use crate::report::tables::NOT_POSSIBLE;
 use crate::report::train::{TrainSummary, TrainedRow};
 use crate::report::Provenance;
 use std::path::{Path, PathBuf};
@@ -218,7 +221,9 @@ pub fn train_grid(grid: &TrainGrid, on_model: &dyn Fn()) -> Result<TrainSummary,
         file: float_path(&grid.out),
         seconds_to_build: models.float_seconds,
         seed: score(&models.float)?,
+        fhe: None,
     }];
+    let chunks = layout_chunks(&queries);
     for q in &models.quantized {
         let opts = q.model.options();
         rows.push(TrainedRow {
@@ -229,6 +234,7 @@ pub fn train_grid(grid: &TrainGrid, on_model: &dyn Fn()) -> Result<TrainSummary,
             file: quantized_path(&grid.out, q.n_bits),
             seconds_to_build: q.seconds,
             seed: score(&q.model)?,
+            fhe: Some(fhe_feasibility(&q.model, chunks)?),
         });
         on_model();
     }
@@ -244,6 +250,16 @@ pub fn train_grid(grid: &TrainGrid, on_model: &dyn Fn()) -> Result<TrainSummary,
     };
     summary.write(&grid.out)?;
     Ok(summary)
+}
+
+/// Whether `model` runs under FHE with `chunks` chunk vectors per query: "32-bit reply" (the
+/// reply width the planner picks) or "not possible under FHE: <the planner's reason>".
+pub fn fhe_feasibility(model: &QuantizedModel, chunks: usize) -> Result<String, ExperimentError> {
+    match FhePlan::for_layer(&model.integer_layer(), chunks) {
+        Ok(plan) => Ok(format!("{}-bit reply", plan.params.reply_modulus_log.0)),
+        Err(e @ FheError::NoiseBudget { .. }) => Ok(format!("{NOT_POSSIBLE}: {e}")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
@@ -352,5 +368,33 @@ pub(crate) mod tests {
             train_grid(&grid, &|| {}),
             Err(ExperimentError::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn the_train_grid_says_which_models_cannot_run_under_fhe() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = small_set();
+        set.save(&dir.path().join("features")).unwrap();
+        let grid = TrainGrid {
+            features: dir.path().join("features"),
+            out: dir.path().join("models"),
+            training: LogisticParams::default(),
+            quantization: QuantizationConfig {
+                n_bits: vec![8, 13],
+                ..QuantizationConfig::default()
+            },
+            min_votes: 5,
+        };
+        let summary = train_grid(&grid, &|| {}).unwrap();
+        let fhe: Vec<Option<&str>> = summary.models.iter().map(|m| m.fhe.as_deref()).collect();
+        assert_eq!(fhe[0], None, "float");
+        assert_eq!(fhe[1], Some("32-bit reply"));
+        assert!(summary.models[2].refused(), "{:?}", fhe[2]);
+        assert!(fhe[2].unwrap().contains("noise budget"), "{:?}", fhe[2]);
+        let md = std::fs::read_to_string(grid.out.join("summary.md")).unwrap();
+        assert!(
+            md.contains("**quantized n_bits=13: not possible under FHE"),
+            "{md}"
+        );
     }
 }

@@ -67,6 +67,7 @@ pub(crate) fn cell(row: Option<&ResultRow>) -> String {
 pub(crate) fn quantized(rows: &[ResultRow], condition: &str, mode: Mode) -> Option<ResultRow> {
     rows.iter()
         .filter(|r| r.condition == condition && r.mode == mode && r.n_bits.is_some())
+        .filter(|r| r.refused.is_none())
         .max_by_key(|r| r.n_bits)
         .cloned()
 }

@@ -3,6 +3,7 @@
 
 use super::io;
 use super::markdown::{opt, pct, Table};
+use super::tables::NOT_POSSIBLE;
 use super::Provenance;
 use crate::error::ReportError;
 use crate::eval::{ModeResult, SEED_QUERY_SECONDS};
@@ -21,6 +22,9 @@ pub struct EvaluationRow {
     pub result: ModeResult,
     /// Execute rows: simulate top-1 on exactly the same queries (FHE must equal it).
     pub simulate_top1_same_queries: Option<f64>,
+    /// Execute rows that could not run: why.
+    #[serde(default)]
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +66,17 @@ impl EvaluationReport {
             let m = &row.result.metrics;
             let fhe = row.result.fhe.as_ref();
             let kib = |b: Option<usize>| opt(b.map(|b| b as f64 / 1024.0), 2);
+            if row.refused.is_some() {
+                let mut cells = vec![
+                    row.model.clone(),
+                    row.result.mode.to_string(),
+                    "0".into(),
+                    NOT_POSSIBLE.into(),
+                ];
+                cells.resize(13, "-".into());
+                table.row(cells);
+                continue;
+            }
             table.row([
                 row.model.clone(),
                 row.result.mode.to_string(),
@@ -79,6 +94,11 @@ impl EvaluationReport {
             ]);
         }
         md += &table.to_string();
+        for row in &self.rows {
+            if let Some(why) = &row.refused {
+                md += &format!("\n{}: execute {NOT_POSSIBLE}: {why}\n", row.model);
+            }
+        }
         let checked: usize = self
             .rows
             .iter()

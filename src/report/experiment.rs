@@ -4,7 +4,9 @@
 use super::io;
 use super::plots::{line_plot, LinePlot, Series};
 use super::schema::{ModelKind, Reproduction, ResultRow};
-use super::tables::{conditions, full_table, model_label, robust_table, seed_table, write_csv};
+use super::tables::{
+    conditions, full_table, model_label, refused_notes, robust_table, seed_table, write_csv,
+};
 use super::Provenance;
 use crate::config::{ExperimentConfig, Protocol};
 use crate::error::ReportError;
@@ -29,7 +31,7 @@ fn series(
 ) -> Series {
     let points = rows
         .iter()
-        .filter(|r| r.mode == mode && r.condition == condition)
+        .filter(|r| r.mode == mode && r.condition == condition && r.refused.is_none())
         .filter_map(|r| Some((r.n_bits? as f64, y(r)?)))
         .collect();
     Series {
@@ -303,6 +305,10 @@ pub fn write_report(
         ),
     };
     md += &format!("\n## All results\n\n{}", full_table(&rep.rows));
+    let refused = refused_notes(&rep.rows);
+    if !refused.is_empty() {
+        md += &format!("\nModels that cannot run under FHE (execute not possible):\n\n{refused}");
+    }
     if let Some(r) = rep.rows.iter().find(|r| {
         r.mode == Mode::Execute && r.simulate_top1_same_queries.is_some_and(|s| s != r.top1)
     }) {
@@ -310,7 +316,11 @@ pub fn write_report(
             "\n**FHE top-1 differs from simulate at n_bits {:?}.**\n",
             r.n_bits
         );
-    } else if rep.rows.iter().any(|r| r.mode == Mode::Execute) {
+    } else if rep
+        .rows
+        .iter()
+        .any(|r| r.mode == Mode::Execute && r.refused.is_none())
+    {
         md += "\nExecute mode: every decrypted score equalled the simulated integer circuit, so FHE accuracy equals simulate accuracy on the same queries.\n";
     }
     if quantized {

@@ -389,6 +389,7 @@ mod tests {
             bytes_up: fhe.then_some(2048),
             bytes_down: fhe.then_some(4096),
             simulate_top1_same_queries: fhe.then_some(top1),
+            refused: None,
         }
     }
 

@@ -59,6 +59,9 @@ pub struct ResultRow {
     pub bytes_down: Option<usize>,
     /// Execute rows with a query limit: simulate's top-1 on exactly the same queries.
     pub simulate_top1_same_queries: Option<f64>,
+    /// Execute rows that could not run (the model exceeds the FHE noise budget): why.
+    #[serde(default)]
+    pub refused: Option<String>,
 }
 
 /// What a row's model was, beyond its kind: the quantized model's bit widths.
@@ -111,6 +114,7 @@ impl ResultRow {
             bytes_up: f.map(|c| c.bytes_up),
             bytes_down: f.map(|c| c.bytes_down),
             simulate_top1_same_queries: run.simulate_top1_same_queries,
+            refused: run.refused.clone(),
         }
     }
 }
@@ -169,6 +173,7 @@ pub(crate) fn test_row(
         bytes_up: None,
         bytes_down: None,
         simulate_top1_same_queries: None,
+        refused: None,
     }
 }
 

@@ -31,6 +31,20 @@ pub fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<(), ReportError> {
     fsutil::write_atomic(path, &bytes).map_err(io(path))
 }
 
+/// What a table shows for an execute row the FHE planner refused (the reason is listed below
+/// the table, see [`refused_notes`]).
+pub const NOT_POSSIBLE: &str = "not possible under FHE";
+
+/// One line per refused execute row: which model and why it cannot run under FHE.
+pub fn refused_notes(rows: &[ResultRow]) -> String {
+    rows.iter()
+        .filter_map(|r| {
+            let why = r.refused.as_ref()?;
+            Some(format!("- {} {}: {why}\n", r.condition, model_label(r)))
+        })
+        .collect()
+}
+
 fn find(rows: &[ResultRow], n_bits: Option<u32>, mode: Mode) -> Option<&ResultRow> {
     rows.iter().find(|r| r.n_bits == n_bits && r.mode == mode)
 }
@@ -53,13 +67,18 @@ pub fn seed_table(rows: &[ResultRow]) -> String {
         |r: Option<&ResultRow>, f: &dyn Fn(&ResultRow) -> String| r.map_or("-".to_string(), f);
     let full = rows.iter().map(|x| x.queries).max().unwrap_or(0);
     let acc = |r: &ResultRow| {
-        if r.queries == full {
+        if r.refused.is_some() {
+            NOT_POSSIBLE.to_string()
+        } else if r.queries == full {
             pct(r.top1)
         } else {
             format!("{} ({} queries)", pct(r.top1), r.queries)
         }
     };
-    let ms = |r: &ResultRow| format!("{:.3} ms", r.latency_median_ms);
+    let ms = |r: &ResultRow| match r.refused {
+        Some(_) => NOT_POSSIBLE.to_string(),
+        None => format!("{:.3} ms", r.latency_median_ms),
+    };
     let mut line =
         |label: &str, seed: String, sk: String, fl: String, per: &dyn Fn(u32) -> String| {
             let mut cells = vec![label.to_string(), seed, sk, fl];
@@ -183,6 +202,20 @@ pub fn full_table(rows: &[ResultRow]) -> String {
         "down KiB",
     ]);
     for r in rows {
+        if r.refused.is_some() {
+            let mut cells = vec![
+                r.condition.clone(),
+                r.model.to_string(),
+                or_dash(r.n_bits),
+                or_dash(r.accumulator_bits),
+                r.mode.to_string(),
+                "0".into(),
+                NOT_POSSIBLE.into(),
+            ];
+            cells.resize(17, "-".into());
+            table.row(cells);
+            continue;
+        }
         table.row([
             r.condition.clone(),
             r.model.to_string(),
@@ -277,6 +310,7 @@ mod tests {
             bytes_up: (mode == Mode::Execute).then_some(16_467),
             bytes_down: None,
             simulate_top1_same_queries: None,
+            refused: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::io;
 use super::markdown::{or_dash, pct, Table};
+use super::tables::NOT_POSSIBLE;
 use super::Provenance;
 use crate::error::ReportError;
 use crate::eval::{Metrics, SEED_QUERY_SECONDS};
@@ -22,6 +23,19 @@ pub struct TrainedRow {
     pub file: PathBuf,
     pub seconds_to_build: f64,
     pub seed: Metrics,
+    /// Quantized models: whether the FHE planner can run it ("32-bit reply", …) or why not
+    /// ("not possible under FHE: …"). Float models: none.
+    #[serde(default)]
+    pub fhe: Option<String>,
+}
+
+impl TrainedRow {
+    /// A quantized model the FHE planner refuses.
+    pub fn refused(&self) -> bool {
+        self.fhe
+            .as_deref()
+            .is_some_and(|f| f.starts_with(NOT_POSSIBLE))
+    }
 }
 
 /// The whole grid.
@@ -73,6 +87,7 @@ impl TrainSummary {
             "chunk acc.",
             "predict ms/query",
             "build s",
+            "under FHE",
         ]);
         for r in &self.models {
             table.row([
@@ -87,9 +102,22 @@ impl TrainSummary {
                 pct(r.seed.chunk_accuracy),
                 format!("{:.3}", r.seed.latency_median_ms),
                 format!("{:.3}", r.seconds_to_build),
+                match &r.fhe {
+                    Some(f) if r.refused() => NOT_POSSIBLE.to_string() + " (below)",
+                    Some(f) => f.clone(),
+                    None => "-".into(),
+                },
             ]);
         }
         md += &table.to_string();
+        for r in self.models.iter().filter(|r| r.refused()) {
+            md += &format!(
+                "\n**{}: {}.** It is saved and scores in the clear and in simulation, but \
+                 `evaluate` cannot execute it and `serve` refuses it.\n",
+                r.model,
+                r.fhe.as_deref().unwrap_or_default()
+            );
+        }
         md += "\n";
         md += &self.provenance.footer();
         md
@@ -137,6 +165,7 @@ mod tests {
                     file: "float.json".into(),
                     seconds_to_build: 1.0,
                     seed: metrics.clone(),
+                    fhe: None,
                 },
                 TrainedRow {
                     model: "quantized n_bits=8".into(),
@@ -145,7 +174,18 @@ mod tests {
                     accumulator_bits: Some(22),
                     file: "q8.json".into(),
                     seconds_to_build: 0.01,
+                    seed: metrics.clone(),
+                    fhe: Some("32-bit reply".into()),
+                },
+                TrainedRow {
+                    model: "quantized n_bits=13".into(),
+                    n_bits: Some(13),
+                    weight_bits: Some(13),
+                    accumulator_bits: Some(32),
+                    file: "q13.json".into(),
+                    seconds_to_build: 0.01,
                     seed: metrics,
+                    fhe: Some(format!("{NOT_POSSIBLE}: noise budget exceeded")),
                 },
             ],
             provenance: Provenance::collect(),
@@ -155,6 +195,11 @@ mod tests {
         assert!(md.contains("| float | - | - | 75.00 % |"), "{md}");
         assert!(
             md.contains("| quantized n_bits=8 | 8/6 | 22 | 75.00 % |"),
+            "{md}"
+        );
+        assert!(md.contains("| 32-bit reply |"), "{md}");
+        assert!(
+            md.contains("**quantized n_bits=13: not possible under FHE: noise budget exceeded.**"),
             "{md}"
         );
         assert!(md.contains("first 15 s"), "{md}");
