@@ -275,8 +275,8 @@ impl ExperimentConfig {
         }
         self.training.check().map_err(InvalidConfig::Training)?;
         crate::features::Mfcc::new(self.features.mfcc.clone()).map_err(InvalidConfig::Features)?;
-        if self.evaluation.query_seconds * (self.features.sample_rate() as f64)
-            < self.features.chunk_samples as f64
+        if !(self.evaluation.query_seconds * (self.features.sample_rate() as f64)
+            >= self.features.chunk_samples as f64)
         {
             return bad(
                 "evaluation.query_seconds",
@@ -286,8 +286,32 @@ impl ExperimentConfig {
                 ),
             );
         }
-        if self.dataset.max_seconds <= 0.0 {
-            return bad("dataset.max_seconds", "must be positive".into());
+        if !(self.dataset.max_seconds > 0.0) {
+            return bad(
+                "dataset.max_seconds",
+                format!("{} must be positive", self.dataset.max_seconds),
+            );
+        }
+        if self.dataset.num_songs == Some(0) {
+            return bad(
+                "dataset.num_songs",
+                "is 0: give at least 1, or leave it out to take every song".into(),
+            );
+        }
+        if self.dataset.path.is_none() {
+            self.dataset
+                .synth
+                .validate()
+                .map_err(|e| InvalidConfig::Field {
+                    field: "dataset.synth",
+                    reason: e.to_string(),
+                })?;
+        }
+        if self.evaluation.execute_limit == Some(0) {
+            return bad(
+                "evaluation.execute_limit",
+                "is 0: give at least 1, or leave it out to execute every query".into(),
+            );
         }
         if self.landmark.enabled {
             self.landmark

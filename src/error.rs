@@ -37,6 +37,14 @@ pub enum FeatureError {
     InvalidParams { param: &'static str, reason: String },
     #[error("feature file {path}: {reason}")]
     Store { path: PathBuf, reason: String },
+    /// Every song failed (or there were none): nothing is written, the folder keeps what it had.
+    #[error("no song of {dataset} could be extracted ({failed} failed{}); {out} was left as it was", first_failure.as_deref().map(|f| format!("; first: {f}")).unwrap_or_default())]
+    NoSongs {
+        dataset: PathBuf,
+        out: PathBuf,
+        failed: usize,
+        first_failure: Option<String>,
+    },
     #[error("audio sample {index} is not finite ({value}); librosa rejects such buffers too")]
     NonFiniteAudio { index: usize, value: f32 },
 }
@@ -77,6 +85,14 @@ pub enum DatasetError {
     },
     #[error("query set {path}: {reason}")]
     QuerySet { path: PathBuf, reason: String },
+    /// Every song failed: nothing is written, the folder keeps what it had.
+    #[error("no song of {dataset} gave queries ({failed} failed{}); {out} was left as it was", first_failure.as_deref().map(|f| format!("; first: {f}")).unwrap_or_default())]
+    NoQueries {
+        dataset: PathBuf,
+        out: PathBuf,
+        failed: usize,
+        first_failure: Option<String>,
+    },
 }
 
 /// Errors of the `model` layer: training, quantizing, scoring and model files.
@@ -318,8 +334,6 @@ pub enum ExperimentError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no song of {0} could be extracted")]
-    NoSongs(PathBuf),
     #[error("{path}: {source}")]
     SongFeatures {
         path: PathBuf,

@@ -465,21 +465,24 @@ fn is_query_set_entry(name: &str) -> bool {
         || Condition::ALL.iter().any(|c| c.name() == name)
 }
 
-/// Makes `out` ready for a new set: creates it, or clears a previous query set in it.
-fn prepare_out(out: &Path) -> Result<(), DatasetError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| DatasetError::Io { path, source }
-    };
-    if out.exists() && !out.is_dir() {
+/// Checks that `out` can take a query set: absent, or a folder holding nothing but a previous
+/// query set (which the new one replaces once it is complete).
+fn check_out(out: &Path) -> Result<(), DatasetError> {
+    if !out.exists() {
+        return Ok(());
+    }
+    if !out.is_dir() {
         return Err(DatasetError::QuerySet {
             path: out.to_path_buf(),
             reason: "exists and is not a folder".into(),
         });
     }
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    for entry in std::fs::read_dir(out).map_err(io(out))? {
-        let name = entry.map_err(io(out))?.file_name();
+    let io = |source| DatasetError::Io {
+        path: out.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(out).map_err(io)? {
+        let name = entry.map_err(io)?.file_name();
         if !is_query_set_entry(&name.to_string_lossy()) {
             return Err(DatasetError::QuerySet {
                 path: out.to_path_buf(),
@@ -487,19 +490,6 @@ fn prepare_out(out: &Path) -> Result<(), DatasetError> {
                     "holds {name:?}, which is not part of a query set: refusing to write into it"
                 ),
             });
-        }
-    }
-    // The manifest goes first, so an interrupted run is never read as a complete set.
-    for file in [MANIFEST_FILE, CSV_FILE] {
-        let path = out.join(file);
-        if path.exists() {
-            std::fs::remove_file(&path).map_err(io(&path))?;
-        }
-    }
-    for c in Condition::ALL {
-        let dir = out.join(c.name());
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
     }
     Ok(())
@@ -608,7 +598,9 @@ fn song_queries(
 /// condition, `queries.csv` and `queryset.json`. Songs run in parallel; `on_song` is called
 /// once per song (e.g. to advance a progress bar). A song that cannot be loaded or is too short
 /// for the window is listed in the summary's failures; only output errors abort. The same
-/// inputs give byte-identical files. A previous query set in `out` is replaced.
+/// inputs give byte-identical files. The set is written aside and replaces a previous set in
+/// `out` only once complete: a failed run (an output error, or no song giving a query) leaves
+/// `out` as it was.
 pub fn write_query_set(
     dataset: &Path,
     catalog: &Catalog,
@@ -619,12 +611,17 @@ pub fn write_query_set(
 ) -> Result<QuerySetSummary, DatasetError> {
     params.validate()?;
     check_track_ids(catalog)?;
-    prepare_out(out)?;
+    check_out(out)?;
+    let staging = fsutil::Staging::new(out).map_err(|source| DatasetError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let staged = staging.path();
     let results: Vec<Result<Vec<Row>, QueryFailure>> = catalog
         .songs
         .par_iter()
         .map(|song| {
-            let r = song_queries(dataset, song, load, params, out);
+            let r = song_queries(dataset, song, load, params, staged);
             on_song();
             r
         })
@@ -637,11 +634,19 @@ pub fn write_query_set(
             Err(f) => failures.push(f),
         }
     }
+    if per_song.is_empty() {
+        return Err(DatasetError::NoQueries {
+            dataset: dataset.to_path_buf(),
+            out: out.to_path_buf(),
+            failed: failures.len(),
+            first_failure: failures.first().map(|f| f.error.clone()),
+        });
+    }
     // Condition-major: each song's rows follow `params.conditions`.
     let rows: Vec<&Row> = (0..params.conditions.len())
         .flat_map(|k| per_song.iter().map(move |rows| &rows[k]))
         .collect();
-    let csv_path = out.join(CSV_FILE);
+    let csv_path = staged.join(CSV_FILE);
     fsutil::write_atomic_with(&csv_path, |w| {
         let mut csv = csv::Writer::from_writer(w);
         for row in &rows {
@@ -669,11 +674,25 @@ pub fn write_query_set(
         queries: summary.queries,
         failures: summary.failures.clone(),
     };
-    let manifest_path = out.join(MANIFEST_FILE);
+    let manifest_path = staged.join(MANIFEST_FILE);
     fsutil::write_json_atomic(&manifest_path, &manifest).map_err(|source| DatasetError::Io {
         path: manifest_path,
         source,
     })?;
+    let io = |path: PathBuf| move |source| DatasetError::Io { path, source };
+    staging
+        .commit(MANIFEST_FILE)
+        .map_err(io(out.to_path_buf()))?;
+    // Conditions of a previous set that the new one does not have.
+    for c in Condition::ALL
+        .iter()
+        .filter(|c| !params.conditions.contains(c))
+    {
+        let dir = out.join(c.name());
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io(dir.clone()))?;
+        }
+    }
     Ok(summary)
 }
 

@@ -128,9 +128,6 @@ pub fn run(
         &cache::features_dir(config, &root, None),
         progress.on_song,
     )?;
-    if set.n_songs() == 0 {
-        return Err(ExperimentError::NoSongs(root));
-    }
     timed("extract", t);
 
     let t = Instant::now();

@@ -194,13 +194,20 @@ pub fn extract_with(
             Err(error) => failures.push(Failure { path, error }),
         }
     }
+    if blocks.is_empty() {
+        return Err(FeatureError::NoSongs {
+            dataset: root.to_path_buf(),
+            out: out.to_path_buf(),
+            failed: failures.len(),
+            first_failure: failures.first().map(|f| f.error.clone()),
+        });
+    }
     let dim = params.dim();
-    let features = if blocks.is_empty() {
-        Array2::zeros((0, dim))
-    } else {
-        let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-        concatenate(Axis(0), &views).expect("all blocks have d columns")
-    };
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+    let features = concatenate(Axis(0), &views).map_err(|e| FeatureError::InvalidParams {
+        param: "dim",
+        reason: format!("song feature blocks of different widths: {e}"),
+    })?;
     let sidecar = Sidecar {
         format: FORMAT.into(),
         version: VERSION,

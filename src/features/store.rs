@@ -149,20 +149,26 @@ impl FeatureSet {
             .slice(ndarray::s![r.first_row..r.first_row + r.n_chunks, ..])
     }
 
-    /// Writes the folder; each file atomically, the sidecar last (it marks the set complete).
+    /// Writes the folder: all files or none, the sidecar last (it marks the set complete).
     pub fn save(&self, dir: &Path) -> Result<(), FeatureError> {
-        // Drop the old sidecar first: until the new one lands, the folder reads as incomplete
-        // rather than as the old description of new arrays.
-        let _ = std::fs::remove_file(dir.join("features.json"));
+        let store_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: std::io::Error| FeatureError::Store {
+                reason: fsutil::explain(&path, &e),
+                path,
+            }
+        };
+        // All four files are written aside and moved in together, sidecar last: a failed or
+        // interrupted save leaves the previous set as it was.
+        let staging = fsutil::Staging::new(dir).map_err(store_err(dir))?;
         let to_u32 = |v: &[usize]| Array1::from_iter(v.iter().map(|&x| x as u32));
-        write_npy(&dir.join("features.npy"), &self.features)?;
-        write_npy(&dir.join("labels.npy"), &to_u32(&self.labels))?;
-        write_npy(&dir.join("chunks.npy"), &to_u32(&self.chunk_index))?;
-        let path = dir.join("features.json");
-        fsutil::write_json_atomic(&path, &self.sidecar).map_err(|e| FeatureError::Store {
-            path: path.clone(),
-            reason: e.to_string(),
-        })
+        let staged = staging.path();
+        write_npy(&staged.join("features.npy"), &self.features)?;
+        write_npy(&staged.join("labels.npy"), &to_u32(&self.labels))?;
+        write_npy(&staged.join("chunks.npy"), &to_u32(&self.chunk_index))?;
+        let sidecar = staged.join("features.json");
+        fsutil::write_json_atomic(&sidecar, &self.sidecar).map_err(store_err(&sidecar))?;
+        staging.commit("features.json").map_err(store_err(dir))
     }
 
     /// Reads a folder written by [`FeatureSet::save`], checking format, version and shapes.

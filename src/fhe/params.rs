@@ -206,9 +206,11 @@ pub struct NoiseBudget {
     pub reply_modulus_log: u32,
     /// σ_e², variance of one fresh noise coefficient.
     pub fresh_unit_variance: f64,
-    /// max_c Σ_i w_ic².
-    pub worst_class_sq_norm: f64,
-    /// σ_e² · worst_class_sq_norm.
+    /// K, the classes one product (one weight polynomial W_g) carries.
+    pub classes_per_product: usize,
+    /// max_g ‖W_g‖² = max over products of Σ of w_ic² over the product's K classes.
+    pub worst_product_sq_norm: f64,
+    /// σ_e² · worst_product_sq_norm.
     pub fresh_variance: f64,
     /// All FFT contributions (server mask × key, client decryption).
     pub fft_variance: f64,
@@ -252,14 +254,16 @@ impl NoiseBudget {
             .into_iter()
             .map(|col| col.iter().map(|&v| (v as f64) * (v as f64)).sum())
             .collect();
-        let worst_class_sq_norm = class_sq.iter().copied().fold(0.0, f64::max);
         let worst_product_sq_norm = class_sq
             .chunks(layout.classes_per_product())
             .map(|group| group.iter().sum::<f64>())
             .fold(0.0, f64::max);
 
         let fresh_unit_variance = params.fresh_noise_variance();
-        let fresh_variance = fresh_unit_variance * worst_class_sq_norm;
+        // Every score coefficient of e·W_g sums all K·d monomials of W_g against independent
+        // noise coefficients, so the fresh term scales with the whole product's ‖W_g‖², not
+        // with one class's (measured in fhe::server's tests).
+        let fresh_variance = fresh_unit_variance * worst_product_sq_norm;
 
         // Expected Hamming weight of a uniform binary key: N/2.
         let key_weight = n / 2.0;
@@ -285,7 +289,8 @@ impl NoiseBudget {
             delta_log2,
             reply_modulus_log: w as u32,
             fresh_unit_variance,
-            worst_class_sq_norm,
+            classes_per_product: layout.classes_per_product(),
+            worst_product_sq_norm,
             fresh_variance,
             fft_variance,
             modswitch_variance,
@@ -293,14 +298,14 @@ impl NoiseBudget {
         })
     }
 
-    /// Variance of the error of a score whose class has Σ_i w_ic² = `class_sq_norm`.
-    pub fn score_variance(&self, class_sq_norm: f64) -> f64 {
-        self.fresh_unit_variance * class_sq_norm + self.fft_variance + self.modswitch_variance
+    /// Variance of the error of a score of a product with ‖W_g‖² = `product_sq_norm`.
+    pub fn score_variance(&self, product_sq_norm: f64) -> f64 {
+        self.fresh_unit_variance * product_sq_norm + self.fft_variance + self.modswitch_variance
     }
 
-    /// Total error variance of the worst class.
+    /// Total error variance of a score of the worst product.
     pub fn total_variance(&self) -> f64 {
-        self.score_variance(self.worst_class_sq_norm)
+        self.score_variance(self.worst_product_sq_norm)
     }
 
     /// Refuses configurations whose failure probability per score exceeds 2^−40.

@@ -274,4 +274,78 @@ mod tests {
             }
         }
     }
+
+    /// The fresh-noise term of the budget, measured: decrypt a real query to get its noise
+    /// polynomial e, form e·W_g exactly, and compare the variance of its score coefficients
+    /// with the budget's. Every class has the same norm, so a budget that counted one class
+    /// instead of the whole product would be K = 3 times too small.
+    #[test]
+    fn fresh_noise_of_a_score_spans_the_whole_product() {
+        use crate::fhe::client::ClientKey;
+        use rand::{Rng, SeedableRng};
+        use tfhe::core_crypto::prelude::{decrypt_glwe_ciphertext, PlaintextList};
+
+        let params = GlweParams::TUNIFORM_2M128_N2048;
+        let (d, c, j) = (20, 12, 30);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let weights =
+            ndarray::Array2::from_shape_fn((d, c), |_| if rng.gen::<bool>() { 100 } else { -100 });
+        let layer = IntegerLinear {
+            weights: weights.clone(),
+            bias: ndarray::Array1::zeros(c),
+            input_min: -128,
+            input_max: 127,
+        };
+        let layout = Layout::densest(j, d, params.polynomial_size).unwrap();
+        let k = layout.classes_per_product();
+        assert_eq!(k, 3);
+        let server = ServerModel::new(&layer, layout, params).unwrap();
+        let spec = server.spec().clone();
+        let key = ClientKey::generate(&params).unwrap();
+        let n = params.polynomial_size.0;
+        let delta_log = spec.delta_log2();
+
+        let mut fresh = Vec::new();
+        for _ in 0..4 {
+            let q_x = ndarray::Array2::from_shape_fn((j, d), |_| rng.gen_range(-128..128));
+            let query = key.encrypt_query(&spec, q_x.view()).unwrap();
+            let mut glwe = GlweCiphertext::new(
+                0u64,
+                params.glwe_dimension.to_glwe_size(),
+                params.polynomial_size,
+                params.ciphertext_modulus,
+            );
+            let seeded = SeededGlweCiphertext::from_container(
+                query.body.as_slice(),
+                params.glwe_dimension.to_glwe_size(),
+                CompressionSeed::from(Seed(query.seed)),
+                params.ciphertext_modulus,
+            );
+            decompress_seeded_glwe_ciphertext::<_, _, _, DefaultRandomGenerator>(
+                &mut glwe, &seeded,
+            );
+            let mut phase = PlaintextList::new(0u64, tfhe::core_crypto::prelude::PlaintextCount(n));
+            decrypt_glwe_ciphertext(key.secret_key(), &glwe, &mut phase);
+            let message = layout.encode_query(q_x.view()).unwrap();
+            let noise: Vec<u64> = phase
+                .as_ref()
+                .iter()
+                .zip(&message)
+                .map(|(&p, &m)| p.wrapping_sub((m as u64) << delta_log))
+                .collect();
+            for g in 0..layout.product_count(c) {
+                let w_g = layout.weight_polynomial(weights.view(), g).unwrap();
+                let e_w = negacyclic_mul(&noise, &w_g).unwrap();
+                for kk in 0..k {
+                    for jj in 0..j {
+                        fresh.push(e_w[layout.score_position(jj, kk)] as i64 as f64);
+                    }
+                }
+            }
+        }
+        let measured = fresh.iter().map(|v| v * v).sum::<f64>() / fresh.len() as f64;
+        let ratio = measured / server.noise_budget().fresh_variance;
+        // 1 440 samples: the variance estimate is within ±15 % with overwhelming probability.
+        assert!((0.85..1.15).contains(&ratio), "measured / budget = {ratio}");
+    }
 }

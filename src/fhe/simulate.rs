@@ -50,7 +50,7 @@ pub fn compare(expected: &Array2<i64>, found: &Array2<i64>) -> Result<(), FheErr
     Ok(())
 }
 
-/// Exact scores plus noise drawn from the predicted error distribution of each class
+/// Exact scores plus noise drawn from the predicted error distribution of each score
 /// (Gaussian with [`NoiseBudget::score_variance`]), rounded in the Δ domain as the client's
 /// decoder does: a score comes out wrong exactly when its sampled error reaches ±Δ/2.
 pub fn sample_noisy_scores<R: Rng + ?Sized>(
@@ -61,14 +61,20 @@ pub fn sample_noisy_scores<R: Rng + ?Sized>(
 ) -> Result<Array2<i64>, FheError> {
     let mut scores = clear_scores(layer, q_x)?;
     let delta = 2f64.powi(budget.delta_log2 as i32);
+    let class_sq: Vec<f64> = layer
+        .weights
+        .columns()
+        .into_iter()
+        .map(|col| col.iter().map(|&w| (w as f64).powi(2)).sum())
+        .collect();
+    let k = budget.classes_per_product.max(1);
     for (class, mut column) in scores.columns_mut().into_iter().enumerate() {
-        let sq_norm: f64 = layer
-            .weights
-            .column(class)
+        // The fresh noise of a score depends on its whole product, W_g's K classes.
+        let g = class / k;
+        let product_sq_norm: f64 = class_sq[g * k..((g + 1) * k).min(class_sq.len())]
             .iter()
-            .map(|&w| (w as f64).powi(2))
             .sum();
-        let std = budget.score_variance(sq_norm).sqrt();
+        let std = budget.score_variance(product_sq_norm).sqrt();
         let normal = Normal::new(0.0, std).map_err(|e| FheError::InvalidParams {
             param: "noise_std",
             reason: format!("noise std {std}: {e}"),
