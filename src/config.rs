@@ -275,9 +275,8 @@ impl ExperimentConfig {
         }
         self.training.check().map_err(InvalidConfig::Training)?;
         crate::features::Mfcc::new(self.features.mfcc.clone()).map_err(InvalidConfig::Features)?;
-        if !(self.evaluation.query_seconds * (self.features.sample_rate() as f64)
-            >= self.features.chunk_samples as f64)
-        {
+        let query_samples = self.evaluation.query_seconds * (self.features.sample_rate() as f64);
+        if query_samples.is_nan() || query_samples < self.features.chunk_samples as f64 {
             return bad(
                 "evaluation.query_seconds",
                 format!(
@@ -286,7 +285,7 @@ impl ExperimentConfig {
                 ),
             );
         }
-        if !(self.dataset.max_seconds > 0.0) {
+        if self.dataset.max_seconds.is_nan() || self.dataset.max_seconds <= 0.0 {
             return bad(
                 "dataset.max_seconds",
                 format!("{} must be positive", self.dataset.max_seconds),

@@ -19,8 +19,8 @@ pub struct Args {
     #[arg(long, default_value = "data/features")]
     features: PathBuf,
     /// Which quantized models: a range "2..12", a list "4,8" or one value.
-    #[arg(long, default_value = "8")]
-    n_bits: String,
+    #[arg(long, default_value = "8", value_parser = super::train::parse_bits)]
+    n_bits: super::train::BitGrid,
     /// Modes to run for the quantized models.
     #[arg(long, value_delimiter = ',', default_value = "clear,simulate,execute")]
     modes: Vec<Mode>,
@@ -45,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let job = EvaluateTrained {
         models: args.models,
         features: args.features,
-        n_bits: super::train::parse_bits(&args.n_bits).map_err(anyhow::Error::msg)?,
+        n_bits: args.n_bits.0,
         plan: EvaluationPlan {
             modes: args.modes,
             execute_limit: args.execute_limit,

@@ -19,8 +19,8 @@ pub struct Args {
     #[arg(long, default_value = "data/models")]
     out: PathBuf,
     /// n_bits grid: a range "2..12" (inclusive), a list "4,6,8" or one value.
-    #[arg(long, default_value = "2..12")]
-    n_bits: String,
+    #[arg(long, default_value = "2..12", value_parser = parse_bits)]
+    n_bits: BitGrid,
     /// Weight bits, when they should differ from the input bits (default: the same as n_bits).
     #[arg(long)]
     weight_bits: Option<u32>,
@@ -45,7 +45,11 @@ pub struct Args {
 }
 
 /// "2..12" → 2,3,…,12; "4,6,8" → 4,6,8; "8" → 8.
-pub fn parse_bits(s: &str) -> Result<Vec<u32>, String> {
+/// An n_bits grid given on the command line, checked while the arguments are parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BitGrid(pub Vec<u32>);
+
+pub fn parse_bits(s: &str) -> Result<BitGrid, String> {
     let num = |t: &str| {
         t.trim()
             .parse::<u32>()
@@ -64,7 +68,7 @@ pub fn parse_bits(s: &str) -> Result<Vec<u32>, String> {
     if bits.is_empty() || bits.iter().any(|&b| !(1..=24).contains(&b)) {
         return Err(format!("'{s}': bit widths must be in 1..=24"));
     }
-    Ok(bits)
+    Ok(BitGrid(bits))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -77,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..LogisticParams::default()
         },
         quantization: QuantizationConfig {
-            n_bits: parse_bits(&args.n_bits).map_err(anyhow::Error::msg)?,
+            n_bits: args.n_bits.0,
             weight_bits: args.weight_bits,
             standardize_inputs: args.standardize_inputs,
             symmetric_weights: args.symmetric_weights,
@@ -108,9 +112,9 @@ mod tests {
 
     #[test]
     fn bit_grids() {
-        assert_eq!(parse_bits("2..5").unwrap(), vec![2, 3, 4, 5]);
-        assert_eq!(parse_bits("4,6, 8").unwrap(), vec![4, 6, 8]);
-        assert_eq!(parse_bits("8").unwrap(), vec![8]);
+        assert_eq!(parse_bits("2..5").unwrap().0, vec![2, 3, 4, 5]);
+        assert_eq!(parse_bits("4,6, 8").unwrap().0, vec![4, 6, 8]);
+        assert_eq!(parse_bits("8").unwrap().0, vec![8]);
         assert!(parse_bits("0..3").is_err());
         assert!(parse_bits("eight").is_err());
         assert!(parse_bits("12..2")
