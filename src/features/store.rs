@@ -179,12 +179,11 @@ impl FeatureSet {
             reason: e.to_string(),
         };
         let read_u32 = |name: &str| -> Result<Vec<usize>, FeatureError> {
-            let a: Array1<u32> =
-                ndarray_npy::read_npy(dir.join(name)).map_err(|e| npy_err(name, &e))?;
+            let a: Array1<u32> = read_npy(&dir.join(name)).map_err(|e| npy_err(name, &e))?;
             Ok(a.iter().map(|&x| x as usize).collect())
         };
-        let features: Array2<f32> = ndarray_npy::read_npy(dir.join("features.npy"))
-            .map_err(|e| npy_err("features.npy", &e))?;
+        let features: Array2<f32> =
+            read_npy(&dir.join("features.npy")).map_err(|e| npy_err("features.npy", &e))?;
         let labels = read_u32("labels.npy")?;
         let chunk_index = read_u32("chunks.npy")?;
         let rows = features.nrows();
@@ -227,6 +226,57 @@ fn write_npy<T: ndarray_npy::WritableElement, D: ndarray::Dimension>(
             reason: e.to_string(),
         },
     )
+}
+
+/// Reads a .npy file of 4-byte elements (f32, u32), first checking that the shape its header
+/// claims matches the bytes that follow it: a damaged header must not make the reader
+/// allocate what it claims (2^31 rows would be hundreds of GiB).
+fn read_npy<A: ndarray_npy::ReadableElement, D: ndarray::Dimension>(
+    path: &Path,
+) -> Result<ndarray::Array<A, D>, String> {
+    use ndarray_npy::ReadNpyExt;
+    let bytes = std::fs::read(path).map_err(|e| fsutil::explain(path, &e))?;
+    let (header_len, text) = match bytes.get(..10) {
+        Some([0x93, b'N', b'U', b'M', b'P', b'Y', 1, _, a, b]) => {
+            (10 + u16::from_le_bytes([*a, *b]) as usize, 10)
+        }
+        Some([0x93, b'N', b'U', b'M', b'P', b'Y', 2 | 3, ..]) => {
+            let len = bytes.get(8..12).ok_or("truncated .npy header")?;
+            (
+                12 + u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize,
+                12,
+            )
+        }
+        _ => return Err("not a .npy file (bad magic or version)".into()),
+    };
+    let header = bytes
+        .get(text..header_len)
+        .ok_or_else(|| format!("truncated .npy header ({} bytes)", bytes.len()))?;
+    let header = String::from_utf8_lossy(header);
+    let shape = header
+        .split_once("'shape':")
+        .and_then(|(_, rest)| rest.split_once('('))
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(dims, _)| dims)
+        .ok_or("no shape in the .npy header")?;
+    let elements = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .try_fold(1u64, |n, d| {
+            let d: u64 = d
+                .parse()
+                .map_err(|_| format!("bad dimension {d:?} in the .npy shape"))?;
+            n.checked_mul(d)
+                .ok_or_else(|| "the .npy shape overflows".to_string())
+        })?;
+    let data = (bytes.len() - header_len.min(bytes.len())) as u64;
+    if elements.checked_mul(4) != Some(data) {
+        return Err(format!(
+            "the header's shape ({shape}) needs {elements} × 4 bytes but {data} follow it"
+        ));
+    }
+    ndarray::Array::<A, D>::read_npy(bytes.as_slice()).map_err(|e| e.to_string())
 }
 
 /// Reads and checks `DIR/features.json`.
