@@ -10,6 +10,7 @@
 # Data: a synthetic corpus, its features, models and query recordings under data/service-soak/
 # (gitignored), rebuilt cheaply on every run (synth and extract reuse what is unchanged).
 # Exits 1 when a check failed (the report is still written: it says which).
+SOAK_SET=$(compgen -e SOAK_ || true)  # the settings given in the environment, for the report
 # shellcheck source=experiments/common.sh
 source "$(dirname "$0")/common.sh"
 BIN="${CARGO_TARGET_DIR:-target}/release/fhe-shazam"
@@ -42,6 +43,7 @@ command -v curl >/dev/null || { echo "service-soak: curl is needed" >&2; exit 2;
 command -v python3 >/dev/null || { echo "service-soak: python3 is needed" >&2; exit 2; }
 
 START_NS=$(date +%s%N)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 work=$(mktemp -d)
 mkdir -p "$(dirname "$OUT")"
@@ -373,7 +375,7 @@ fi
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) ($(nproc) cores, $(free -m | awk '/^Mem/{printf "%.1f", $2 / 1024}') GiB)"
 commit="$(git rev-parse --short=12 HEAD)$(git diff --quiet HEAD -- src experiments || echo -dirty)"
 command="experiments/service-soak.sh"
-for v in $(compgen -v SOAK_ | sort -r); do command="$v=${!v} $command"; done
+while read -r v; do [ -n "$v" ] && command="$v=${!v} $command"; done < <(sort -r <<< "$SOAK_SET")
 report_rc=0
 python3 "$HELPER" report "$work" "$stage/summary.md" \
   --param "songs=$SONGS" --param "song_seconds=$SONG_SECONDS" --param "conditions=$CONDITIONS" \
@@ -388,6 +390,7 @@ python3 "$HELPER" report "$work" "$stage/summary.md" \
   --param "startup_ms=$STARTUP_MS" --param "rounds_s=$ROUNDS_S" --param "prep_s=$PREP_S" \
   --param "wall_s=$(( $(ms_since "$START_NS") / 1000 ))" --param "plot=$plot" --param "plotter=$plotter" \
   --param "machine=$machine" --param "commit=$commit" --param "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  --param "load=$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" \
   --param "command=$command" || report_rc=$?
 
 # Move the finished report in at once.
