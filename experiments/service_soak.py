@@ -236,7 +236,13 @@ def report(args: argparse.Namespace) -> None:
     panics = [l for l in log.splitlines() if "panick" in l or " ERROR " in l]
     bad_5xx_log = {s: n for s, n in status_tally.items() if s.startswith("5") and s != "503"}
 
-    mal_bad = [m for m in malformed if m["verdict"] not in ("expected", "overload")]
+    mal_bad = [m for m in malformed if m["verdict"] not in ("expected", "overload", "closed")]
+    closed = [m for m in malformed if m["verdict"] == "closed"]
+    # Gaps in the once-a-second sampling: the whole machine stalled (nothing in the soak blocks
+    # the sampler).
+    gaps = [(a["elapsed_s"], b["elapsed_s"] - a["elapsed_s"]) for a, b in zip(rss, rss[1:])
+            if b["elapsed_s"] - a["elapsed_s"] > 5]
+    slow_ids = [r for r in results if float(r["ms"]) > 10_000]
     mal_5xx = [m for m in malformed if m["status"].startswith("5")
                and not (m["status"] == "503" and m["retry_after"])]
     alive = [m for m in malformed if m["kind"] == "health after the burst"]
@@ -251,7 +257,8 @@ def report(args: argparse.Namespace) -> None:
         ("malformed requests: never a 5xx other than 503 with Retry-After",
          not mal_5xx and not bad_5xx_log,
          f"{len(mal_5xx)} in replies; log 5xx other than 503: {bad_5xx_log or 'none'}"),
-        ("malformed requests: each answered with its expected status (or 503 + Retry-After)",
+        ("malformed requests: each answered with its expected status (or 503 + Retry-After; "
+         "or closed, for the 4 MiB body)",
          not mal_bad, f"{len(malformed) - len(mal_bad)} of {len(malformed)}"),
         ("server up after every burst (GET /health = 200, process alive)",
          not alive_bad and p.get("server_alive") == "yes", f"{len(alive) - len(alive_bad)} of {len(alive)} health checks"),
@@ -307,6 +314,13 @@ def report(args: argparse.Namespace) -> None:
         c = by_round[rnd]
         w(f"| {rnd} | {c['correct']} | {c['wrong']} | {c['unknown']} | {c['failed']} | {c['retries']} | "
           f"{kib(round_end.get(rnd, float('nan'))):.1f} |")
+    if gaps or slow_ids:
+        w("")
+        w(f"{len(slow_ids)} identifications took more than 10 s. "
+          + (" ".join(f"From {t:.0f} s the RSS sampler (a shell loop that sleeps 1 s, blocked by nothing in "
+                      f"the soak) took no sample for {g:.0f} s, the server logged nothing and no client "
+                      "finished a query: the whole machine stalled." for t, g in gaps)
+             if gaps else ""))
     bad = [r for r in results if r["outcome"] != "correct"]
     if bad:
         w("")
@@ -323,8 +337,8 @@ def report(args: argparse.Namespace) -> None:
     w(f"{len(malformed)} requests (`malformed.csv`: round, phase, kind, method, path, content type, body "
       "bytes, expected status, status, Retry-After, verdict, the reply's first bytes). Phase `before`/`between`/"
       "`after`: the server otherwise idle; `during`: sent while the clients were identifying (a 503 with "
-      "Retry-After is then accepted for requests that need a scoring slot). `-` as status: the client hung up "
-      "before any answer, by design of that kind.")
+      "Retry-After is then accepted for requests that need a scoring slot). `-` as status: no answer was "
+      "read — by design for the hang-up kind; for the 4 MiB body, `closed` (see Findings).")
     w("")
     w("| kind | request | expected | statuses seen (count) | verdict |")
     w("|---|---|---|---|---|")
@@ -398,6 +412,16 @@ def report(args: argparse.Namespace) -> None:
             "tfhe's `Fft::new` plans with `Method::Measure(10 ms)`, i.e. it times candidate FFT algorithms, "
             "afresh in every process. This bounds the soak's throughput (the clients are CPU-bound on 2 cores), "
             "not the server's; a long-lived client would pay it once.")
+    huge = [m for m in malformed if m["kind"].startswith("4 MiB body")]
+    if closed:
+        findings.append(
+            f"**A body far over the limit can lose its 413.** For a body past the drain cap (4× the "
+            f"{int(p['max_body']) // 1024} KiB limit) the server answers 413 and closes the connection while "
+            f"the client is still sending (documented: `close_connection`); the unread data makes the kernel reset "
+            f"the connection, and the client may never read the status. The server logged 413 for each of the "
+            f"{len(huge)} 4 MiB requests; curl read it {sum(1 for m in huge if m['status'] == '413')} times and "
+            f"{len(closed)} times got only a send failure ({'; '.join(sorted({m['reply'] for m in closed})) or '-'}). "
+            "No 5xx, nothing kept, the server stays up; a client sending such a body gets an error either way.")
     if "wrong content type" in " ".join(kinds):
         findings.append("The server does not look at `Content-Type`: a valid query sent as `text/plain` is "
                         "scored (200), and any body is parsed as a wire message (garbage → 400). Documented "
@@ -410,7 +434,7 @@ def report(args: argparse.Namespace) -> None:
     w("| parameter | value |")
     w("|---|---|")
     for key in ["songs", "song_seconds", "conditions", "recordings", "excluded", "clients", "queries", "rounds",
-                "max_jobs", "server_timeout", "retries", "query_timeout_s", "client_timeout_s", "soak_timeout_s",
+                "max_jobs", "server_timeout", "max_body", "retries", "query_timeout_s", "client_timeout_s", "soak_timeout_s",
                 "warmup_pct", "model", "other_model", "binary"]:
         if key in p:
             w(f"| {key} | {p[key]} |")
