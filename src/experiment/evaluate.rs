@@ -250,15 +250,11 @@ pub fn evaluate_trained(
 mod tests {
     use super::*;
     use crate::experiment::augment::TrainingRows;
-    use crate::experiment::train::{tests::small_set, train_models};
+    use crate::experiment::train::{tests::small_set, train_models, TrainedModels};
 
-    #[test]
-    fn one_float_row_then_every_mode_of_every_quantized_model() {
+    /// The quantized models of `config` trained on the small set, and its seed-protocol rows.
+    fn seed_rows(config: &ExperimentConfig) -> (TrainedModels, Vec<ResultRow>) {
         let set = small_set();
-        let mut config = ExperimentConfig::seed("t");
-        config.quantization.n_bits = vec![6, 8];
-        // Per-feature ranges: one range over c0 (thousands) and the rest (tens) loses them.
-        config.quantization.standardize_inputs = true;
         let models = train_models(
             &TrainingRows::clean(&set),
             set.n_songs(),
@@ -266,13 +262,22 @@ mod tests {
             &config.quantization,
         )
         .unwrap();
-        let queries = seed_queries(&set, SEED_QUERY_SECONDS);
         let conditions = [crate::experiment::queries::ConditionQueries {
             condition: "seed".into(),
-            queries,
+            queries: seed_queries(&set, SEED_QUERY_SECONDS),
         }];
+        let rows = condition_rows(config, &models, &conditions, "small").unwrap();
+        (models, rows)
+    }
+
+    #[test]
+    fn one_float_row_then_every_mode_of_every_quantized_model() {
+        let mut config = ExperimentConfig::seed("t");
+        config.quantization.n_bits = vec![6, 8];
+        // Per-feature ranges: one range over c0 (thousands) and the rest (tens) loses them.
+        config.quantization.standardize_inputs = true;
         config.evaluation.execute_limit = Some(2);
-        let rows = condition_rows(&config, &models, &conditions, "small").unwrap();
+        let (models, rows) = seed_rows(&config);
         assert_eq!(rows.len(), 1 + 2 * 3);
         assert_eq!(rows[0].model, ModelKind::Float);
         assert_eq!(rows[0].n_bits, None);
@@ -297,21 +302,9 @@ mod tests {
 
     #[test]
     fn a_model_over_the_noise_budget_gets_a_refused_execute_row_not_an_error() {
-        let set = small_set();
         let mut config = ExperimentConfig::seed("t");
         config.quantization.n_bits = vec![13];
-        let models = train_models(
-            &TrainingRows::clean(&set),
-            set.n_songs(),
-            &config.training,
-            &config.quantization,
-        )
-        .unwrap();
-        let conditions = [crate::experiment::queries::ConditionQueries {
-            condition: "seed".into(),
-            queries: seed_queries(&set, SEED_QUERY_SECONDS),
-        }];
-        let rows = condition_rows(&config, &models, &conditions, "small").unwrap();
+        let (_, rows) = seed_rows(&config);
         let exe = rows.iter().find(|r| r.mode == Mode::Execute).unwrap();
         assert_eq!(exe.queries, 0);
         assert!(

@@ -334,21 +334,25 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("q4.json"), "{err}");
     }
 
-    #[test]
-    fn the_train_grid_scores_every_model_and_refuses_an_empty_grid() {
-        let dir = tempfile::tempdir().unwrap();
-        let set = small_set();
-        set.save(&dir.path().join("features")).unwrap();
-        let mut grid = TrainGrid {
-            features: dir.path().join("features"),
-            out: dir.path().join("models"),
+    /// A grid over the small set saved under `dir`, writing models to `dir/models`.
+    fn small_grid(dir: &Path, n_bits: Vec<u32>) -> TrainGrid {
+        small_set().save(&dir.join("features")).unwrap();
+        TrainGrid {
+            features: dir.join("features"),
+            out: dir.join("models"),
             training: LogisticParams::default(),
             quantization: QuantizationConfig {
-                n_bits: vec![4, 8],
+                n_bits,
                 ..QuantizationConfig::default()
             },
             min_votes: 5,
-        };
+        }
+    }
+
+    #[test]
+    fn the_train_grid_scores_every_model_and_refuses_an_empty_grid() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut grid = small_grid(dir.path(), vec![4, 8]);
         let ticks = std::sync::atomic::AtomicUsize::new(0);
         let summary = train_grid(&grid, &|| {
             ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -373,18 +377,7 @@ pub(crate) mod tests {
     #[test]
     fn the_train_grid_says_which_models_cannot_run_under_fhe() {
         let dir = tempfile::tempdir().unwrap();
-        let set = small_set();
-        set.save(&dir.path().join("features")).unwrap();
-        let grid = TrainGrid {
-            features: dir.path().join("features"),
-            out: dir.path().join("models"),
-            training: LogisticParams::default(),
-            quantization: QuantizationConfig {
-                n_bits: vec![8, 13],
-                ..QuantizationConfig::default()
-            },
-            min_votes: 5,
-        };
+        let grid = small_grid(dir.path(), vec![8, 13]);
         let summary = train_grid(&grid, &|| {}).unwrap();
         let fhe: Vec<Option<&str>> = summary.models.iter().map(|m| m.fhe.as_deref()).collect();
         assert_eq!(fhe[0], None, "float");
