@@ -94,14 +94,18 @@ pub struct RobustConfig {
     /// Held-out split: train on the first `held_out_from` seconds of each song only and draw the
     /// queries from the audio after it.
     pub held_out_from: Option<f64>,
+    /// Level sweep: every query of every condition recorded this many dB louder (quieter if
+    /// negative), limited to full scale.
+    pub gain_db: Option<f64>,
 }
 
 impl Default for RobustConfig {
     fn default() -> Self {
         Self {
-            conditions: Condition::ALL.to_vec(),
+            conditions: Condition::STANDARD.to_vec(),
             seed: 2024,
             held_out_from: None,
+            gain_db: None,
         }
     }
 }
@@ -256,6 +260,22 @@ impl ExperimentConfig {
                 return bad(
                     "evaluation.robust.held_out_from",
                     format!("{t} must lie inside (0, dataset.max_seconds)"),
+                );
+            }
+        }
+        if let Some(g) = robust.gain_db {
+            if !(-40.0..=20.0).contains(&g) {
+                return bad(
+                    "evaluation.robust.gain_db",
+                    format!("{g} dB is outside -40..=20"),
+                );
+            }
+        }
+        if let Some(norm) = self.features.mean_norm {
+            if norm.window_chunks == 0 {
+                return bad(
+                    "features.mean_norm.window_chunks",
+                    "is 0: give at least 1 chunk".into(),
                 );
             }
         }

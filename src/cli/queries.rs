@@ -38,6 +38,10 @@ pub struct Args {
     /// (train on the part before it).
     #[arg(long, value_parser = super::seconds)]
     held_out_from: Option<f64>,
+    /// Record every query this many dB louder (negative: quieter), limited to full scale: the
+    /// level sweep (e.g. --gain-db -30).
+    #[arg(long, allow_hyphen_values = true)]
+    gain_db: Option<f64>,
     /// Load at most this many seconds of each file (the seed: 180).
     #[arg(long, default_value_t = 180.0, value_parser = super::seconds)]
     max_seconds: f64,
@@ -51,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         query_seconds: args.seconds,
         conditions: if args.conditions.is_empty() {
-            Condition::ALL.to_vec()
+            Condition::STANDARD.to_vec()
         } else {
             args.conditions.clone()
         },
@@ -59,6 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Some(from_seconds) => QueryWindow::HeldOut { from_seconds },
             None => QueryWindow::Whole,
         },
+        gain_db: args.gain_db,
     };
     params.validate()?;
     let (root, catalog) = super::open_dataset(

@@ -72,6 +72,8 @@ pub struct Degradation {
     pub band_pass: Option<BandPass>,
     /// Re-encode through 8-bit μ-law at this rate (and back), if any.
     pub mu_law_rate_hz: Option<u32>,
+    /// Gain applied last (the recording's level: phone, distance, gain control), if any.
+    pub gain_db: Option<f64>,
     /// Seed of the noise and room impulse response ([`Degradation::rng`]).
     pub seed: u64,
 }
@@ -80,6 +82,7 @@ pub struct Degradation {
 const SPEED_RANGE: std::ops::RangeInclusive<f64> = 0.5..=2.0;
 const MAX_RT60_S: f64 = 5.0;
 const SNR_RANGE_DB: std::ops::RangeInclusive<f64> = -30.0..=100.0;
+const GAIN_RANGE_DB: std::ops::RangeInclusive<f64> = -60.0..=40.0;
 
 impl Degradation {
     /// No degradation: the excerpt `[offset_s, offset_s + seconds)` as it is.
@@ -92,6 +95,7 @@ impl Degradation {
             noise: None,
             band_pass: None,
             mu_law_rate_hz: None,
+            gain_db: None,
             seed,
         }
     }
@@ -133,6 +137,15 @@ impl Degradation {
                     n.snr_db,
                     SNR_RANGE_DB.start(),
                     SNR_RANGE_DB.end()
+                ));
+            }
+        }
+        if let Some(g) = self.gain_db {
+            if !GAIN_RANGE_DB.contains(&g) {
+                return bad(format!(
+                    "gain_db = {g}, expected {}..={}",
+                    GAIN_RANGE_DB.start(),
+                    GAIN_RANGE_DB.end()
                 ));
             }
         }
@@ -195,6 +208,10 @@ pub fn degrade(
         low.iter_mut().for_each(|s| *s = mu_law_round_trip(*s));
         x = resample(&low, rate, sample_rate)?;
         x.resize(len, 0.0);
+    }
+    if let Some(g) = d.gain_db {
+        let g = 10f64.powf(g / 20.0) as f32;
+        x.iter_mut().for_each(|s| *s *= g);
     }
     Ok(x)
 }

@@ -27,7 +27,7 @@ use std::str::FromStr;
 pub const FORMAT: &str = "fhe-shazam-queries";
 /// Version of the layout and of the degradation recipes: bump it when either changes, so old
 /// query sets are refused rather than silently mixed with new ones.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const CSV_FILE: &str = "queries.csv";
 pub const MANIFEST_FILE: &str = "queryset.json";
 
@@ -65,10 +65,17 @@ pub enum Condition {
     Reverb,
     /// Offset + 2 % faster or slower.
     Speed,
+    /// Offset, recorded 10, 20 or 30 dB quieter.
+    Quiet10,
+    Quiet20,
+    Quiet30,
+    /// Offset, recorded 10 dB louder (limited to full scale, never clipped).
+    Loud10,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 8] = [
+    /// The conditions of the first robust protocol: the default list of a query set.
+    pub const STANDARD: [Condition; 8] = [
         Condition::Aligned,
         Condition::Offset,
         Condition::Noise20,
@@ -77,6 +84,22 @@ impl Condition {
         Condition::Phone,
         Condition::Reverb,
         Condition::Speed,
+    ];
+
+    /// Every condition, in the order that fixes their random streams (append only).
+    pub const ALL: [Condition; 12] = [
+        Condition::Aligned,
+        Condition::Offset,
+        Condition::Noise20,
+        Condition::Noise10,
+        Condition::Noise5,
+        Condition::Phone,
+        Condition::Reverb,
+        Condition::Speed,
+        Condition::Quiet10,
+        Condition::Quiet20,
+        Condition::Quiet30,
+        Condition::Loud10,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +112,10 @@ impl Condition {
             Condition::Phone => "phone",
             Condition::Reverb => "reverb",
             Condition::Speed => "speed",
+            Condition::Quiet10 => "quiet10",
+            Condition::Quiet20 => "quiet20",
+            Condition::Quiet30 => "quiet30",
+            Condition::Loud10 => "loud10",
         }
     }
 
@@ -147,9 +174,17 @@ impl QueryWindow {
 /// The random stream of song `song`'s part `part` (0: the offset shared by its conditions,
 /// 1 + condition index: that condition's parameters). Streams of different songs never meet.
 fn stream_rng(seed: u64, song: usize, part: usize) -> ChaCha8Rng {
+    // The first 16 parts keep the streams of the first query sets; later conditions get
+    // streams above 2^40 (no song index reaches 2^36).
     const PARTS: u64 = 16;
+    const LATER: u64 = 1 << 40;
+    let part = part as u64;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(song as u64 * PARTS + part as u64);
+    rng.set_stream(if part < PARTS {
+        song as u64 * PARTS + part
+    } else {
+        LATER + song as u64 * 256 + part
+    });
     rng
 }
 
@@ -235,6 +270,10 @@ impl Degradation {
                     1.0 - SPEED_CHANGE
                 };
             }
+            Condition::Quiet10 => d.gain_db = Some(-10.0),
+            Condition::Quiet20 => d.gain_db = Some(-20.0),
+            Condition::Quiet30 => d.gain_db = Some(-30.0),
+            Condition::Loud10 => d.gain_db = Some(10.0),
         }
         Ok(d)
     }
@@ -276,6 +315,9 @@ pub struct QuerySetParams {
     pub query_seconds: f64,
     pub conditions: Vec<Condition>,
     pub window: QueryWindow,
+    /// A gain added to every query of every condition (the level sweep), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gain_db: Option<f64>,
 }
 
 impl Default for QuerySetParams {
@@ -283,8 +325,9 @@ impl Default for QuerySetParams {
         Self {
             seed: 42,
             query_seconds: 15.0,
-            conditions: Condition::ALL.to_vec(),
+            conditions: Condition::STANDARD.to_vec(),
             window: QueryWindow::Whole,
+            gain_db: None,
         }
     }
 }
@@ -307,6 +350,11 @@ impl QuerySetParams {
         let mut seen = HashSet::new();
         if let Some(c) = self.conditions.iter().find(|c| !seen.insert(**c)) {
             return bad(format!("condition {c} is listed twice"));
+        }
+        if let Some(g) = self.gain_db {
+            if !(-40.0..=20.0).contains(&g) {
+                return bad(format!("gain_db = {g}, expected -40..=20"));
+            }
         }
         if let QueryWindow::HeldOut { from_seconds } = self.window {
             if !(from_seconds.is_finite() && from_seconds >= 0.0) {
@@ -367,6 +415,7 @@ struct Row {
     band_low_hz: Option<f64>,
     band_high_hz: Option<f64>,
     mu_law_rate_hz: Option<u32>,
+    gain_db: Option<f64>,
     seed: u64,
 }
 
@@ -386,6 +435,7 @@ impl Row {
             band_low_hz: d.band_pass.map(|b| b.low_hz),
             band_high_hz: d.band_pass.map(|b| b.high_hz),
             mu_law_rate_hz: d.mu_law_rate_hz,
+            gain_db: d.gain_db,
             seed: d.seed,
         }
     }
@@ -409,6 +459,7 @@ impl Row {
             noise,
             band_pass,
             mu_law_rate_hz: self.mu_law_rate_hz,
+            gain_db: self.gain_db,
             seed: self.seed,
         })
     }
@@ -568,7 +619,12 @@ fn song_queries(
                 params.query_seconds,
                 params.window,
             )
-            .map(|d| (c, d))
+            .map(|mut d| {
+                if let Some(g) = params.gain_db {
+                    d.gain_db = Some(d.gain_db.unwrap_or(0.0) + g);
+                }
+                (c, d)
+            })
         })
         .collect();
     let drawn = match drawn {

@@ -53,12 +53,13 @@ pub fn queries_dir(config: &ExperimentConfig, root: &Path, songs: usize) -> Path
     let r = &ev.robust;
     let conditions: Vec<&str> = r.conditions.iter().map(|c| c.name()).collect();
     config.output.data_dir.join("queries").join(format!(
-        "{}-{songs}songs-seed{}-{}s{}-{}",
+        "{}-{songs}songs-seed{}-{}s{}{}-{}",
         name_of(root),
         r.seed,
         ev.query_seconds,
         r.held_out_from
             .map_or(String::new(), |t| format!("-heldout{t}")),
+        r.gain_db.map_or(String::new(), |g| format!("-gain{g}dB")),
         conditions.join("_")
     ))
 }

@@ -34,6 +34,7 @@ pub fn query_set_params(config: &ExperimentConfig) -> QuerySetParams {
             Some(from_seconds) => QueryWindow::HeldOut { from_seconds },
             None => QueryWindow::Whole,
         },
+        gain_db: ev.robust.gain_db,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The seed's chunk features: consecutive 0.5 s windows, MFCC summed over frames.
 
-use super::{FeatureParams, Mfcc};
+use super::{FeatureParams, MeanNorm, Mfcc, NormCoefficients};
 use crate::error::FeatureError;
 use ndarray::Array2;
 
@@ -49,10 +49,45 @@ pub fn chunk_features(
     for (i, row) in out.chunks_exact_mut(d).enumerate() {
         mfcc.frame_sum_with(&y[i * hop..i * hop + len], &mut scratch, row);
     }
-    Array2::from_shape_vec((n_chunks, d), out).map_err(|e| FeatureError::InvalidParams {
-        param: "chunk_samples",
-        reason: format!("chunks: feature matrix shape: {e}"),
-    })
+    let mut features =
+        Array2::from_shape_vec((n_chunks, d), out).map_err(|e| FeatureError::InvalidParams {
+            param: "chunk_samples",
+            reason: format!("chunks: feature matrix shape: {e}"),
+        })?;
+    if let Some(norm) = params.mean_norm {
+        subtract_window_mean(&mut features, norm)?;
+    }
+    Ok(features)
+}
+
+/// [`MeanNorm`] in place: prefix sums in f64 per normalised column, so the cost is linear in the
+/// number of chunks whatever the window.
+fn subtract_window_mean(x: &mut Array2<f32>, norm: MeanNorm) -> Result<(), FeatureError> {
+    if norm.window_chunks == 0 {
+        return Err(FeatureError::InvalidParams {
+            param: "mean_norm.window_chunks",
+            reason: "mean_norm.window_chunks must be ≥ 1".into(),
+        });
+    }
+    let n = x.nrows();
+    let w = norm.window_chunks.min(n);
+    let columns = match norm.coefficients {
+        NormCoefficients::C0 => 0..x.ncols().min(1),
+        NormCoefficients::All => 0..x.ncols(),
+    };
+    let mut prefix = vec![0f64; n + 1];
+    for c in columns {
+        let mut column = x.column_mut(c);
+        for (i, &v) in column.iter().enumerate() {
+            prefix[i + 1] = prefix[i] + f64::from(v);
+        }
+        for (i, v) in column.iter_mut().enumerate() {
+            let start = i.saturating_sub(w / 2).min(n - w);
+            let mean = (prefix[start + w] - prefix[start]) / w as f64;
+            *v = (f64::from(*v) - mean) as f32;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -102,6 +137,63 @@ mod tests {
         let mut one = vec![0f32; 20];
         mfcc.frame_sum_with(&y[5000..16_025], &mut mfcc.scratch(), &mut one);
         assert_eq!(f.row(1).to_vec(), one);
+    }
+
+    #[test]
+    fn c0_mean_norm_makes_features_independent_of_the_level() {
+        let (mfcc, plain) = setup();
+        let norm = FeatureParams {
+            mean_norm: Some(MeanNorm {
+                coefficients: NormCoefficients::C0,
+                window_chunks: 4,
+            }),
+            ..plain.clone()
+        };
+        let y = signal(6 * 11_025);
+        let quiet: Vec<f32> = y.iter().map(|v| v * 10f32.powf(-30.0 / 20.0)).collect();
+        let diff = |p: &FeatureParams, col: usize| {
+            let (a, b) = (
+                chunk_features(&mfcc, p, &y).unwrap(),
+                chunk_features(&mfcc, p, &quiet).unwrap(),
+            );
+            (0..a.nrows())
+                .map(|i| (a[(i, col)] - b[(i, col)]).abs())
+                .fold(0f32, f32::max)
+        };
+        // −30 dB moves every frame's c0 by 30·√128 dB, summed over 22 frames: thousands.
+        assert!(diff(&plain, 0) > 1000.0, "{}", diff(&plain, 0));
+        assert!(diff(&norm, 0) < 0.5, "{}", diff(&norm, 0));
+        // The other coefficients never moved, and c0-only normalisation leaves them alone.
+        assert!(diff(&plain, 5) < 0.5 && diff(&norm, 5) < 0.5);
+    }
+
+    #[test]
+    fn window_mean_is_centred_and_shifted_inwards_at_the_edges() {
+        let mut x = Array2::from_shape_fn((6, 2), |(i, c)| (i * (c + 1)) as f32);
+        let norm = MeanNorm {
+            coefficients: NormCoefficients::All,
+            window_chunks: 3,
+        };
+        subtract_window_mean(&mut x, norm).unwrap();
+        // Row 0: window rows 0..3 (mean 1); row 3: rows 2..5 (mean 3); row 5: rows 3..6 (mean 4).
+        assert_eq!(x.column(0).to_vec(), vec![-1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(x.column(1).to_vec(), vec![-2.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
+        // A window longer than the recording is the recording's own mean.
+        let mut y = Array2::from_shape_fn((3, 1), |(i, _)| i as f32);
+        subtract_window_mean(
+            &mut y,
+            MeanNorm {
+                window_chunks: 30,
+                ..norm
+            },
+        )
+        .unwrap();
+        assert_eq!(y.column(0).to_vec(), vec![-1.0, 0.0, 1.0]);
+        let zero = MeanNorm {
+            window_chunks: 0,
+            ..norm
+        };
+        assert!(subtract_window_mean(&mut y, zero).is_err());
     }
 
     #[test]
