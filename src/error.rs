@@ -72,6 +72,10 @@ pub enum DatasetError {
     InvalidSynthParams(String),
     #[error("invalid degradation: {0}")]
     InvalidDegradation(String),
+    /// An external program (ffmpeg) is missing or failed; `reason` says what to do or quotes
+    /// its stderr.
+    #[error("{tool}: {reason}")]
+    ExternalTool { tool: String, reason: String },
     #[error("invalid query set parameters: {0}")]
     InvalidQueryParams(String),
     #[error(

@@ -8,6 +8,7 @@ pub mod fma;
 
 pub use fma::{scan, ScanOptions};
 pub mod degrade;
+pub mod families;
 pub mod queries;
 
 pub use degrade::{apply, degrade, Degradation, NoiseColour};
