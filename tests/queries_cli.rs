@@ -102,9 +102,11 @@ fn writes_every_condition_deterministically() {
         match e.condition {
             Condition::Aligned => assert_eq!(d.offset_s, 0.0),
             Condition::Noise5 => assert_eq!(d.noise.unwrap().snr_db, 5.0),
-            Condition::Reverb => assert!(d.rt60_s.is_some()),
+            Condition::Reverb => assert!(d.room.is_some()),
             Condition::Speed => assert!((d.speed - 1.0).abs() > 0.019),
-            Condition::Phone => assert_eq!(d.mu_law_rate_hz, Some(8000)),
+            Condition::Phone => {
+                assert_eq!(d.codec, Some(fhe_shazam::dataset::degrade::Codec::MuLaw))
+            }
             _ => {}
         }
         if e.condition != Condition::Aligned {

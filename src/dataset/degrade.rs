@@ -1,11 +1,14 @@
 //! Signal degradations that turn a clean excerpt into what a phone would record: speed change,
-//! room reverb, additive white/pink noise at a set SNR, a telephone band-pass and 8 kHz μ-law
-//! coding. [`degrade`] applies one [`Degradation`] to a whole buffer (training-time
+//! room reverb, additive noise at a set SNR, a telephone band-pass, 8 kHz speech coding, dynamic
+//! range compression and the recording level. Each stage has more than one algorithm (the
+//! first ones here, the held-out ones in [`super::families`]), so a model can be trained on
+//! some and tested on others; [`Degradation::generators`] names the algorithms a query used. [`degrade`] applies one [`Degradation`] to a whole buffer (training-time
 //! augmentation); [`apply`] first cuts the query excerpt it describes out of a clip.
 //!
 //! Every random choice comes from the `rng` the caller passes, so a query is reproducible from
 //! its parameters: the query sets use [`Degradation::rng`].
 
+use super::families::{self, ExternalCodec};
 use crate::audio::resample::resample;
 use crate::error::DatasetError;
 use rand::{Rng, SeedableRng};
@@ -14,13 +17,17 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 /// Colour of the added noise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoiseColour {
     /// Flat spectrum (Gaussian samples).
     White,
     /// Equal power per octave (Voss-McCartney), closer to room and traffic noise.
     Pink,
+    /// −6 dB per octave (leaky integrated white noise): rumble, traffic, wind.
+    Brown,
+    /// Several talkers at once (formant-synthesised speech): a café, a crowd.
+    Babble,
 }
 
 impl NoiseColour {
@@ -28,6 +35,8 @@ impl NoiseColour {
         match self {
             NoiseColour::White => "white",
             NoiseColour::Pink => "pink",
+            NoiseColour::Brown => "brown",
+            NoiseColour::Babble => "babble",
         }
     }
 }
@@ -39,25 +48,154 @@ pub struct AddedNoise {
     pub colour: NoiseColour,
 }
 
-/// A band-pass filter: 4th-order Butterworth high-pass at `low_hz` and low-pass at `high_hz`.
+/// How a band limit is made.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum BandFilter {
+    /// 4th-order Butterworth high-pass and low-pass (IIR biquads, minimum phase).
+    #[default]
+    Butterworth,
+    /// Linear-phase windowed-sinc FIR (Blackman), steeper and without phase distortion.
+    Fir,
+}
+
+/// A band-pass filter from `low_hz` to `high_hz`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BandPass {
     pub low_hz: f64,
     pub high_hz: f64,
+    #[serde(default)]
+    pub filter: BandFilter,
 }
 
 /// The telephone band (ITU-T G.712).
 pub const PHONE_BAND: BandPass = BandPass {
     low_hz: 300.0,
     high_hz: 3400.0,
+    filter: BandFilter::Butterworth,
 };
 
-/// The G.711 sample rate.
+/// The telephone sample rate every codec runs at (G.711, GSM, narrowband Opus).
 pub const PHONE_RATE_HZ: u32 = 8_000;
+
+/// A speech codec at [`PHONE_RATE_HZ`]: the audio is resampled to 8 kHz, coded, decoded and
+/// resampled back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    /// G.711-style 8-bit μ-law (64 kbit/s): a memoryless companding quantizer.
+    MuLaw,
+    /// IMA ADPCM, 4 bits per sample (32 kbit/s): adaptive differential coding.
+    ImaAdpcm,
+    /// GSM 06.10 full rate (13 kbit/s, ffmpeg's libgsm): a linear-predictive vocoder.
+    Gsm,
+    /// Opus at 12 kbit/s in VoIP mode (ffmpeg's libopus): SILK/CELT transform coding.
+    Opus,
+}
+
+impl Codec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::MuLaw => "mu_law",
+            Codec::ImaAdpcm => "ima_adpcm",
+            Codec::Gsm => "gsm",
+            Codec::Opus => "opus",
+        }
+    }
+
+    /// The external codec that runs it, for codecs that need ffmpeg.
+    pub fn external(self) -> Option<ExternalCodec> {
+        match self {
+            Codec::MuLaw | Codec::ImaAdpcm => None,
+            Codec::Gsm => Some(ExternalCodec::Gsm),
+            Codec::Opus => Some(ExternalCodec::Opus),
+        }
+    }
+}
+
+/// The algorithm of a room's impulse response.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomModel {
+    /// Direct path, a few random early reflections and an exponentially decaying Gaussian tail.
+    #[default]
+    Statistical,
+    /// Image sources of a random shoebox room (Allen & Berkley 1979).
+    ImageMethod,
+    /// Schroeder's reverberator: four parallel combs and two all-passes.
+    Schroeder,
+}
+
+/// A room: its reverberation time and how its response is made.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Room {
+    pub rt60_s: f64,
+    #[serde(default)]
+    pub model: RoomModel,
+}
+
+/// Feed-forward dynamic range compression ([`super::families::compress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Compressor {
+    /// Threshold relative to the recording's own RMS.
+    pub threshold_db: f64,
+    pub ratio: f64,
+}
+
+/// One algorithm a degradation used: the unit that training and testing keep apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Generator {
+    Speed,
+    Room(RoomModel),
+    Noise(NoiseColour),
+    Compressor,
+    Band(BandFilter),
+    Codec(Codec),
+    Gain,
+}
+
+impl std::fmt::Display for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Generator::Speed => f.write_str("speed change"),
+            Generator::Room(m) => write!(f, "{} room", m.name()),
+            Generator::Noise(c) => write!(f, "{} noise", c.name()),
+            Generator::Compressor => f.write_str("compressor"),
+            Generator::Band(b) => write!(f, "{} band-pass", b.name()),
+            Generator::Codec(c) => write!(f, "{} codec", c.name()),
+            Generator::Gain => f.write_str("level change"),
+        }
+    }
+}
+
+impl RoomModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            RoomModel::Statistical => "statistical",
+            RoomModel::ImageMethod => "image-method",
+            RoomModel::Schroeder => "Schroeder",
+        }
+    }
+}
+
+impl BandFilter {
+    pub fn name(self) -> &'static str {
+        match self {
+            BandFilter::Butterworth => "Butterworth",
+            BandFilter::Fir => "FIR",
+        }
+    }
+}
 
 /// The concrete parameters of one degraded query. The chain runs in a fixed order that follows
 /// the acoustic path: speed (the playback) → room reverb → noise (at the microphone) →
-/// band-pass → μ-law coding at a low rate (the phone channel).
+/// compressor (the phone's gain control) → band-pass → speech codec at 8 kHz (the phone
+/// channel) → level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Degradation {
     /// Start of the query in the source clip, in seconds.
@@ -66,12 +204,14 @@ pub struct Degradation {
     pub seconds: f64,
     /// Playback speed factor (1.0: unchanged; 1.02: 2 % faster and shorter).
     pub speed: f64,
-    /// Reverberation time of the synthetic room, if any.
-    pub rt60_s: Option<f64>,
+    /// The room the query was played in, if any.
+    pub room: Option<Room>,
     pub noise: Option<AddedNoise>,
+    /// Dynamic range compression (a phone's automatic gain control), if any.
+    pub compressor: Option<Compressor>,
     pub band_pass: Option<BandPass>,
-    /// Re-encode through 8-bit μ-law at this rate (and back), if any.
-    pub mu_law_rate_hz: Option<u32>,
+    /// The speech codec of the phone channel, if any.
+    pub codec: Option<Codec>,
     /// Gain applied last (the recording's level: phone, distance, gain control), if any.
     pub gain_db: Option<f64>,
     /// Seed of the noise and room impulse response ([`Degradation::rng`]).
@@ -91,10 +231,11 @@ impl Degradation {
             offset_s,
             seconds,
             speed: 1.0,
-            rt60_s: None,
+            room: None,
             noise: None,
+            compressor: None,
             band_pass: None,
-            mu_law_rate_hz: None,
+            codec: None,
             gain_db: None,
             seed,
         }
@@ -103,6 +244,21 @@ impl Degradation {
     /// The random stream of this query's noise and room: the same parameters, the same audio.
     pub fn rng(&self) -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(self.seed)
+    }
+
+    /// The algorithms this degradation runs, in chain order.
+    pub fn generators(&self) -> Vec<Generator> {
+        let mut g = Vec::new();
+        if self.speed != 1.0 {
+            g.push(Generator::Speed);
+        }
+        g.extend(self.room.map(|r| Generator::Room(r.model)));
+        g.extend(self.noise.map(|n| Generator::Noise(n.colour)));
+        g.extend(self.compressor.map(|_| Generator::Compressor));
+        g.extend(self.band_pass.map(|b| Generator::Band(b.filter)));
+        g.extend(self.codec.map(Generator::Codec));
+        g.extend(self.gain_db.map(|_| Generator::Gain));
+        g
     }
 
     /// Checks the parameters against a sample rate before any work starts.
@@ -125,7 +281,7 @@ impl Degradation {
                 SPEED_RANGE.end()
             ));
         }
-        if let Some(rt60) = self.rt60_s {
+        if let Some(Room { rt60_s: rt60, .. }) = self.room {
             if !(rt60 > 0.0 && rt60 <= MAX_RT60_S) {
                 return bad(format!("rt60_s = {rt60}, expected in (0, {MAX_RT60_S}]"));
             }
@@ -158,11 +314,22 @@ impl Degradation {
                 ));
             }
         }
-        if let Some(rate) = self.mu_law_rate_hz {
-            // The resampler's ratio limit; 8 kHz from 22.05 kHz is 2.8.
-            if rate == 0 || sample_rate.max(rate) / sample_rate.min(rate) >= 32 {
+        if let Some(c) = self.compressor {
+            if !(c.ratio.is_finite() && c.ratio >= 1.0 && (-60.0..=20.0).contains(&c.threshold_db))
+            {
                 return bad(format!(
-                    "mu_law_rate_hz = {rate} is out of reach from {sample_rate} Hz"
+                    "compressor {} dB, ratio {}: expected a threshold in -60..=20 dB and a ratio ≥ 1",
+                    c.threshold_db, c.ratio
+                ));
+            }
+        }
+        if let Some(codec) = self.codec {
+            // The resampler's ratio limit; 8 kHz from 22.05 kHz is 2.8.
+            let rate = PHONE_RATE_HZ;
+            if sample_rate.max(rate) / sample_rate.min(rate) >= 32 {
+                return bad(format!(
+                    "the {} codec runs at {rate} Hz, out of reach from {sample_rate} Hz",
+                    codec.name()
                 ));
             }
         }
@@ -192,22 +359,43 @@ pub fn degrade(
     } else {
         resample(samples, sample_rate, speed_rate(sample_rate, d.speed))?
     };
-    if let Some(rt60) = d.rt60_s {
-        let rir = room_impulse_response(rt60, sample_rate, rng);
+    if let Some(room) = d.room {
+        let rir = match room.model {
+            RoomModel::Statistical => room_impulse_response(room.rt60_s, sample_rate, rng),
+            RoomModel::ImageMethod => {
+                families::ShoeboxRoom::draw(room.rt60_s, rng).impulse_response(sample_rate)
+            }
+            RoomModel::Schroeder => families::schroeder_impulse_response(room.rt60_s, sample_rate),
+        };
         x = convolve_keep_loudness(&x, &rir);
     }
     if let Some(n) = d.noise {
-        add_noise(&mut x, n, rng);
+        add_noise(&mut x, sample_rate, n, rng);
+    }
+    if let Some(c) = d.compressor {
+        families::compress(&mut x, sample_rate, c.threshold_db, c.ratio);
     }
     if let Some(b) = d.band_pass {
-        band_pass(&mut x, sample_rate, b);
+        match b.filter {
+            BandFilter::Butterworth => band_pass(&mut x, sample_rate, b),
+            BandFilter::Fir => x = families::fir_band_pass(&x, sample_rate, b.low_hz, b.high_hz),
+        }
     }
-    if let Some(rate) = d.mu_law_rate_hz {
-        let len = x.len();
-        let mut low = resample(&x, sample_rate, rate)?;
-        low.iter_mut().for_each(|s| *s = mu_law_round_trip(*s));
-        x = resample(&low, rate, sample_rate)?;
-        x.resize(len, 0.0);
+    if let Some(codec) = d.codec {
+        x = match codec.external() {
+            Some(external) => families::codec_round_trip(&x, sample_rate, external)?,
+            None => {
+                let (len, rate) = (x.len(), PHONE_RATE_HZ);
+                let mut low = resample(&x, sample_rate, rate)?;
+                match codec {
+                    Codec::ImaAdpcm => low = families::ima_adpcm_round_trip(&low),
+                    _ => low.iter_mut().for_each(|s| *s = mu_law_round_trip(*s)),
+                }
+                let mut back = resample(&low, rate, sample_rate)?;
+                back.resize(len, 0.0);
+                back
+            }
+        };
     }
     if let Some(g) = d.gain_db {
         let g = 10f64.powf(g / 20.0) as f32;
@@ -273,12 +461,12 @@ pub fn rms(x: &[f32]) -> f64 {
 
 /// Adds noise of the given colour so that rms(x) / rms(noise) is exactly `snr_db`. A silent
 /// buffer has no defined SNR and gets no noise.
-pub fn add_noise(x: &mut [f32], noise: AddedNoise, rng: &mut impl Rng) {
+pub fn add_noise(x: &mut [f32], sample_rate: u32, noise: AddedNoise, rng: &mut impl Rng) {
     let signal = rms(x);
     if signal == 0.0 {
         return;
     }
-    let n = coloured_noise(x.len(), noise.colour, rng);
+    let n = coloured_noise(x.len(), sample_rate, noise.colour, rng);
     let gain = signal / 10f64.powf(noise.snr_db / 20.0) / rms(&n).max(f64::MIN_POSITIVE);
     for (s, v) in x.iter_mut().zip(&n) {
         *s += (gain * *v as f64) as f32;
@@ -289,9 +477,19 @@ pub fn add_noise(x: &mut [f32], noise: AddedNoise, rng: &mut impl Rng) {
 /// 1/f slope holds down to ~1 Hz at 22050 Hz.
 const PINK_ROWS: usize = 16;
 
-/// Zero-mean noise of `len` samples (unscaled).
-pub fn coloured_noise(len: usize, colour: NoiseColour, rng: &mut impl Rng) -> Vec<f32> {
+/// Talkers in [`NoiseColour::Babble`]: beyond ~6 voices babble stops being intelligible.
+const BABBLE_TALKERS: usize = 6;
+
+/// Zero-mean noise of `len` samples at `sample_rate` (unscaled).
+pub fn coloured_noise(
+    len: usize,
+    sample_rate: u32,
+    colour: NoiseColour,
+    rng: &mut impl Rng,
+) -> Vec<f32> {
     let mut n: Vec<f32> = match colour {
+        NoiseColour::Brown => families::brown_noise(len, rng),
+        NoiseColour::Babble => families::babble(len, sample_rate, BABBLE_TALKERS, rng),
         NoiseColour::White => (0..len)
             .map(|_| rng.sample::<f32, _>(StandardNormal))
             .collect(),
@@ -491,6 +689,7 @@ mod tests {
             let mut x = clean.clone();
             add_noise(
                 &mut x,
+                SR,
                 AddedNoise {
                     snr_db: snr,
                     colour,
@@ -522,8 +721,8 @@ mod tests {
     #[test]
     fn pink_noise_has_equal_power_per_octave_and_white_does_not() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let pink = coloured_noise(1 << 18, NoiseColour::Pink, &mut rng);
-        let white = coloured_noise(1 << 18, NoiseColour::White, &mut rng);
+        let pink = coloured_noise(1 << 18, SR, NoiseColour::Pink, &mut rng);
+        let white = coloured_noise(1 << 18, SR, NoiseColour::White, &mut rng);
         // Octave 100–200 Hz against 3.2–6.4 kHz: 0 dB for pink, −15 dB (per-Hz flat) for white.
         let ratio = |x: &[f32]| {
             10.0 * (band_power(x, 100.0, 200.0) / band_power(x, 3200.0, 6400.0)).log10()
@@ -653,8 +852,11 @@ mod tests {
                 colour: NoiseColour::Pink,
             }),
             band_pass: Some(PHONE_BAND),
-            mu_law_rate_hz: Some(PHONE_RATE_HZ),
-            rt60_s: Some(0.4),
+            codec: Some(Codec::MuLaw),
+            room: Some(Room {
+                rt60_s: 0.4,
+                model: RoomModel::Statistical,
+            }),
             speed: 0.98,
             ..Degradation::clean(0.3, 2.0, 9)
         };
@@ -678,18 +880,29 @@ mod tests {
                 ..ok.clone()
             },
             Degradation {
-                rt60_s: Some(-1.0),
+                room: Some(Room {
+                    rt60_s: -1.0,
+                    model: RoomModel::ImageMethod,
+                }),
                 ..ok.clone()
             },
             Degradation {
                 band_pass: Some(BandPass {
                     low_hz: 300.0,
                     high_hz: 20_000.0,
+                    filter: BandFilter::Fir,
                 }),
                 ..ok.clone()
             },
             Degradation {
-                mu_law_rate_hz: Some(0),
+                compressor: Some(Compressor {
+                    threshold_db: -10.0,
+                    ratio: 0.5,
+                }),
+                ..ok.clone()
+            },
+            Degradation {
+                gain_db: Some(f64::NAN),
                 ..ok.clone()
             },
         ] {

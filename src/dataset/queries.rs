@@ -10,7 +10,8 @@
 
 use super::catalog::{Catalog, Song};
 use super::degrade::{
-    apply, AddedNoise, BandPass, Degradation, NoiseColour, PHONE_BAND, PHONE_RATE_HZ,
+    apply, AddedNoise, BandFilter, BandPass, Codec, Compressor, Degradation, Generator,
+    NoiseColour, Room, RoomModel, PHONE_BAND,
 };
 use crate::audio::{self, Audio, LoadOptions, DEFAULT_SAMPLE_RATE};
 use crate::error::DatasetError;
@@ -71,6 +72,24 @@ pub enum Condition {
     Quiet30,
     /// Offset, recorded 10 dB louder (limited to full scale, never clipped).
     Loud10,
+    /// Offset + 10 dB noise + a linear-phase FIR band-pass with drawn edges (200–400 Hz to
+    /// 2.8–3.6 kHz) + IMA ADPCM at 8 kHz: a phone channel of other algorithms than `phone`.
+    PhoneAdpcm,
+    /// The same with GSM 06.10 (needs ffmpeg with libgsm).
+    PhoneGsm,
+    /// The same with Opus at 12 kbit/s (needs ffmpeg with libopus).
+    PhoneOpus,
+    /// Offset + image-method shoebox room (RT60 0.3–0.8 s) + 15 dB noise.
+    RoomImage,
+    /// Offset + Schroeder reverberator (RT60 0.3–0.8 s) + 15 dB noise.
+    RoomSchroeder,
+    /// Offset + multi-talker babble at 10 or 5 dB SNR.
+    Babble10,
+    Babble5,
+    /// Offset + brown noise at 5 dB SNR.
+    Brown5,
+    /// Offset + dynamic range compression (4:1 from 10 dB below the RMS).
+    Compressed,
 }
 
 impl Condition {
@@ -87,7 +106,7 @@ impl Condition {
     ];
 
     /// Every condition, in the order that fixes their random streams (append only).
-    pub const ALL: [Condition; 12] = [
+    pub const ALL: [Condition; 21] = [
         Condition::Aligned,
         Condition::Offset,
         Condition::Noise20,
@@ -100,6 +119,15 @@ impl Condition {
         Condition::Quiet20,
         Condition::Quiet30,
         Condition::Loud10,
+        Condition::PhoneAdpcm,
+        Condition::PhoneGsm,
+        Condition::PhoneOpus,
+        Condition::RoomImage,
+        Condition::RoomSchroeder,
+        Condition::Babble10,
+        Condition::Babble5,
+        Condition::Brown5,
+        Condition::Compressed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +144,50 @@ impl Condition {
             Condition::Quiet20 => "quiet20",
             Condition::Quiet30 => "quiet30",
             Condition::Loud10 => "loud10",
+            Condition::PhoneAdpcm => "phone_adpcm",
+            Condition::PhoneGsm => "phone_gsm",
+            Condition::PhoneOpus => "phone_opus",
+            Condition::RoomImage => "room_image",
+            Condition::RoomSchroeder => "room_schroeder",
+            Condition::Babble10 => "babble10",
+            Condition::Babble5 => "babble5",
+            Condition::Brown5 => "brown5",
+            Condition::Compressed => "compressed",
+        }
+    }
+
+    /// Every algorithm this condition's queries use (over the songs' alternating choices, e.g.
+    /// white or pink noise): what a training set must not contain for the condition to count
+    /// as held out.
+    pub fn generators(self) -> Vec<Generator> {
+        let mut g: Vec<Generator> = (0..2)
+            .flat_map(|song| {
+                Degradation::draw(self, 0, song, 60.0, MIN_QUERY_SECONDS, QueryWindow::Whole)
+                    .map(|d| d.generators())
+                    .unwrap_or_default()
+            })
+            .collect();
+        g.sort();
+        g.dedup();
+        g
+    }
+
+    /// The generators of `self` that also made some training copy in `training`: empty means
+    /// the condition is held out from training.
+    pub fn seen_in(self, training: &[Condition]) -> Vec<Generator> {
+        let trained: HashSet<Generator> = training.iter().flat_map(|c| c.generators()).collect();
+        self.generators()
+            .into_iter()
+            .filter(|g| trained.contains(g))
+            .collect()
+    }
+
+    /// The external codec this condition needs, if any.
+    pub fn external_codec(self) -> Option<super::families::ExternalCodec> {
+        match self {
+            Condition::PhoneGsm => Codec::Gsm.external(),
+            Condition::PhoneOpus => Codec::Opus.external(),
+            _ => None,
         }
     }
 
@@ -257,10 +329,13 @@ impl Degradation {
             Condition::Phone => {
                 d.noise = noise(PHONE_SNR_DB);
                 d.band_pass = Some(PHONE_BAND);
-                d.mu_law_rate_hz = Some(PHONE_RATE_HZ);
+                d.codec = Some(Codec::MuLaw);
             }
             Condition::Reverb => {
-                d.rt60_s = Some(rng.gen_range(RT60_RANGE_S));
+                d.room = Some(Room {
+                    rt60_s: rng.gen_range(RT60_RANGE_S),
+                    model: RoomModel::Statistical,
+                });
                 d.noise = noise(REVERB_SNR_DB);
             }
             Condition::Speed => {
@@ -274,6 +349,53 @@ impl Degradation {
             Condition::Quiet20 => d.gain_db = Some(-20.0),
             Condition::Quiet30 => d.gain_db = Some(-30.0),
             Condition::Loud10 => d.gain_db = Some(10.0),
+            Condition::PhoneAdpcm | Condition::PhoneGsm | Condition::PhoneOpus => {
+                d.noise = noise(PHONE_SNR_DB);
+                d.band_pass = Some(BandPass {
+                    low_hz: rng.gen_range(200.0..400.0),
+                    high_hz: rng.gen_range(2800.0..3600.0),
+                    filter: BandFilter::Fir,
+                });
+                d.codec = Some(match condition {
+                    Condition::PhoneAdpcm => Codec::ImaAdpcm,
+                    Condition::PhoneGsm => Codec::Gsm,
+                    _ => Codec::Opus,
+                });
+            }
+            Condition::RoomImage | Condition::RoomSchroeder => {
+                d.room = Some(Room {
+                    rt60_s: rng.gen_range(RT60_RANGE_S),
+                    model: if condition == Condition::RoomImage {
+                        RoomModel::ImageMethod
+                    } else {
+                        RoomModel::Schroeder
+                    },
+                });
+                d.noise = noise(REVERB_SNR_DB);
+            }
+            Condition::Babble10 | Condition::Babble5 => {
+                let snr_db = if condition == Condition::Babble10 {
+                    10.0
+                } else {
+                    5.0
+                };
+                d.noise = Some(AddedNoise {
+                    snr_db,
+                    colour: NoiseColour::Babble,
+                });
+            }
+            Condition::Brown5 => {
+                d.noise = Some(AddedNoise {
+                    snr_db: 5.0,
+                    colour: NoiseColour::Brown,
+                })
+            }
+            Condition::Compressed => {
+                d.compressor = Some(Compressor {
+                    threshold_db: -10.0,
+                    ratio: 4.0,
+                })
+            }
         }
         Ok(d)
     }
@@ -356,6 +478,7 @@ impl QuerySetParams {
                 return bad(format!("gain_db = {g}, expected -40..=20"));
             }
         }
+        check_tools(&self.conditions)?;
         if let QueryWindow::HeldOut { from_seconds } = self.window {
             if !(from_seconds.is_finite() && from_seconds >= 0.0) {
                 return bad(format!(
@@ -365,6 +488,25 @@ impl QuerySetParams {
         }
         Ok(())
     }
+}
+
+/// Fails before any work when a condition needs an external tool that is not installed.
+pub fn check_tools(conditions: &[Condition]) -> Result<(), DatasetError> {
+    for &c in conditions {
+        if let Some(codec) = c.external_codec() {
+            if !super::families::ffmpeg_has(codec) {
+                return Err(DatasetError::ExternalTool {
+                    tool: "ffmpeg".into(),
+                    reason: format!(
+                        "condition {c} needs ffmpeg with the {} encoder, which is not installed \
+                         (Debian: apt-get install ffmpeg); leave {c} out or install it",
+                        codec.name()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A song whose queries could not be made (unreadable file, clip too short for the window).
@@ -412,9 +554,13 @@ struct Row {
     noise: Option<NoiseColour>,
     speed: f64,
     rt60_s: Option<f64>,
+    room: Option<RoomModel>,
+    compressor_threshold_db: Option<f64>,
+    compressor_ratio: Option<f64>,
     band_low_hz: Option<f64>,
     band_high_hz: Option<f64>,
-    mu_law_rate_hz: Option<u32>,
+    band_filter: Option<BandFilter>,
+    codec: Option<Codec>,
     gain_db: Option<f64>,
     seed: u64,
 }
@@ -431,10 +577,14 @@ impl Row {
             snr_db: d.noise.map(|n| n.snr_db),
             noise: d.noise.map(|n| n.colour),
             speed: d.speed,
-            rt60_s: d.rt60_s,
+            rt60_s: d.room.map(|r| r.rt60_s),
+            room: d.room.map(|r| r.model),
+            compressor_threshold_db: d.compressor.map(|c| c.threshold_db),
+            compressor_ratio: d.compressor.map(|c| c.ratio),
             band_low_hz: d.band_pass.map(|b| b.low_hz),
             band_high_hz: d.band_pass.map(|b| b.high_hz),
-            mu_law_rate_hz: d.mu_law_rate_hz,
+            band_filter: d.band_pass.map(|b| b.filter),
+            codec: d.codec,
             gain_db: d.gain_db,
             seed: d.seed,
         }
@@ -446,19 +596,45 @@ impl Row {
             (None, None) => None,
             _ => return Err("snr_db and noise must be both set or both empty".into()),
         };
-        let band_pass = match (self.band_low_hz, self.band_high_hz) {
-            (Some(low_hz), Some(high_hz)) => Some(BandPass { low_hz, high_hz }),
-            (None, None) => None,
-            _ => return Err("band_low_hz and band_high_hz must be both set or both empty".into()),
+        let band_pass = match (self.band_low_hz, self.band_high_hz, self.band_filter) {
+            (Some(low_hz), Some(high_hz), Some(filter)) => Some(BandPass {
+                low_hz,
+                high_hz,
+                filter,
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(
+                    "band_low_hz, band_high_hz and band_filter must be all set or all empty".into(),
+                )
+            }
         };
+        let room = match (self.rt60_s, self.room) {
+            (Some(rt60_s), Some(model)) => Some(Room { rt60_s, model }),
+            (None, None) => None,
+            _ => return Err("rt60_s and room must be both set or both empty".into()),
+        };
+        let compressor =
+            match (self.compressor_threshold_db, self.compressor_ratio) {
+                (Some(threshold_db), Some(ratio)) => Some(Compressor {
+                    threshold_db,
+                    ratio,
+                }),
+                (None, None) => None,
+                _ => return Err(
+                    "compressor_threshold_db and compressor_ratio must be both set or both empty"
+                        .into(),
+                ),
+            };
         Ok(Degradation {
             offset_s: self.offset_s,
             seconds: self.seconds,
             speed: self.speed,
-            rt60_s: self.rt60_s,
+            room,
             noise,
+            compressor,
             band_pass,
-            mu_law_rate_hz: self.mu_law_rate_hz,
+            codec: self.codec,
             gain_db: self.gain_db,
             seed: self.seed,
         })
@@ -922,11 +1098,11 @@ mod tests {
             d(Condition::Noise20, 1, 5).seed
         );
         let reverb = d(Condition::Reverb, 1, 5);
-        assert!(RT60_RANGE_S.contains(&reverb.rt60_s.unwrap()));
+        assert!(RT60_RANGE_S.contains(&reverb.room.unwrap().rt60_s));
         assert_eq!(reverb.noise.unwrap().snr_db, REVERB_SNR_DB);
         let phone = d(Condition::Phone, 1, 5);
         assert_eq!(phone.band_pass, Some(PHONE_BAND));
-        assert_eq!(phone.mu_law_rate_hz, Some(PHONE_RATE_HZ));
+        assert_eq!(phone.codec, Some(Codec::MuLaw));
         let speeds: HashSet<u64> = (0..20)
             .map(|s| d(Condition::Speed, 1, s).speed.to_bits())
             .collect();

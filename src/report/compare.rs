@@ -5,6 +5,7 @@ use super::markdown::{pct, Table};
 use super::plots::{line_plot, LinePlot, Series};
 use super::schema::{ModelKind, ResultRow};
 use super::tables::conditions;
+use crate::dataset::Condition;
 use crate::error::ReportError;
 use crate::eval::Mode;
 use crate::fsutil;
@@ -17,6 +18,8 @@ pub struct ReportRows {
     /// The experiment's name (its config's `name`).
     pub name: String,
     pub rows: Vec<ResultRow>,
+    /// The conditions of the experiment's training copies (config `augmentation.copies`).
+    pub training: Vec<Condition>,
 }
 
 /// `dir/results.json` as written by `reproduce`: the experiment's name (its config's `name`)
@@ -51,11 +54,28 @@ pub(crate) fn read_results<T: serde::de::DeserializeOwned>(
 /// Reads the result rows of `dir/results.json` as written by `reproduce`.
 pub fn read_report(dir: &Path) -> Result<ReportRows, ReportError> {
     let (name, rows) = read_results(dir, "/reproduction/rows")?;
+    // Reports from before augmentation existed have no copies: nothing was seen.
+    let training = read_results(dir, "/config/augmentation/copies")
+        .map(|(_, t)| t)
+        .unwrap_or_default();
     Ok(ReportRows {
         dir: dir.to_path_buf(),
         name,
         rows,
+        training,
     })
+}
+
+/// `cell` marked with `*` when an algorithm of `condition` also made a training copy.
+fn marked(rep: &ReportRows, condition: &str, cell: String) -> String {
+    let seen = condition
+        .parse::<Condition>()
+        .is_ok_and(|c| !c.seen_in(&rep.training).is_empty());
+    if seen && cell != "-" {
+        format!("{cell} *")
+    } else {
+        cell
+    }
 }
 
 /// "97.25 %" or "-" for a missing row.
@@ -94,13 +114,17 @@ pub fn ablation_table(reports: &[ReportRows]) -> String {
         for rep in reports {
             t.row(
                 std::iter::once(rep.name.clone())
-                    .chain(conds.iter().map(|c| cell_of(&rep.rows, c))),
+                    .chain(conds.iter().map(|c| marked(rep, c, cell_of(&rep.rows, c)))),
             );
         }
         t.to_string()
     };
     let every: Vec<&ReportRows> = reports.iter().collect();
-    let mut md = String::from("### Float model, clear\n\n");
+    let mut md = String::from(
+        "`*`: an algorithm of this condition also made the experiment's training copies, so the \
+         cell is not a held-out figure (each report's summary.md lists which).\n\n\
+         ### Float model, clear\n\n",
+    );
     md += &table(&every, &|rows, c| {
         cell(clear_row(rows, c, ModelKind::Float))
     });
@@ -228,16 +252,22 @@ mod tests {
                     Mode::Simulate,
                     0.75,
                 ),
+                row("noise10", ModelKind::Float, None, Mode::Clear, 0.5),
+                row("babble10", ModelKind::Float, None, Mode::Clear, 0.5),
             ],
+            training: vec![Condition::Noise10],
         };
         let without = ReportRows {
             dir: "b".into(),
             name: "without".into(),
             rows: vec![row("aligned", ModelKind::Float, None, Mode::Clear, 1.0)],
+            training: vec![],
         };
         let md = ablation_table(&[with.clone(), without.clone()]);
         let float = md.split("### Quantized").next().unwrap();
         assert!(float.contains("| with | 50.00 % |"), "{md}");
+        // noise10 was a training copy: not a held-out cell; babble10's noise never was.
+        assert!(float.contains("| 50.00 % * | 50.00 % |"), "{md}");
         let landmark = md.split("### Landmark (Wang 2003), clear").nth(1).unwrap();
         assert!(landmark.contains("| with | 25.00 % |"), "{md}");
         assert!(!landmark.contains("without"), "{md}");

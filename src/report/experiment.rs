@@ -5,7 +5,8 @@ use super::io;
 use super::plots::{line_plot, LinePlot, Series};
 use super::schema::{ModelKind, Reproduction, ResultRow};
 use super::tables::{
-    conditions, full_table, model_label, refused_notes, robust_table, seed_table, write_csv,
+    conditions, full_table, held_out_table, model_label, refused_notes, robust_table, seed_table,
+    write_csv,
 };
 use super::Provenance;
 use crate::config::{ExperimentConfig, Protocol};
@@ -294,13 +295,16 @@ pub fn write_report(
             seed_table(&rep.rows),
         ),
         Protocol::Robust => format!(
-            "Protocol `robust`: {} s queries written by `fhe-shazam queries` (seed {}), {}; {decision}. {quant} {chunking} {training}\n\n## Top-1 per condition\n\n{}\n![accuracy by condition](accuracy_by_condition.png)\n",
+            "Protocol `robust`: {} s queries written by `fhe-shazam queries` (seed {}), {}; {decision}. {quant} {chunking} {training}\n\n## Conditions and what training saw\n\n{}\n## Top-1 per condition\n\n{}\n![accuracy by condition](accuracy_by_condition.png)\n",
             ev.query_seconds,
             ev.robust.seed,
             match ev.robust.held_out_from {
                 Some(t) => format!("held-out split: models trained on the first {t} s of each song, queries drawn after it"),
                 None => "queries drawn anywhere in the songs (training audio included)".to_string(),
-            },
+            } + &ev.robust.gain_db.map_or(String::new(), |g| {
+                format!(", every query recorded {g:+} dB (limited to full scale)")
+            }),
+            held_out_table(&ev.robust.conditions, &config.augmentation.copies),
             robust_table(&rep.rows),
         ),
     };

@@ -4,6 +4,8 @@
 use super::io;
 use super::markdown::{opt, or_dash, pct, Table};
 use super::schema::ResultRow;
+use crate::dataset::degrade::Generator;
+use crate::dataset::Condition;
 use crate::error::ReportError;
 use crate::eval::Mode;
 use crate::fhe::{BudgetLine, FhePlan};
@@ -138,6 +140,34 @@ pub fn conditions(rows: &[ResultRow]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Which algorithms made each query condition and whether the model's training copies used
+/// any of them: a condition is **held out** only when none of its algorithms made a training
+/// copy, and only held-out columns measure robustness to degradations nobody tuned to.
+pub fn held_out_table(conditions: &[Condition], training: &[Condition]) -> String {
+    let mut t = Table::new(["condition", "algorithms", "in training"].map(String::from));
+    for &c in conditions {
+        let seen = c.seen_in(training);
+        let names = |g: &[Generator]| {
+            g.iter()
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        t.row([
+            c.name().to_string(),
+            names(&c.generators()),
+            if c.generators().is_empty() {
+                "- (clean)".to_string()
+            } else if seen.is_empty() {
+                "**held out**".to_string()
+            } else {
+                format!("seen: {}", names(&seen))
+            },
+        ]);
+    }
+    t.to_string()
 }
 
 /// Top-1 per condition: one line per (model, mode), one column per condition. Execute cells
