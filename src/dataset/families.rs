@@ -1348,6 +1348,7 @@ mod tests {
         let fraction = speech / total;
         let white = crate::dataset::degrade::coloured_noise(
             len,
+            SR,
             crate::dataset::NoiseColour::White,
             &mut ChaCha8Rng::seed_from_u64(3),
         );

@@ -1300,7 +1300,10 @@ mod tests {
         let json = std::fs::read_to_string(out.join(MANIFEST_FILE)).unwrap();
         std::fs::write(
             out.join(MANIFEST_FILE),
-            json.replace("\"format_version\": 1", "\"format_version\": 99"),
+            json.replace(
+                &format!("\"format_version\": {FORMAT_VERSION}"),
+                "\"format_version\": 99",
+            ),
         )
         .unwrap();
         let err = read_query_set(&out).unwrap_err().to_string();
