@@ -661,7 +661,7 @@ pub fn convolve_keep_loudness(x: &[f32], h: &[f32]) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::f32::consts::TAU;
 
@@ -771,7 +771,7 @@ mod tests {
     }
 
     /// Schroeder backward integration: remaining energy in dB at each sample.
-    fn energy_decay_db(h: &[f32]) -> Vec<f64> {
+    pub(crate) fn energy_decay_db(h: &[f32]) -> Vec<f64> {
         let mut acc = 0.0;
         let mut edc: Vec<f64> = h
             .iter()

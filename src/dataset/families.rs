@@ -1092,20 +1092,10 @@ mod tests {
     /// T20 of an impulse response: Schroeder backward integration, the time from −5 to −25 dB,
     /// extrapolated to 60 dB (ISO 3382).
     fn t20(h: &[f32], sr: u32) -> f64 {
-        let mut acc = 0.0;
-        let mut edc: Vec<f64> = h
-            .iter()
-            .rev()
-            .map(|&v| {
-                acc += v as f64 * v as f64;
-                acc
-            })
-            .collect();
-        edc.reverse();
-        let total = edc[0];
+        let edc = crate::dataset::degrade::tests::energy_decay_db(h);
         let time = |level: f64| {
             edc.iter()
-                .position(|&e| 10.0 * (e / total).log10() < level)
+                .position(|&e| e < level)
                 .expect("the decay reaches the level") as f64
                 / sr as f64
         };
