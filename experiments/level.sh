@@ -5,17 +5,7 @@
 # +10 dB. Synthetic default corpus → reports/level/, the dev corpus (when there) →
 # reports/level-dev/; then one ablation table each (`fhe-shazam compare`).
 source "$(dirname "$0")/common.sh"
-run() { # run OUT_ROOT [DATASET_ARGS]
-  local out=$1; shift
-  local dirs=()
-  for cfg in configs/level/*.toml; do
-    local name; name=$(basename "$cfg" .toml)
-    $BIN reproduce --config "$cfg" "$@" --out "$out/$name" >/dev/null
-    dirs+=("$out/$name")
-  done
-  $BIN compare "${dirs[@]}" --out "$out/ablation.md"
-}
 if have_dev; then
-  run reports/level-dev --dataset "$DEV_CORPUS"
+  run_configs configs/level reports/level-dev --dataset "$DEV_CORPUS"
 fi
-run reports/level
+run_configs configs/level reports/level

@@ -5,17 +5,7 @@
 # there, on the real-music dev corpus → reports/robust-dev/NN-*/; then one ablation table each
 # (`fhe-shazam compare`).
 source "$(dirname "$0")/common.sh"
-run() { # run DATASET_ARGS OUT_ROOT
-  local out=$1; shift
-  local dirs=()
-  for cfg in configs/robust/*.toml; do
-    local name; name=$(basename "$cfg" .toml)
-    $BIN reproduce --config "$cfg" "$@" --out "$out/$name" >/dev/null
-    dirs+=("$out/$name")
-  done
-  $BIN compare "${dirs[@]}" --out "$out/ablation.md"
-}
-run reports/robust
+run_configs configs/robust reports/robust
 if have_dev; then
-  run reports/robust-dev --dataset "$DEV_CORPUS"
+  run_configs configs/robust reports/robust-dev --dataset "$DEV_CORPUS"
 fi

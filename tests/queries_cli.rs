@@ -87,7 +87,7 @@ fn writes_every_condition_deterministically() {
 
     let set = read_query_set(&a).unwrap();
     assert_eq!(set.catalog_size, 3);
-    for c in Condition::STANDARD {
+    for &c in Condition::STANDARD {
         let songs: Vec<usize> = set.condition(c).map(|e| e.song).collect();
         assert_eq!(songs, vec![0, 1, 2], "{c}");
     }

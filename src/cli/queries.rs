@@ -6,11 +6,15 @@ use fhe_shazam::dataset::{write_query_set, Condition, QuerySetParams, QueryWindo
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Write deterministic degraded queries, one per song and condition: aligned (the seed's first
-/// 15 s), offset (a random start off the 0.5 s grid), noise20/noise10/noise5 (white or pink noise
-/// at that SNR), phone (300–3400 Hz, 10 dB noise, 8 kHz μ-law), reverb (synthetic room + 15 dB
-/// noise), speed (±2 %). Writes OUT/<condition>/<track_id>.wav, OUT/queries.csv (file, true
-/// song, condition, parameters) and OUT/queryset.json. Songs that fail are listed at the end.
+/// Write deterministic degraded queries, one per song and condition. The standard eight (the
+/// default): aligned (the seed's first 15 s), offset (a random start off the 0.5 s grid),
+/// noise20/noise10/noise5 (white or pink noise at that SNR), phone (300–3400 Hz, 10 dB noise,
+/// 8 kHz μ-law), reverb (synthetic room + 15 dB noise), speed (±2 %). Level: quiet10, quiet20,
+/// quiet30, loud10. Other algorithms than the training copies' (held-out families):
+/// phone_adpcm/phone_gsm/phone_opus (FIR band + IMA ADPCM, GSM or Opus; GSM and Opus need
+/// ffmpeg), room_image/room_schroeder, babble10/babble5, brown5, compressed. Writes
+/// OUT/<condition>/<track_id>.wav, OUT/queries.csv (file, true song, condition, parameters) and
+/// OUT/queryset.json. Songs that fail are listed at the end.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Dataset folder (FMA tree or any folder of audio files, taken in sorted path order).
@@ -25,7 +29,7 @@ pub struct Args {
     /// A tracks.csv for titles/artists (default: metadata/tracks.csv, fma_metadata/tracks.csv, …).
     #[arg(long)]
     metadata: Option<PathBuf>,
-    /// Conditions, comma-separated (default: all eight).
+    /// Conditions, comma-separated (default: the standard eight).
     #[arg(long, value_delimiter = ',')]
     conditions: Vec<Condition>,
     /// Seed of offsets, noise and rooms: the same seed gives the same files, bit for bit.
