@@ -146,6 +146,22 @@ pub struct Compressor {
     pub ratio: f64,
 }
 
+/// A random colouring of the channel (a loudspeaker's, a microphone's or a phone's frequency
+/// response): [`EQ_BANDS`] peaking biquads at log-uniform centres, each boosting or cutting by
+/// up to `max_gain_db`. The bands are drawn from the degradation's random stream, like a
+/// room's impulse response, so the query is reproducible from these parameters and its seed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RandomEq {
+    pub max_gain_db: f64,
+}
+
+/// Peaking bands of a [`RandomEq`].
+pub const EQ_BANDS: usize = 5;
+/// Centre frequencies of the bands, drawn log-uniformly (clamped below 0.45 × the rate).
+const EQ_CENTRE_HZ: std::ops::Range<f64> = 100.0..8_000.0;
+/// Quality factors, drawn log-uniformly: an octave and a half down to half an octave wide.
+const EQ_Q: std::ops::Range<f64> = 0.7..3.0;
+
 /// One algorithm a degradation used: the unit that training and testing keep apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -154,6 +170,7 @@ pub enum Generator {
     Room(RoomModel),
     Noise(NoiseColour),
     Compressor,
+    Eq,
     Band(BandFilter),
     Codec(Codec),
     Gain,
@@ -166,6 +183,7 @@ impl std::fmt::Display for Generator {
             Generator::Room(m) => write!(f, "{} room", m.name()),
             Generator::Noise(c) => write!(f, "{} noise", c.name()),
             Generator::Compressor => f.write_str("compressor"),
+            Generator::Eq => f.write_str("random peaking EQ"),
             Generator::Band(b) => write!(f, "{} band-pass", b.name()),
             Generator::Codec(c) => write!(f, "{} codec", c.name()),
             Generator::Gain => f.write_str("level change"),
@@ -194,8 +212,8 @@ impl BandFilter {
 
 /// The concrete parameters of one degraded query. The chain runs in a fixed order that follows
 /// the acoustic path: speed (the playback) → room reverb → noise (at the microphone) →
-/// compressor (the phone's gain control) → band-pass → speech codec at 8 kHz (the phone
-/// channel) → level.
+/// compressor (the phone's gain control) → channel colouring → band-pass → speech codec at
+/// 8 kHz (the phone channel) → level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Degradation {
     /// Start of the query in the source clip, in seconds.
@@ -209,6 +227,8 @@ pub struct Degradation {
     pub noise: Option<AddedNoise>,
     /// Dynamic range compression (a phone's automatic gain control), if any.
     pub compressor: Option<Compressor>,
+    /// A random frequency response of the channel, if any.
+    pub eq: Option<RandomEq>,
     pub band_pass: Option<BandPass>,
     /// The speech codec of the phone channel, if any.
     pub codec: Option<Codec>,
@@ -234,6 +254,7 @@ impl Degradation {
             room: None,
             noise: None,
             compressor: None,
+            eq: None,
             band_pass: None,
             codec: None,
             gain_db: None,
@@ -255,6 +276,7 @@ impl Degradation {
         g.extend(self.room.map(|r| Generator::Room(r.model)));
         g.extend(self.noise.map(|n| Generator::Noise(n.colour)));
         g.extend(self.compressor.map(|_| Generator::Compressor));
+        g.extend(self.eq.map(|_| Generator::Eq));
         g.extend(self.band_pass.map(|b| Generator::Band(b.filter)));
         g.extend(self.codec.map(Generator::Codec));
         g.extend(self.gain_db.map(|_| Generator::Gain));
@@ -323,6 +345,14 @@ impl Degradation {
                 ));
             }
         }
+        if let Some(eq) = self.eq {
+            if !(eq.max_gain_db.is_finite() && (0.0..=24.0).contains(&eq.max_gain_db)) {
+                return bad(format!(
+                    "eq max_gain_db = {}, expected 0..=24",
+                    eq.max_gain_db
+                ));
+            }
+        }
         if let Some(codec) = self.codec {
             // The resampler's ratio limit; 8 kHz from 22.05 kHz is 2.8.
             let rate = PHONE_RATE_HZ;
@@ -374,6 +404,9 @@ pub fn degrade(
     }
     if let Some(c) = d.compressor {
         families::compress(&mut x, sample_rate, c.threshold_db, c.ratio);
+    }
+    if let Some(eq) = d.eq {
+        random_eq(&mut x, sample_rate, eq, rng);
     }
     if let Some(b) = d.band_pass {
         match b.filter {
@@ -543,6 +576,23 @@ impl Biquad {
         }
     }
 
+    /// RBJ peaking EQ at `f0`: `gain_db` at the centre, 0 dB far from it.
+    fn peaking(f0: f64, gain_db: f64, q: f64, sample_rate: f64) -> Self {
+        let a = 10f64.powf(gain_db / 40.0);
+        let w0 = std::f64::consts::TAU * f0 / sample_rate;
+        let (sin, cos) = w0.sin_cos();
+        let alpha = sin / (2.0 * q);
+        let a0 = 1.0 + alpha / a;
+        Self {
+            b: [
+                (1.0 + alpha * a) / a0,
+                -2.0 * cos / a0,
+                (1.0 - alpha * a) / a0,
+            ],
+            a: [-2.0 * cos / a0, (1.0 - alpha / a) / a0],
+        }
+    }
+
     fn run(&self, x: &mut [f32]) {
         let (mut z1, mut z2) = (0.0f64, 0.0f64);
         for s in x.iter_mut() {
@@ -552,6 +602,24 @@ impl Biquad {
             z2 = self.b[2] * v - self.a[1] * y;
             *s = y as f32;
         }
+    }
+}
+
+/// Colours `x` with [`EQ_BANDS`] peaking biquads drawn from `rng` ([`RandomEq`]).
+pub fn random_eq(x: &mut [f32], sample_rate: u32, eq: RandomEq, rng: &mut impl Rng) {
+    let sr = sample_rate as f64;
+    fn log_uniform(rng: &mut impl Rng, r: std::ops::Range<f64>) -> f64 {
+        rng.gen_range(r.start.ln()..r.end.ln()).exp()
+    }
+    for _ in 0..EQ_BANDS {
+        let f0 = log_uniform(rng, EQ_CENTRE_HZ).min(0.45 * sr);
+        let q = log_uniform(rng, EQ_Q);
+        let gain_db = if eq.max_gain_db > 0.0 {
+            rng.gen_range(-eq.max_gain_db..=eq.max_gain_db)
+        } else {
+            0.0
+        };
+        Biquad::peaking(f0, gain_db, q, sr).run(x);
     }
 }
 
@@ -750,6 +818,49 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn peaking_band_has_its_gain_at_the_centre_and_none_far_away() {
+        let gain_db = |f: f32, band_db: f64| {
+            let clean = sine(f, 2.0);
+            let mut x = clean.clone();
+            Biquad::peaking(1000.0, band_db, 1.0, SR as f64).run(&mut x);
+            let half = x.len() / 2;
+            db(rms(&x[half..]) / rms(&clean[half..]))
+        };
+        for band_db in [-9.0, 6.0] {
+            assert!((gain_db(1000.0, band_db) - band_db).abs() < 0.1);
+            assert!(gain_db(60.0, band_db).abs() < 0.3);
+            assert!(gain_db(9000.0, band_db).abs() < 0.3);
+        }
+    }
+
+    #[test]
+    fn random_eq_is_reproducible_and_bounded_by_its_gain() {
+        let clean = sine(700.0, 1.0);
+        let run = |max_gain_db, seed| {
+            let mut x = clean.clone();
+            random_eq(
+                &mut x,
+                SR,
+                RandomEq { max_gain_db },
+                &mut ChaCha8Rng::seed_from_u64(seed),
+            );
+            x
+        };
+        assert_eq!(run(9.0, 1), run(9.0, 1));
+        assert_ne!(run(9.0, 1), run(9.0, 2));
+        // A flat EQ is the identity (up to f32 rounding).
+        let flat = run(0.0, 1);
+        assert!(flat.iter().zip(&clean).all(|(a, b)| (a - b).abs() < 1e-5));
+        // Five bands of at most ±9 dB change a tone's level by at most 45 dB, and some by more
+        // than a fraction of a dB.
+        let half = clean.len() / 2;
+        let change = |x: &[f32]| db(rms(&x[half..]) / rms(&clean[half..])).abs();
+        let changes: Vec<f64> = (0..8).map(|seed| change(&run(9.0, seed))).collect();
+        assert!(changes.iter().all(|&c| c <= 45.0), "{changes:?}");
+        assert!(changes.iter().any(|&c| c > 0.5), "{changes:?}");
+    }
+
+    #[test]
     fn mu_law_round_trip_error_is_half_a_step() {
         let mut levels = std::collections::BTreeSet::new();
         for i in -20_000..=20_000 {
@@ -903,6 +1014,10 @@ pub(crate) mod tests {
             },
             Degradation {
                 gain_db: Some(f64::NAN),
+                ..ok.clone()
+            },
+            Degradation {
+                eq: Some(RandomEq { max_gain_db: 40.0 }),
                 ..ok.clone()
             },
         ] {

@@ -11,7 +11,7 @@
 use super::catalog::{Catalog, Song};
 use super::degrade::{
     apply, AddedNoise, BandFilter, BandPass, Codec, Compressor, Degradation, Generator,
-    NoiseColour, Room, RoomModel, PHONE_BAND,
+    NoiseColour, RandomEq, Room, RoomModel, PHONE_BAND,
 };
 use crate::audio::{self, Audio, LoadOptions, DEFAULT_SAMPLE_RATE};
 use crate::error::DatasetError;
@@ -45,6 +45,8 @@ const MAX_QUERY_SECONDS: f64 = 600.0;
 pub const SPEED_CHANGE: f64 = 0.02;
 /// SNR of the noise in each condition.
 const PHONE_SNR_DB: f64 = 10.0;
+/// Largest boost or cut of the `channel` condition's random EQ bands.
+const CHANNEL_EQ_DB: f64 = 9.0;
 const REVERB_SNR_DB: f64 = 15.0;
 const RT60_RANGE_S: std::ops::RangeInclusive<f64> = 0.3..=0.8;
 
@@ -90,6 +92,11 @@ pub enum Condition {
     Brown5,
     /// Offset + dynamic range compression (4:1 from 10 dB below the RMS).
     Compressed,
+    /// A varied phone channel for training copies: `phone`'s noise and codec, a Butterworth band
+    /// with edges drawn wider than any held-out condition's (100–500 Hz, 2.5–3.8 kHz) and a
+    /// random ±9 dB peaking EQ (the loudspeaker and microphone), so a model sees many channels
+    /// instead of one.
+    Channel,
 }
 
 impl Condition {
@@ -97,7 +104,7 @@ impl Condition {
     pub const STANDARD: &'static [Condition] = Condition::ALL.split_at(8).0;
 
     /// Every condition, in the order that fixes their random streams (append only).
-    pub const ALL: [Condition; 21] = [
+    pub const ALL: [Condition; 22] = [
         Condition::Aligned,
         Condition::Offset,
         Condition::Noise20,
@@ -119,6 +126,7 @@ impl Condition {
         Condition::Babble5,
         Condition::Brown5,
         Condition::Compressed,
+        Condition::Channel,
     ];
 
     pub fn name(self) -> &'static str {
@@ -144,6 +152,7 @@ impl Condition {
             Condition::Babble5 => "babble5",
             Condition::Brown5 => "brown5",
             Condition::Compressed => "compressed",
+            Condition::Channel => "channel",
         }
     }
 
@@ -387,6 +396,18 @@ impl Degradation {
                     ratio: 4.0,
                 })
             }
+            Condition::Channel => {
+                d.noise = noise(PHONE_SNR_DB);
+                d.eq = Some(RandomEq {
+                    max_gain_db: CHANNEL_EQ_DB,
+                });
+                d.band_pass = Some(BandPass {
+                    low_hz: rng.gen_range(100.0..500.0),
+                    high_hz: rng.gen_range(2500.0..3800.0),
+                    filter: BandFilter::Butterworth,
+                });
+                d.codec = Some(Codec::MuLaw);
+            }
         }
         Ok(d)
     }
@@ -553,6 +574,9 @@ struct Row {
     band_filter: Option<BandFilter>,
     codec: Option<Codec>,
     gain_db: Option<f64>,
+    /// Added after format 2's first files (which never had an EQ): a missing column reads as none.
+    #[serde(default)]
+    eq_max_gain_db: Option<f64>,
     seed: u64,
 }
 
@@ -577,6 +601,7 @@ impl Row {
             band_filter: d.band_pass.map(|b| b.filter),
             codec: d.codec,
             gain_db: d.gain_db,
+            eq_max_gain_db: d.eq.map(|e| e.max_gain_db),
             seed: d.seed,
         }
     }
@@ -624,6 +649,9 @@ impl Row {
             room,
             noise,
             compressor,
+            eq: self
+                .eq_max_gain_db
+                .map(|max_gain_db| RandomEq { max_gain_db }),
             band_pass,
             codec: self.codec,
             gain_db: self.gain_db,
