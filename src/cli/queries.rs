@@ -12,7 +12,8 @@ use std::time::Instant;
 /// 8 kHz μ-law), reverb (synthetic room + 15 dB noise), speed (±2 %). Level: quiet10, quiet20,
 /// quiet30, loud10. Other algorithms than the training copies' (held-out families):
 /// phone_adpcm/phone_gsm/phone_opus (FIR band + IMA ADPCM, GSM or Opus; GSM and Opus need
-/// ffmpeg), room_image/room_schroeder, babble10/babble5, brown5, compressed. Writes
+/// ffmpeg), room_image/room_schroeder, babble10/babble5, brown5, compressed. For training copies:
+/// channel (phone with a random EQ and band edges). Writes
 /// OUT/<condition>/<track_id>.wav, OUT/queries.csv (file, true song, condition, parameters) and
 /// OUT/queryset.json. Songs that fail are listed at the end.
 #[derive(Debug, clap::Args)]

@@ -614,11 +614,7 @@ pub fn random_eq(x: &mut [f32], sample_rate: u32, eq: RandomEq, rng: &mut impl R
     for _ in 0..EQ_BANDS {
         let f0 = log_uniform(rng, EQ_CENTRE_HZ).min(0.45 * sr);
         let q = log_uniform(rng, EQ_Q);
-        let gain_db = if eq.max_gain_db > 0.0 {
-            rng.gen_range(-eq.max_gain_db..=eq.max_gain_db)
-        } else {
-            0.0
-        };
+        let gain_db = rng.gen_range(-eq.max_gain_db..=eq.max_gain_db);
         Biquad::peaking(f0, gain_db, q, sr).run(x);
     }
 }
