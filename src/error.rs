@@ -251,10 +251,11 @@ pub enum EvalError {
     Audio(#[from] AudioError),
     /// Execute mode: the scheme failed on one query — [`FheError::Mismatch`] is the signal that
     /// a decrypted score differs from the exact integer circuit.
-    #[error("query {query} (song {truth}): {source}")]
+    #[error("query {query} ({}): {source}",
+        truth.map_or("not in the catalogue".to_string(), |t| format!("song {t}")))]
     Query {
         query: usize,
-        truth: usize,
+        truth: Option<usize>,
         #[source]
         source: FheError,
     },

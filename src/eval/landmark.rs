@@ -93,6 +93,7 @@ pub fn evaluate_landmark(
                     .iter()
                     .map(|&(song, aligned)| (song, aligned as f64))
                     .collect(),
+                chunks: 1,
             },
             latency_s,
         });
@@ -142,7 +143,7 @@ mod tests {
             .iter()
             .map(|(k, p)| QueryFile {
                 path: p.clone(),
-                truth: *k,
+                truth: Some(*k),
             })
             .collect();
         let m = evaluate_landmark(&index, &files, 4.0).unwrap();
@@ -150,7 +151,7 @@ mod tests {
         assert_eq!(m.top1, 1.0, "{m:?}");
         let missing = [QueryFile {
             path: dir.path().join("nope.wav"),
-            truth: 0,
+            truth: Some(0),
         }];
         let err = evaluate_landmark(&index, &missing, 4.0).unwrap_err();
         assert!(err.to_string().contains("nope.wav"), "{err}");

@@ -10,7 +10,8 @@ use std::time::Instant;
 /// One query's result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
-    pub truth: usize,
+    /// The song it really is; None for a song outside the catalogue (an impostor query).
+    pub truth: Option<usize>,
     pub answer: Answer,
     /// Seconds spent in the model's predict call for the whole query (the seed's latency).
     pub latency_s: f64,
@@ -18,7 +19,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// A silent recording: "unknown" without scoring.
-    pub fn silent(truth: usize) -> Self {
+    pub fn silent(truth: Option<usize>) -> Self {
         Self {
             truth,
             answer: Answer::unknown(),
@@ -31,7 +32,8 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub queries: usize,
-    /// Fraction of queries whose answer is the true song (unknown counts as wrong).
+    /// Fraction of queries whose answer is the true song (unknown counts as wrong; for
+    /// impostor queries, unknown is the true answer).
     pub top1: f64,
     /// Fraction whose true song is among the 3 most voted.
     pub top3: f64,
@@ -61,8 +63,8 @@ impl Metrics {
         let latencies: Vec<f64> = outcomes.iter().map(|o| o.latency_s * 1e3).collect();
         Self {
             queries: outcomes.len(),
-            top1: count(&|o| o.answer.song == Some(o.truth)),
-            top3: count(&|o| o.answer.in_top(o.truth, 3)),
+            top1: count(&|o| o.answer.song == o.truth),
+            top3: count(&|o| o.truth.is_some_and(|t| o.answer.in_top(t, 3))),
             unknown_rate: count(&|o| o.answer.song.is_none()),
             chunk_accuracy: chunk_hits as f64 / chunks.max(1) as f64,
             latency_median_ms: quantile(&latencies, 0.5),
@@ -89,7 +91,7 @@ pub fn evaluate_clear(
         let scores = scorer.scores(q.features.view())?;
         let latency_s = start.elapsed().as_secs_f64();
         let predictions = argmax_rows(scores.view());
-        hits += predictions.iter().filter(|&&p| p == q.truth).count();
+        hits += predictions.iter().filter(|&&p| Some(p) == q.truth).count();
         chunks += predictions.len();
         let answer = decision.decide(scores.view());
         outcomes.push(Outcome {
@@ -112,7 +114,7 @@ mod tests {
         // Two classes: class 0 if x > 0 else class 1.
         let model = FloatModel::new(array![[1.0, -1.0]], array![0.0, 0.0]).unwrap();
         let q = |truth, v: f32, n| Query {
-            truth,
+            truth: Some(truth),
             features: Array2::from_elem((n, 1), v),
             silent: false,
         };
@@ -133,7 +135,7 @@ mod tests {
     fn a_silent_query_is_unknown_and_unscored() {
         let model = FloatModel::new(array![[1.0, -1.0]], array![0.0, 0.0]).unwrap();
         let queries = [Query {
-            truth: 0,
+            truth: Some(0),
             // Would be answered song 0 with 6 votes if it were scored.
             features: Array2::from_elem((6, 1), 1.0),
             silent: true,

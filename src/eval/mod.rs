@@ -3,11 +3,15 @@
 
 pub mod landmark;
 pub mod metrics;
+pub mod open_set;
 pub mod protocol;
 pub mod runner;
 pub mod vote;
 
 pub use metrics::{evaluate_clear, Metrics, Outcome};
+pub use open_set::{
+    calibrate, det_curve, open_set_metrics, DetPoint, OpenSetMetrics, ScoreKind, Threshold,
+};
 pub use protocol::{queries_from_files, seed_queries, Query, QueryFile, SEED_QUERY_SECONDS};
 pub use runner::{evaluate_modes, evaluate_quantized, FheCosts, Mode, ModeResult, ModeRun};
 pub use vote::{majority_vote, Answer, Decision, Rule};

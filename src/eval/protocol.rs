@@ -9,7 +9,8 @@ use ndarray::Array2;
 /// One query: its chunk features and the song it really is.
 #[derive(Debug, Clone)]
 pub struct Query {
-    pub truth: usize,
+    /// The song it really is; None for a song outside the catalogue (an impostor query).
+    pub truth: Option<usize>,
     pub features: Array2<f32>,
     /// The recording is silence (below `audio::SILENCE_DBFS`): answered "unknown" unscored.
     pub silent: bool,
@@ -35,7 +36,7 @@ pub fn seed_queries(set: &FeatureSet, query_seconds: f64) -> Vec<Query> {
                 })
                 .collect();
             Query {
-                truth: s,
+                truth: Some(s),
                 features: set.song_rows(s).select(ndarray::Axis(0), &rows),
                 // Silent songs never enter a feature set.
                 silent: false,
@@ -44,11 +45,11 @@ pub fn seed_queries(set: &FeatureSet, query_seconds: f64) -> Vec<Query> {
         .collect()
 }
 
-/// A query given as an audio file and the song index it really is.
+/// A query given as an audio file and the song index it really is (None: not in the catalogue).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryFile {
     pub path: std::path::PathBuf,
-    pub truth: usize,
+    pub truth: Option<usize>,
 }
 
 /// Queries from audio files (any list of recordings + truth): each file is loaded like the
@@ -112,7 +113,7 @@ mod tests {
         .unwrap();
         let files = [QueryFile {
             path: path.clone(),
-            truth: 7,
+            truth: Some(7),
         }];
         let q = queries_from_files(
             &files,
@@ -121,11 +122,11 @@ mod tests {
             2.0,
         )
         .unwrap();
-        assert_eq!(q[0].truth, 7);
+        assert_eq!(q[0].truth, Some(7));
         assert_eq!(q[0].features.dim(), (4, 20), "2 s → four 0.5 s chunks");
         let missing = [QueryFile {
             path: dir.path().join("nope.wav"),
-            truth: 0,
+            truth: Some(0),
         }];
         let err = queries_from_files(
             &missing,

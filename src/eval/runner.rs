@@ -116,7 +116,7 @@ pub fn evaluate_quantized(
         let latency_s = start.elapsed().as_secs_f64();
         let answer = decision.decide(scores.view());
         let predictions = argmax_rows(scores.view());
-        hits += predictions.iter().filter(|&&p| p == q.truth).count();
+        hits += predictions.iter().filter(|&&p| Some(p) == q.truth).count();
         total += predictions.len();
         outcomes.push(Outcome {
             truth: q.truth,
@@ -233,17 +233,17 @@ mod tests {
         let q = QuantizedModel::from_float(&float, x.view(), &QuantOptions::concrete(8)).unwrap();
         let queries = vec![
             Query {
-                truth: 0,
+                truth: Some(0),
                 features: Array2::from_shape_fn((6, 2), |(_, j)| if j == 0 { 2.0 } else { -2.0 }),
                 silent: false,
             },
             Query {
-                truth: 2,
+                truth: Some(2),
                 features: Array2::from_shape_fn((6, 2), |(_, j)| if j == 0 { -2.0 } else { 2.0 }),
                 silent: false,
             },
             Query {
-                truth: 1,
+                truth: Some(1),
                 features: Array2::zeros((5, 2)),
                 silent: false,
             },

@@ -16,6 +16,10 @@ pub struct Answer {
     /// Songs ranked best first (ties by lower index like numpy's argmax), with the rule's score:
     /// the vote count for `votes`, the summed log-probability for `log_prob_sum`.
     pub ranking: Vec<(usize, f64)>,
+    /// Chunks the ranking's scores are summed over (J; 1 for the landmark baseline), so a
+    /// confidence can be put per chunk and compared across query lengths.
+    #[serde(default)]
+    pub chunks: usize,
 }
 
 impl Answer {
@@ -24,6 +28,7 @@ impl Answer {
         Self {
             song: None,
             ranking: Vec::new(),
+            chunks: 0,
         }
     }
 
@@ -85,7 +90,11 @@ fn log_prob_sum(scores: ArrayView2<f64>) -> Answer {
     // The answer keeps the ten best songs: enough for top-k metrics and a readable JSON.
     ranking.truncate(10);
     let song = (scores.nrows() > 0).then(|| ranking[0].0);
-    Answer { song, ranking }
+    Answer {
+        song,
+        ranking,
+        chunks: scores.nrows(),
+    }
 }
 
 /// Majority vote over per-chunk predicted song indices.
@@ -108,7 +117,11 @@ pub fn majority_vote(predictions: &[usize], n_classes: usize, min_votes: usize) 
         .first()
         .filter(|&&(_, c)| c >= min_votes as f64)
         .map(|&(s, _)| s);
-    Answer { song, ranking }
+    Answer {
+        song,
+        ranking,
+        chunks: predictions.len(),
+    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ pub fn condition_files(
             .iter()
             .map(|r| QueryFile {
                 path: root.join(&r.song.path),
-                truth: r.song.index,
+                truth: Some(r.song.index),
             })
             .collect();
         return Ok(vec![ConditionFiles {
@@ -92,7 +92,7 @@ pub fn condition_files(
                 .filter_map(|e| {
                     Some(QueryFile {
                         path: e.path.clone(),
-                        truth: *label.get(e.track_id.as_str())?,
+                        truth: Some(*label.get(e.track_id.as_str())?),
                     })
                 })
                 .collect(),
