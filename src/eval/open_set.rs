@@ -220,7 +220,7 @@ mod tests {
         // (99 is accepted, 98 is not), the second none (its best, 50, must be rejected).
         let a: Vec<Option<f64>> = (0..100).map(|v| Some(v as f64)).collect();
         let b: Vec<Option<f64>> = (41..51).map(|v| Some(v as f64)).collect();
-        let t = calibrate(&[a.clone()], 0.01);
+        let t = calibrate(std::slice::from_ref(&a), 0.01);
         assert!(t > 98.0 && t <= 99.0, "{t}");
         assert!(calibrate(&[a, b.clone()], 0.01) > 98.0);
         let t = calibrate(&[b], 0.01);
