@@ -6,7 +6,7 @@ use crate::audio::LoadOptions;
 use crate::dataset::queries::Condition;
 use crate::dataset::synth::SynthParams;
 use crate::error::{ConfigError, InvalidConfig};
-use crate::eval::{Decision, Mode, Rule};
+use crate::eval::{Decision, Mode, Rule, ScoreKind};
 use crate::features::FeatureParams;
 use crate::fingerprint::LandmarkParams;
 use crate::model::{LogisticParams, QuantOptions};
@@ -125,6 +125,35 @@ pub struct EvaluationConfig {
     /// `votes`: fewer votes than this → "unknown" (the seed: 5).
     pub min_votes: usize,
     pub robust: RobustConfig,
+    /// Open-set identification ("not in the catalogue"): songs kept out of the catalogue.
+    pub open_set: Option<OpenSetConfig>,
+}
+
+/// The open-set protocol: `calibration_songs` + `impostor_songs` songs of the dataset, drawn
+/// with `seed`, are kept out of training. The calibration songs' queries set each model's
+/// rejection threshold to `false_match_rate` (in every condition); the impostor songs' queries
+/// measure the false-match rate at it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenSetConfig {
+    pub calibration_songs: usize,
+    pub impostor_songs: usize,
+    pub false_match_rate: f64,
+    /// The linear models' confidence (the landmark baseline uses its aligned-hash count).
+    pub score: ScoreKind,
+    pub seed: u64,
+}
+
+impl Default for OpenSetConfig {
+    fn default() -> Self {
+        Self {
+            calibration_songs: 50,
+            impostor_songs: 50,
+            false_match_rate: 0.01,
+            score: ScoreKind::Margin,
+            seed: 16,
+        }
+    }
 }
 
 impl Default for EvaluationConfig {
@@ -137,6 +166,7 @@ impl Default for EvaluationConfig {
             decision: Rule::Votes,
             min_votes: 5,
             robust: RobustConfig::default(),
+            open_set: None,
         }
     }
 }
@@ -254,6 +284,26 @@ impl ExperimentConfig {
         let robust = &self.evaluation.robust;
         if self.evaluation.protocol == Protocol::Robust && robust.conditions.is_empty() {
             return bad("evaluation.robust.conditions", "is empty".into());
+        }
+        if let Some(open) = &self.evaluation.open_set {
+            if self.evaluation.protocol != Protocol::Robust {
+                return bad(
+                    "evaluation.open_set",
+                    "needs protocol = \"robust\" (impostor queries come from its query set)".into(),
+                );
+            }
+            if open.calibration_songs == 0 || open.impostor_songs == 0 {
+                return bad(
+                    "evaluation.open_set",
+                    "calibration_songs and impostor_songs must both be at least 1".into(),
+                );
+            }
+            if !(open.false_match_rate > 0.0 && open.false_match_rate < 1.0) {
+                return bad(
+                    "evaluation.open_set.false_match_rate",
+                    format!("{} must lie inside (0, 1)", open.false_match_rate),
+                );
+            }
         }
         if let Some(t) = robust.held_out_from {
             if !(t > 0.0 && t < self.dataset.max_seconds) {

@@ -68,12 +68,13 @@ pub fn build_index(
 }
 
 /// Queries `index` with the first `query_seconds` of each file (the cut the models' queries
-/// get) and summarises. Chunk accuracy does not apply: the baseline answers per query.
+/// get) and summarises, with each query's outcome (ranked by aligned-hash count). Chunk
+/// accuracy does not apply: the baseline answers per query.
 pub fn evaluate_landmark(
     index: &LandmarkIndex,
     files: &[QueryFile],
     query_seconds: f64,
-) -> Result<Metrics, EvalError> {
+) -> Result<(Metrics, Vec<Outcome>), EvalError> {
     let load = LoadOptions {
         sample_rate: index.params().sample_rate,
         max_seconds: Some(query_seconds),
@@ -98,7 +99,7 @@ pub fn evaluate_landmark(
             latency_s,
         });
     }
-    Ok(Metrics::from_outcomes(&outcomes, 0, 0))
+    Ok((Metrics::from_outcomes(&outcomes, 0, 0), outcomes))
 }
 
 #[cfg(test)]
@@ -146,7 +147,7 @@ mod tests {
                 truth: Some(*k),
             })
             .collect();
-        let m = evaluate_landmark(&index, &files, 4.0).unwrap();
+        let (m, _) = evaluate_landmark(&index, &files, 4.0).unwrap();
         assert_eq!(m.queries, 3);
         assert_eq!(m.top1, 1.0, "{m:?}");
         let missing = [QueryFile {

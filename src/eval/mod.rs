@@ -10,7 +10,8 @@ pub mod vote;
 
 pub use metrics::{evaluate_clear, Metrics, Outcome};
 pub use open_set::{
-    calibrate, det_curve, open_set_metrics, DetPoint, OpenSetMetrics, ScoreKind, Threshold,
+    calibrate, det_curve, open_set_metrics, DetCurve, DetPoint, OpenSetMetrics, OpenSetResult,
+    OpenSetRow, ScoreKind, Threshold,
 };
 pub use protocol::{queries_from_files, seed_queries, Query, QueryFile, SEED_QUERY_SECONDS};
 pub use runner::{evaluate_modes, evaluate_quantized, FheCosts, Mode, ModeResult, ModeRun};

@@ -5,6 +5,7 @@
 //! (false-match rate against miss rate over every threshold) of any set of answers.
 
 use super::metrics::Outcome;
+use super::runner::Mode;
 use super::vote::Answer;
 use serde::{Deserialize, Serialize};
 
@@ -183,6 +184,47 @@ pub fn det_curve(catalogue: &[Outcome], impostors: &[Outcome], kind: ScoreKind) 
             miss: 1.0 - at_least(&right, t) as f64 / n_cat,
         })
         .collect()
+}
+
+/// One model's open-set figures on one condition, at its calibrated threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenSetRow {
+    pub condition: String,
+    /// "float", "n_bits=8" (simulate, which FHE equals score for score) or "landmark".
+    pub model: String,
+    pub mode: Mode,
+    pub score: ScoreKind,
+    pub threshold: f64,
+    /// Catalogue queries answered with their own song at the threshold.
+    pub identification: f64,
+    /// Catalogue queries answered with another song at the threshold.
+    pub misidentification: f64,
+    /// Impostor queries answered with any song at the threshold.
+    pub false_match: f64,
+    /// Top-1 of the same catalogue queries without the threshold (closed set).
+    pub closed_set_top1: f64,
+    pub catalogue_queries: usize,
+    pub impostor_queries: usize,
+}
+
+/// One model's DET curve on one condition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetCurve {
+    pub condition: String,
+    pub model: String,
+    pub points: Vec<DetPoint>,
+}
+
+/// Everything the open-set protocol measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenSetResult {
+    pub catalogue_songs: usize,
+    pub calibration_songs: usize,
+    pub impostor_songs: usize,
+    /// Each model's calibrated threshold.
+    pub thresholds: Vec<(String, Threshold)>,
+    pub rows: Vec<OpenSetRow>,
+    pub det: Vec<DetCurve>,
 }
 
 #[cfg(test)]

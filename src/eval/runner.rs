@@ -60,15 +60,16 @@ fn fit_rows(q_x: &Array2<i64>, rows: usize) -> Array2<i64> {
     out
 }
 
-/// Evaluates `model` on `queries` in `mode`; in execute mode the layout has J = `chunks` rows
-/// (shorter queries are zero-padded, and the padding's scores ignored).
+/// Evaluates `model` on `queries` in `mode`, with each query's outcome; in execute mode the
+/// layout has J = `chunks` rows (shorter queries are zero-padded, and the padding's scores
+/// ignored).
 pub fn evaluate_quantized(
     model: &QuantizedModel,
     queries: &[Query],
     mode: Mode,
     decision: &Decision,
     chunks: usize,
-) -> Result<ModeResult, EvalError> {
+) -> Result<(ModeResult, Vec<Outcome>), EvalError> {
     let session = match mode {
         Mode::Execute => {
             let layer = model.integer_layer();
@@ -133,11 +134,12 @@ pub fn evaluate_quantized(
         bytes_down: down,
         scores_checked: checked,
     });
-    Ok(ModeResult {
+    let result = ModeResult {
         mode,
         metrics: Metrics::from_outcomes(&outcomes, hits, total),
         fhe,
-    })
+    };
+    Ok((result, outcomes))
 }
 
 /// One mode's result over `queries` queries; execute rows carry simulate's top-1 on exactly
@@ -198,10 +200,11 @@ pub fn evaluate_modes(
                     });
                 }
             }
-            let result = evaluate_quantized(model, subset, mode, decision, chunks)?;
+            let (result, _) = evaluate_quantized(model, subset, mode, decision, chunks)?;
             let simulate_top1_same_queries = match mode {
                 Mode::Execute => Some(
                     evaluate_quantized(model, subset, Mode::Simulate, decision, chunks)?
+                        .0
                         .metrics
                         .top1,
                 ),
@@ -254,9 +257,15 @@ mod tests {
     #[test]
     fn three_modes_agree_and_execute_checks_every_score() {
         let (model, queries) = toy();
-        let clear = evaluate_quantized(&model, &queries, Mode::Clear, &Decision::SEED, 8).unwrap();
-        let sim = evaluate_quantized(&model, &queries, Mode::Simulate, &Decision::SEED, 8).unwrap();
-        let exe = evaluate_quantized(&model, &queries, Mode::Execute, &Decision::SEED, 8).unwrap();
+        let clear = evaluate_quantized(&model, &queries, Mode::Clear, &Decision::SEED, 8)
+            .unwrap()
+            .0;
+        let sim = evaluate_quantized(&model, &queries, Mode::Simulate, &Decision::SEED, 8)
+            .unwrap()
+            .0;
+        let exe = evaluate_quantized(&model, &queries, Mode::Execute, &Decision::SEED, 8)
+            .unwrap()
+            .0;
         assert_eq!(sim.metrics.top1, 1.0);
         assert_eq!(clear.metrics.top1, sim.metrics.top1);
         assert_eq!(exe.metrics.top1, sim.metrics.top1);

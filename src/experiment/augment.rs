@@ -4,7 +4,7 @@
 use super::cache::features_dir;
 use super::Progress;
 use crate::config::ExperimentConfig;
-use crate::dataset::{queries, Song};
+use crate::dataset::{queries, Catalog, Song};
 use crate::error::ExperimentError;
 use crate::features::{extract_with, AudioTransform, FeatureSet};
 use ndarray::{Array2, Axis};
@@ -26,12 +26,15 @@ impl TrainingRows {
     }
 }
 
-/// Extracts one augmented copy of the training songs per `augmentation.copies` entry and
-/// stacks them under the clean rows. A song whose augmented copy failed keeps its clean
+/// Extracts one augmented copy of the songs of `catalog` per `augmentation.copies` entry and
+/// stacks the copies of `set`'s songs under its clean rows. `catalog` is every extracted song
+/// (a superset of `set` when songs are kept out of the catalogue), so the copies' cache is the
+/// same whichever songs a config trains on. A song whose augmented copy failed keeps its clean
 /// rows only.
 pub fn training_rows(
     config: &ExperimentConfig,
     root: &Path,
+    catalog: &Catalog,
     set: &FeatureSet,
     progress: &Progress,
 ) -> Result<TrainingRows, ExperimentError> {
@@ -41,7 +44,6 @@ pub fn training_rows(
     }
     let mut blocks = vec![set.features.clone()];
     let mut labels = set.labels.clone();
-    let catalog = set.catalog();
     let sr = config.features.sample_rate();
     // Labels by track id: a song that failed in a copy is simply absent from it.
     let index = set.labels_by_track();
@@ -61,7 +63,7 @@ pub fn training_rows(
         let dir = features_dir(config, root, Some(&transform.key));
         let (aug_set, _) = extract_with(
             root,
-            &catalog,
+            catalog,
             &config.load_options(),
             &config.features,
             Some(&transform),

@@ -3,7 +3,6 @@
 
 use super::queries::{ConditionFiles, ConditionQueries};
 use super::train::{load_models, Quantized, TrainedModels};
-use crate::audio::LoadOptions;
 use crate::config::ExperimentConfig;
 use crate::error::{EvalError, ExperimentError};
 use crate::eval::landmark::{build_index, evaluate_landmark, LandmarkSummary};
@@ -14,6 +13,7 @@ use crate::eval::{
 use crate::features::FeatureSet;
 use crate::fhe::budget_lines;
 use crate::fhe::IntegerLinear;
+use crate::fingerprint::LandmarkIndex;
 use crate::model::Scorer;
 use crate::report::evaluate::{EvaluationReport, EvaluationRow};
 use crate::report::schema::{ModelKind, QuantizedBits, ResultRow, RowContext};
@@ -118,28 +118,34 @@ pub fn result_rows(
         .collect()
 }
 
-/// The Wang 2003 baseline on the models' footing: an index of every song's training audio
-/// (the held-out split included), queried with the first `query_seconds` of each query file,
-/// the cut the models' queries get. One clear-mode row per condition, and the index's size.
-pub fn landmark_rows(
+/// The Wang 2003 baseline's index on the models' footing: every catalogue song's training
+/// audio (the held-out split included).
+pub fn landmark_index(
     config: &ExperimentConfig,
     root: &Path,
     set: &FeatureSet,
-    conditions: &[ConditionFiles],
-    dataset: &str,
-) -> Result<(Vec<ResultRow>, LandmarkSummary), EvalError> {
+) -> Result<(LandmarkIndex, LandmarkSummary), EvalError> {
     let songs: Vec<(usize, PathBuf)> = set
         .sidecar
         .songs
         .iter()
         .map(|r| (r.song.index, root.join(&r.song.path)))
         .collect();
-    let load: LoadOptions = config.load_options();
-    let (index, summary) = build_index(&config.landmark.params, &songs, &load)?;
-    let rows = conditions
+    build_index(&config.landmark.params, &songs, &config.load_options())
+}
+
+/// The landmark baseline queried with the first `query_seconds` of each query file, the cut
+/// the models' queries get: one clear-mode row per condition.
+pub fn landmark_rows(
+    config: &ExperimentConfig,
+    index: &LandmarkIndex,
+    conditions: &[ConditionFiles],
+    dataset: &str,
+) -> Result<Vec<ResultRow>, EvalError> {
+    conditions
         .iter()
         .map(|c| {
-            let metrics = evaluate_landmark(&index, &c.files, config.evaluation.query_seconds)?;
+            let (metrics, _) = evaluate_landmark(index, &c.files, config.evaluation.query_seconds)?;
             let run = ModeRun::of(
                 metrics.queries,
                 ModeResult {
@@ -156,8 +162,7 @@ pub fn landmark_rows(
             };
             Ok(ResultRow::new(at, ModelKind::Landmark, None, &run))
         })
-        .collect::<Result<_, EvalError>>()?;
-    Ok((rows, summary))
+        .collect()
 }
 
 /// Every condition's rows: the float and quantized models on that condition's queries.

@@ -8,12 +8,14 @@
 //! - [`queries`]: the query files and queries of each condition;
 //! - [`train`]: training, saving and reloading models; the `train` command's grid;
 //! - [`evaluate`]: models and the landmark baseline on query sets; the `evaluate` command;
+//! - [`open_set`]: songs kept out of the catalogue, rejection thresholds, false matches;
 //! - [`bench`]: the feature-stage benchmark.
 
 pub mod augment;
 pub mod bench;
 pub mod cache;
 pub mod evaluate;
+pub mod open_set;
 pub mod queries;
 pub mod train;
 
@@ -40,6 +42,8 @@ pub enum Stage {
     Evaluate,
     /// Indexing the songs and querying the landmark baseline.
     Landmark,
+    /// Calibrating the rejection thresholds and querying with songs outside the catalogue.
+    OpenSet,
 }
 
 /// Where a run reports its progress: each stage as it starts, and each song of the stages
@@ -130,13 +134,34 @@ pub fn run(
     )?;
     timed("extract", t);
 
+    // Open set: songs kept out of the catalogue (every song is extracted either way, so the
+    // feature, augmentation and query-set caches are shared with closed-set configs).
+    let split = match &config.evaluation.open_set {
+        Some(open) => Some(open_set::split(&set, open)?),
+        None => None,
+    };
+    let extracted = set.catalog();
+    let set = split.as_ref().map_or(set.clone(), |s| s.catalogue.clone());
+
     let t = Instant::now();
-    let rows = augment::training_rows(config, &root, &set, progress)?;
+    let rows = augment::training_rows(config, &root, &extracted, &set, progress)?;
     timed("augment", t);
 
     let t = Instant::now();
     let files = queries::condition_files(config, &root, &catalog, &set, progress)?;
     let condition_queries = queries::condition_queries(config, &set, &files)?;
+    let outsiders = match &split {
+        Some(s) => {
+            let calibration =
+                queries::outsider_files(config, &root, &catalog, &s.calibration, progress)?;
+            let impostors =
+                queries::outsider_files(config, &root, &catalog, &s.impostors, progress)?;
+            let cq = queries::condition_queries(config, &set, &calibration)?;
+            let iq = queries::condition_queries(config, &set, &impostors)?;
+            Some((calibration, impostors, cq, iq))
+        }
+        None => None,
+    };
     timed("queries", t);
 
     progress.stage(Stage::Train);
@@ -153,14 +178,41 @@ pub fn run(
     let landmark = if config.landmark.enabled {
         progress.stage(Stage::Landmark);
         let t = Instant::now();
-        let (baseline, summary) =
-            evaluate::landmark_rows(config, &root, &set, &files, &dataset_name)?;
-        result_rows.extend(baseline);
+        let (index, summary) = evaluate::landmark_index(config, &root, &set)?;
+        result_rows.extend(evaluate::landmark_rows(
+            config,
+            &index,
+            &files,
+            &dataset_name,
+        )?);
         timed("landmark", t);
-        Some(summary)
+        Some((index, summary))
     } else {
         None
     };
+
+    let open_set = match (&split, &outsiders) {
+        (Some(split), Some((calibration, impostors, cq, iq))) => {
+            progress.stage(Stage::OpenSet);
+            let t = Instant::now();
+            let queries = open_set::OpenSetQueries {
+                catalogue: &condition_queries,
+                calibration: cq,
+                impostors: iq,
+            };
+            let files = open_set::OpenSetFiles {
+                catalogue: &files,
+                calibration,
+                impostors,
+            };
+            let baseline = landmark.as_ref().map(|(index, _)| (index, &files));
+            let result = open_set::evaluate_open_set(config, &models, split, &queries, baseline)?;
+            timed("open_set", t);
+            Some(result)
+        }
+        _ => None,
+    };
+    let landmark = landmark.map(|(_, summary)| summary);
     Ok(Reproduction {
         dataset: root,
         songs: set.n_songs(),
@@ -173,6 +225,7 @@ pub fn run(
         stage_seconds,
         stage_peak_rss_mib,
         landmark,
+        open_set,
     })
 }
 

@@ -65,6 +65,36 @@ pub fn condition_files(
             files,
         }]);
     }
+    let label = set.labels_by_track();
+    robust_files(config, root, catalog, progress, &|track| {
+        label.get(track).map(|&l| Some(l))
+    })
+}
+
+/// The robust query set's files of the songs `outsiders` (track ids kept out of the
+/// catalogue), per condition, with no truth: impostor or calibration queries.
+pub fn outsider_files(
+    config: &ExperimentConfig,
+    root: &Path,
+    catalog: &Catalog,
+    outsiders: &std::collections::HashSet<String>,
+    progress: &Progress,
+) -> Result<Vec<ConditionFiles>, ExperimentError> {
+    robust_files(config, root, catalog, progress, &|track| {
+        outsiders.contains(track).then_some(None)
+    })
+}
+
+/// The robust query set of `catalog`'s songs (written under `data_dir/queries/` on first use
+/// and reused while its parameters match), per condition: the files whose track `truth` keeps
+/// (`Some(truth)`).
+fn robust_files(
+    config: &ExperimentConfig,
+    root: &Path,
+    catalog: &Catalog,
+    progress: &Progress,
+    truth: &dyn Fn(&str) -> Option<Option<usize>>,
+) -> Result<Vec<ConditionFiles>, ExperimentError> {
     let params = query_set_params(config);
     let dir = queries_dir(config, root, catalog.len());
     let query_set = match read_query_set(&dir) {
@@ -79,7 +109,6 @@ pub fn condition_files(
             read_query_set(&dir)?
         }
     };
-    let label = set.labels_by_track();
     Ok(params
         .conditions
         .iter()
@@ -92,7 +121,7 @@ pub fn condition_files(
                 .filter_map(|e| {
                     Some(QueryFile {
                         path: e.path.clone(),
-                        truth: Some(*label.get(e.track_id.as_str())?),
+                        truth: truth(e.track_id.as_str())?,
                     })
                 })
                 .collect(),

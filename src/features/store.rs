@@ -138,6 +138,35 @@ impl FeatureSet {
             .collect()
     }
 
+    /// The songs `keep` (indices, ascending) as a feature set of their own, relabelled
+    /// 0..keep.len() in that order: a catalogue drawn from a larger extracted set.
+    pub fn subset(&self, keep: &[usize]) -> Self {
+        let mut rows = Vec::new();
+        let mut labels = Vec::new();
+        let mut songs = Vec::with_capacity(keep.len());
+        for (label, &k) in keep.iter().enumerate() {
+            let r = &self.sidecar.songs[k];
+            let mut record = r.clone();
+            record.song.index = label;
+            record.first_row = rows.len();
+            rows.extend(r.first_row..r.first_row + r.n_chunks);
+            labels.extend(std::iter::repeat_n(label, r.n_chunks));
+            songs.push(record);
+        }
+        let chunk_index = rows.iter().map(|&i| self.chunk_index[i]).collect();
+        let features = self.features.select(ndarray::Axis(0), &rows);
+        Self {
+            sidecar: Sidecar {
+                n_rows: features.nrows(),
+                songs,
+                ..self.sidecar.clone()
+            },
+            features,
+            labels,
+            chunk_index,
+        }
+    }
+
     pub fn n_songs(&self) -> usize {
         self.sidecar.songs.len()
     }
@@ -301,4 +330,24 @@ pub fn read_sidecar(dir: &Path) -> Result<Sidecar, FeatureError> {
         )));
     }
     serde_json::from_value(value).map_err(|e| err(format!("malformed sidecar: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subset_relabels_its_songs_and_keeps_their_rows() {
+        let features = Array2::from_shape_fn((6, 2), |(i, j)| (10 * i + j) as f32);
+        let set = FeatureSet::for_tests(features, vec![0, 0, 1, 2, 2, 2], "d");
+        let sub = set.subset(&[0, 2]);
+        assert_eq!(sub.labels, vec![0, 0, 1, 1, 1]);
+        assert_eq!(sub.n_songs(), 2);
+        assert_eq!(sub.sidecar.songs[1].song.track_id, "000002");
+        assert_eq!(sub.sidecar.songs[1].song.index, 1);
+        assert_eq!(sub.sidecar.songs[1].first_row, 2);
+        assert_eq!(sub.song_rows(1), set.song_rows(2));
+        assert_eq!(sub.chunk_index, vec![0, 1, 0, 1, 2]);
+        assert_eq!(sub.sidecar.n_rows, 5);
+    }
 }

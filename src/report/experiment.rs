@@ -5,8 +5,8 @@ use super::io;
 use super::plots::{line_plot, LinePlot, Series};
 use super::schema::{ModelKind, Reproduction, ResultRow};
 use super::tables::{
-    conditions, full_table, held_out_table, model_label, refused_notes, robust_table, seed_table,
-    write_csv,
+    conditions, full_table, held_out_table, model_label, open_set_table, refused_notes,
+    robust_table, seed_table, write_csv,
 };
 use super::Provenance;
 use crate::config::{ExperimentConfig, Protocol};
@@ -308,6 +308,9 @@ pub fn write_report(
             robust_table(&rep.rows),
         ),
     };
+    if let Some(open) = &rep.open_set {
+        md += &open_set_section(dir, config, open)?;
+    }
     md += &format!("\n## All results\n\n{}", full_table(&rep.rows));
     let refused = refused_notes(&rep.rows);
     if !refused.is_empty() {
@@ -346,4 +349,69 @@ pub fn write_report(
     let summary = dir.join("summary.md");
     fsutil::write_atomic(&summary, md.as_bytes()).map_err(io(&summary))?;
     Ok(md)
+}
+
+/// The open-set section of summary.md; writes open_set.csv and one DET plot per condition
+/// (every model on the same catalogue and impostor queries).
+fn open_set_section(
+    dir: &Path,
+    config: &ExperimentConfig,
+    open: &crate::eval::OpenSetResult,
+) -> Result<String, ReportError> {
+    write_csv(&dir.join("open_set.csv"), &open.rows)?;
+    let target = config
+        .evaluation
+        .open_set
+        .as_ref()
+        .map_or(0.01, |o| o.false_match_rate);
+    let mut conditions: Vec<&str> = Vec::new();
+    for c in &open.det {
+        if !conditions.contains(&c.condition.as_str()) {
+            conditions.push(&c.condition);
+        }
+    }
+    let mut plots = String::new();
+    for condition in &conditions {
+        // Rates of 0 cannot sit on a log axis: they are drawn at 0.1 %, the floor of the plot.
+        let floor = 1e-3;
+        let series: Vec<Series> = open
+            .det
+            .iter()
+            .filter(|c| c.condition == *condition)
+            .map(|c| Series {
+                name: c.model.clone(),
+                points: c
+                    .points
+                    .iter()
+                    .map(|p| (100.0 * p.false_match.max(floor), 100.0 * p.miss.max(floor)))
+                    .collect(),
+            })
+            .collect();
+        let title = format!("DET: {condition} (catalogue vs impostor queries)");
+        let stem = format!("det_{condition}");
+        line_plot(
+            &dir.join(&stem),
+            &LinePlot {
+                title: &title,
+                x_label: "false-match rate (%, log)",
+                y_label: "miss rate (%, log)",
+                series: &series,
+                log_y: true,
+                log_x: true,
+                y_range: Some((100.0 * floor, 100.0)),
+                hlines: &[],
+                x_names: &[],
+            },
+        )?;
+        plots += &format!("![DET {condition}]({stem}.png)\n");
+    }
+    Ok(format!(
+        "\n## Open set: songs not in the catalogue\n\n{} catalogue songs; {} calibration songs and {} impostor songs kept out of training (drawn with seed {}). Each model's threshold is set on the calibration songs' queries so that at most {:.1} % of them are accepted in every condition; the false-match rate is measured on the impostor songs' queries. Quantized models are measured in simulate (FHE returns the same scores). Also in `open_set.csv`.\n\n{}\n{plots}",
+        open.catalogue_songs,
+        open.calibration_songs,
+        open.impostor_songs,
+        config.evaluation.open_set.as_ref().map_or(0, |o| o.seed),
+        100.0 * target,
+        open_set_table(&open.rows),
+    ))
 }

@@ -434,6 +434,7 @@ mod tests {
                 stage_seconds: vec![],
                 stage_peak_rss_mib: vec![("train".into(), 100.0), ("evaluate".into(), 150.0)],
                 landmark: None,
+                open_set: None,
             },
         }
     }

@@ -3,6 +3,7 @@
 //! The experiment layer fills them; the report layer only reads them.
 
 use crate::eval::landmark::LandmarkSummary;
+use crate::eval::OpenSetResult;
 use crate::eval::{Mode, ModeRun};
 use crate::features::store::Failure;
 use crate::model::FitInfo;
@@ -139,6 +140,9 @@ pub struct Reproduction {
     /// The landmark baseline's index, when `[landmark] enabled`.
     #[serde(default)]
     pub landmark: Option<LandmarkSummary>,
+    /// The open-set protocol's figures, when `[evaluation.open_set]` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_set: Option<OpenSetResult>,
 }
 
 /// A [`ResultRow`] with made-up figures, for the report layer's unit tests.

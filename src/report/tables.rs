@@ -21,7 +21,7 @@ pub const SEED_MS_FHE: f64 = 318.6;
 pub const SEED_MS_SKLEARN: f64 = 0.174;
 
 /// Writes `rows` as CSV (empty cells for absent values), atomically.
-pub fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<(), ReportError> {
+pub fn write_csv<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<(), ReportError> {
     let mut out = csv::Writer::from_writer(Vec::new());
     for r in rows {
         out.serialize(r)
@@ -305,6 +305,37 @@ pub fn noise_budget_table(lines: &[BudgetLine]) -> String {
         ]);
     }
     table.to_string()
+}
+
+/// The open-set table: per condition, each model's identification rate, misidentification and
+/// false-match rate at its calibrated threshold, next to its closed-set top-1.
+pub fn open_set_table(rows: &[crate::eval::OpenSetRow]) -> String {
+    let pct = |v: f64| format!("{:.2} %", 100.0 * v);
+    let mut md = String::from(
+        "| condition | model | threshold (score) | identification | misidentified | false match | closed-set top-1 | queries (catalogue / impostor) |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        md += &format!(
+            "| {} | {} ({}) | {} ({}) | {} | {} | {} | {} | {} / {} |\n",
+            r.condition,
+            r.model,
+            r.mode,
+            // −∞: the rule's own "unknown" already keeps the calibration false matches in bounds.
+            if r.threshold.is_finite() {
+                format!("{:.4}", r.threshold)
+            } else {
+                "none needed".to_string()
+            },
+            r.score.name(),
+            pct(r.identification),
+            pct(r.misidentification),
+            pct(r.false_match),
+            pct(r.closed_set_top1),
+            r.catalogue_queries,
+            r.impostor_queries
+        );
+    }
+    md
 }
 
 #[cfg(test)]
