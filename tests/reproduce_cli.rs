@@ -227,3 +227,60 @@ fn unknown_config_key_is_a_clear_error() {
         .failure()
         .stderr(predicates::str::contains("bad.toml").and(predicates::str::contains("nbits")));
 }
+
+#[test]
+fn open_set_experiment_calibrates_thresholds_and_measures_false_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path(), "smoke-open-set");
+    let out = dir.path().join("report");
+    let stdout = reproduce(&config, &out);
+    assert!(
+        stdout.contains("Open set: songs not in the catalogue"),
+        "{stdout}"
+    );
+    let csv = fs::read_to_string(out.join("open_set.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(
+        rows.len(),
+        2 * 3,
+        "2 conditions × float, n_bits=8, landmark"
+    );
+    let num = |r: &csv::StringRecord, c: &str| r[col(c)].parse::<f64>().unwrap();
+    for r in &rows {
+        // 12 songs: 3 calibration + 3 impostors kept out, 6 in the catalogue.
+        assert_eq!(&r[col("catalogue_queries")], "6", "{r:?}");
+        assert_eq!(&r[col("impostor_queries")], "3", "{r:?}");
+        let (id, mis) = (num(r, "identification"), num(r, "misidentification"));
+        assert!(id <= num(r, "closed_set_top1") + 1e-12, "{r:?}");
+        assert!(id + mis <= 1.0 + 1e-12, "{r:?}");
+        assert!((0.0..=1.0).contains(&num(r, "false_match")), "{r:?}");
+    }
+    // One threshold per model, the same in every condition.
+    for model in ["float", "n_bits=8", "landmark"] {
+        let t: Vec<&str> = rows
+            .iter()
+            .filter(|r| &r[col("model")] == model)
+            .map(|r| &r[col("threshold")])
+            .collect();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0], t[1], "{model}");
+    }
+    for c in ["aligned", "noise10"] {
+        assert!(out.join(format!("det_{c}.png")).exists());
+    }
+    // The closed-set rows cover the catalogue only: 6 songs, not 12.
+    let results = fs::read_to_string(out.join("results.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(results.as_bytes());
+    let q = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "queries")
+        .unwrap();
+    for r in reader.records() {
+        assert_eq!(&r.unwrap()[q], "6");
+    }
+}

@@ -9,29 +9,7 @@ use super::runner::Mode;
 use super::vote::Answer;
 use serde::{Deserialize, Serialize};
 
-/// Which confidence of an answer the threshold applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum ScoreKind {
-    /// (best − second best) / J: for `log_prob_sum`, the mean per-chunk log-likelihood ratio of
-    /// the winner against the runner-up. The per-chunk normalisers cancel, so it is the same on
-    /// summed logits.
-    Margin,
-    /// best / J: the winner's mean per-chunk log-posterior (`log_prob_sum`), vote share
-    /// (`votes`) or aligned-hash count (landmark, J = 1).
-    Best,
-}
-
-impl ScoreKind {
-    pub const ALL: [ScoreKind; 2] = [ScoreKind::Margin, ScoreKind::Best];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ScoreKind::Margin => "margin",
-            ScoreKind::Best => "best",
-        }
-    }
-}
+pub use crate::model::{ScoreKind, Threshold};
 
 impl Answer {
     /// The answer's confidence of `kind`; None for an answer that was never scored (silence,
@@ -46,18 +24,6 @@ impl Answer {
             ScoreKind::Margin => (best - self.ranking.get(1).map_or(0.0, |r| r.1)) / per,
         })
     }
-}
-
-/// A calibrated rejection threshold: answers whose confidence is below `at` are "unknown".
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Threshold {
-    pub score: ScoreKind,
-    pub at: f64,
-    /// The false-match rate it was calibrated to.
-    pub false_match_rate: f64,
-    /// How many calibration queries (of songs outside the catalogue) set it.
-    pub calibration_queries: usize,
 }
 
 impl Threshold {
@@ -223,6 +189,9 @@ pub struct OpenSetResult {
     pub impostor_songs: usize,
     /// Each model's calibrated threshold.
     pub thresholds: Vec<(String, Threshold)>,
+    /// The models folder whose files now carry their thresholds (`serve --models` it).
+    #[serde(default)]
+    pub models: Option<std::path::PathBuf>,
     pub rows: Vec<OpenSetRow>,
     pub det: Vec<DetCurve>,
 }
@@ -287,6 +256,7 @@ mod tests {
             outcome(None, &[(1, 1.5), (0, 1.0)], 1), // margin 0.5
         ];
         let t = Threshold {
+            rule: crate::eval::Rule::LogProbSum,
             score: ScoreKind::Margin,
             at: 2.0,
             false_match_rate: 0.5,
@@ -297,6 +267,13 @@ mod tests {
         assert_eq!(m.misidentification, 0.25);
         assert_eq!(m.false_match, 0.5);
         assert!(!t.accepts(&catalogue[1].answer));
+        // A silent query (never scored) is unknown at any threshold.
+        assert!(!t.accepts(&catalogue[3].answer));
+        assert_eq!(
+            t.apply(catalogue[3].answer.clone()).song,
+            None,
+            "silence is never a match"
+        );
         assert_eq!(t.apply(catalogue[1].answer.clone()).song, None);
         let det = det_curve(&catalogue, &impostors, ScoreKind::Margin);
         let thresholds: Vec<f64> = det.iter().map(|p| p.threshold).collect();

@@ -39,15 +39,7 @@ impl Answer {
     }
 }
 
-/// How chunk scores become an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
-    /// The seed: majority vote of the chunks' argmax.
-    Votes,
-    /// Sum of the chunks' log-softmax scores; the best total wins.
-    LogProbSum,
-}
+pub use crate::model::Rule;
 
 /// A decision rule with its unknown threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

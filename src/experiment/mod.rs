@@ -206,7 +206,17 @@ pub fn run(
                 impostors,
             };
             let baseline = landmark.as_ref().map(|(index, _)| (index, &files));
-            let result = open_set::evaluate_open_set(config, &models, split, &queries, baseline)?;
+            let mut result =
+                open_set::evaluate_open_set(config, &models, split, &queries, baseline)?;
+            let threshold_of = |n_bits: Option<u32>| {
+                let label = n_bits.map_or("float".to_string(), |n| format!("n_bits={n}"));
+                result
+                    .thresholds
+                    .iter()
+                    .find(|(l, _)| *l == label)
+                    .map(|(_, t)| *t)
+            };
+            result.models = Some(train::save_open_set(config, &set, &threshold_of)?);
             timed("open_set", t);
             Some(result)
         }

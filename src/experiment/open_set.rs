@@ -11,7 +11,7 @@ use crate::error::{EvalError, ExperimentError};
 use crate::eval::landmark::evaluate_landmark;
 use crate::eval::{
     calibrate, det_curve, evaluate_clear, evaluate_quantized, open_set_metrics, DetCurve, Mode,
-    OpenSetResult, OpenSetRow, Outcome, Query, ScoreKind, Threshold,
+    OpenSetResult, OpenSetRow, Outcome, Query, Rule, ScoreKind, Threshold,
 };
 use crate::features::FeatureSet;
 use crate::fingerprint::LandmarkIndex;
@@ -87,6 +87,7 @@ fn measure(
     conditions: &[String],
     score: ScoreKind,
     open: &OpenSetConfig,
+    config_rule: Rule,
     answer: &Answerer,
     out: &mut OpenSetResult,
 ) -> Result<(), EvalError> {
@@ -99,6 +100,7 @@ fn measure(
         .map(|o| o.iter().map(|o| o.answer.confidence(score)).collect())
         .collect();
     let threshold = Threshold {
+        rule: config_rule,
         score,
         at: calibrate(&groups, open.false_match_rate),
         false_match_rate: open.false_match_rate,
@@ -165,6 +167,7 @@ pub fn evaluate_open_set(
         calibration_songs: split.calibration.len(),
         impostor_songs: split.impostors.len(),
         thresholds: Vec::new(),
+        models: None,
         rows: Vec::new(),
         det: Vec::new(),
     };
@@ -175,6 +178,7 @@ pub fn evaluate_open_set(
         &conditions,
         open.score,
         &open,
+        decision.rule,
         &float,
         &mut out,
     )?;
@@ -191,6 +195,7 @@ pub fn evaluate_open_set(
             &conditions,
             open.score,
             &open,
+            decision.rule,
             &quantized,
             &mut out,
         )?;
@@ -211,6 +216,7 @@ pub fn evaluate_open_set(
             &conditions,
             ScoreKind::Best,
             &open,
+            decision.rule,
             &baseline,
             &mut out,
         )?;

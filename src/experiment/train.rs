@@ -10,7 +10,7 @@ use crate::eval::{evaluate_clear, seed_queries, Decision, Rule, SEED_QUERY_SECON
 use crate::features::FeatureSet;
 use crate::fhe::FhePlan;
 use crate::fsutil;
-use crate::model::{fit, FloatModel, LogisticParams, ModelFile, QuantizedModel, Scorer};
+use crate::model::{fit, FloatModel, LogisticParams, ModelFile, QuantizedModel, Scorer, Threshold};
 use crate::report::tables::NOT_POSSIBLE;
 use crate::report::train::{TrainSummary, TrainedRow};
 use crate::report::Provenance;
@@ -174,6 +174,31 @@ pub fn cached_models(
         source,
     })?;
     Ok((models, false))
+}
+
+/// Writes each model's calibrated open-set threshold into its file in the experiment's models
+/// folder (`float.json`, `q<n>.json`), so `serve` publishes it and `identify` applies it.
+/// `threshold_of` gives the threshold of the float model (None) or of the n_bits model.
+/// Returns the folder.
+pub fn save_open_set(
+    config: &ExperimentConfig,
+    set: &FeatureSet,
+    threshold_of: &dyn Fn(Option<u32>) -> Option<Threshold>,
+) -> Result<PathBuf, ExperimentError> {
+    let dir = ModelInputs::of(config, set).dir(config, set);
+    let files = std::iter::once((None, float_path(&dir))).chain(
+        config
+            .quantization
+            .n_bits
+            .iter()
+            .map(|&n| (Some(n), quantized_path(&dir, n))),
+    );
+    for (n_bits, path) in files {
+        if let Some(t) = threshold_of(n_bits) {
+            ModelFile::load(&path)?.with_open_set(t).save(&path)?;
+        }
+    }
+    Ok(dir)
 }
 
 /// What `fhe-shazam train` trains.

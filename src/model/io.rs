@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FloatModel, LogisticParams, QuantizedModel, Scorer};
+use super::{FloatModel, LogisticParams, QuantizedModel, Scorer, Threshold};
 use crate::dataset::Catalog;
 use crate::error::ModelError;
 use crate::features::FeatureParams;
@@ -58,6 +58,8 @@ struct FileRepr {
     features: FeatureParams,
     catalog: Catalog,
     training: Option<LogisticParams>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    open_set: Option<Threshold>,
     #[serde(flatten)]
     model: StoredModel,
 }
@@ -69,6 +71,8 @@ pub struct ModelFile {
     features: FeatureParams,
     catalog: Catalog,
     training: Option<LogisticParams>,
+    /// The open-set rejection threshold calibrated for this model, if any.
+    open_set: Option<Threshold>,
     model: StoredModel,
 }
 
@@ -85,6 +89,7 @@ impl ModelFile {
             features,
             catalog,
             training,
+            open_set: None,
             model: StoredModel::Float { float },
         };
         file.validate().map_err(ModelError::InvalidModel)?;
@@ -102,6 +107,7 @@ impl ModelFile {
             features,
             catalog,
             training,
+            open_set: None,
             model: StoredModel::Quantized {
                 quantized: Box::new(quantized),
             },
@@ -124,6 +130,17 @@ impl ModelFile {
     }
     pub fn training(&self) -> Option<&LogisticParams> {
         self.training.as_ref()
+    }
+    /// The calibrated open-set threshold ("unknown" below it), if the model has one.
+    pub fn open_set(&self) -> Option<&Threshold> {
+        self.open_set.as_ref()
+    }
+    /// The file with `threshold` as its open-set threshold.
+    pub fn with_open_set(self, threshold: Threshold) -> Self {
+        Self {
+            open_set: Some(threshold),
+            ..self
+        }
     }
     /// The float model (for a quantized file, the one it was quantized from).
     pub fn float_model(&self) -> &FloatModel {
@@ -188,6 +205,7 @@ impl ModelFile {
             features: self.features.clone(),
             catalog: self.catalog.clone(),
             training: self.training.clone(),
+            open_set: self.open_set,
             model: self.model.clone(),
         };
         write_json_atomic(path, &repr).map_err(|source| ModelError::Io {
@@ -247,6 +265,7 @@ impl ModelFile {
             features: repr.features,
             catalog: repr.catalog,
             training: repr.training,
+            open_set: repr.open_set,
             model: repr.model,
         };
         file.validate().map_err(corrupt)?;

@@ -9,6 +9,7 @@ pub mod io;
 pub mod logistic;
 pub mod quant;
 pub mod synthetic;
+pub mod threshold;
 
 use ndarray::{Array2, ArrayView2};
 
@@ -19,6 +20,7 @@ pub use logistic::{
     fit, Backend, FitInfo, FloatModel, LogisticParams, Trainer, ValidLogisticParams,
 };
 pub use quant::{QuantOptions, QuantizedModel, UniformQuantizer};
+pub use threshold::{Rule, ScoreKind, Threshold};
 
 /// Anything that turns a feature matrix (n × d, raw features) into class scores (n × C).
 pub trait Scorer {

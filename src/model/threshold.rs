@@ -1,0 +1,53 @@
+//! How a model's scores become an answer, stored with the model: the decision rule, and the
+//! open-set rejection threshold calibrated for it (computed and applied in `eval`).
+
+use serde::{Deserialize, Serialize};
+
+/// How chunk scores become an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The seed: majority vote of the chunks' argmax.
+    Votes,
+    /// Sum of the chunks' log-softmax scores; the best total wins.
+    LogProbSum,
+}
+
+/// Which confidence of an answer the threshold applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreKind {
+    /// (best − second best) / J: for `log_prob_sum`, the mean per-chunk log-likelihood ratio of
+    /// the winner against the runner-up. The per-chunk normalisers cancel, so it is the same on
+    /// summed logits.
+    Margin,
+    /// best / J: the winner's mean per-chunk log-posterior (`log_prob_sum`), vote share
+    /// (`votes`) or aligned-hash count (landmark, J = 1).
+    Best,
+}
+
+impl ScoreKind {
+    pub const ALL: [ScoreKind; 2] = [ScoreKind::Margin, ScoreKind::Best];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreKind::Margin => "margin",
+            ScoreKind::Best => "best",
+        }
+    }
+}
+
+/// A calibrated rejection threshold: answers whose confidence is below `at` are "unknown"
+/// (applied by `eval::open_set`; stored in the model file it was calibrated for).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// The decision rule whose answers it was calibrated on.
+    pub rule: Rule,
+    pub score: ScoreKind,
+    pub at: f64,
+    /// The false-match rate it was calibrated to.
+    pub false_match_rate: f64,
+    /// How many calibration queries (of songs outside the catalogue) set it.
+    pub calibration_queries: usize,
+}
