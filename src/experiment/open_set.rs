@@ -81,6 +81,7 @@ enum Set {
 }
 
 /// Calibrates one model on every condition's calibration queries, then measures it.
+#[allow(clippy::too_many_arguments)] // one model's run: each argument is a different input
 fn measure(
     label: &str,
     mode: Mode,
