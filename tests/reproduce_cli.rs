@@ -26,6 +26,13 @@ fn config_in(dir: &Path, name: &str) -> std::path::PathBuf {
     path
 }
 
+/// A report CSV's header and rows.
+fn read_csv(path: &Path) -> (csv::StringRecord, Vec<csv::StringRecord>) {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    (headers, reader.records().map(|r| r.unwrap()).collect())
+}
+
 fn reproduce(config: &Path, out: &Path) -> String {
     let output = Command::cargo_bin("fhe-shazam")
         .unwrap()
@@ -53,10 +60,8 @@ fn smoke_experiment_end_to_end_and_cached() {
     assert!(stdout.contains("Accuracy (FHE)"), "{stdout}");
 
     let csv = fs::read_to_string(out.join("results.csv")).unwrap();
-    let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    let headers = reader.headers().unwrap().clone();
+    let (headers, rows) = read_csv(&out.join("results.csv"));
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(
         rows.len(),
         1 + 2 * 3,
@@ -120,11 +125,8 @@ fn robust_smoke_experiment_reports_every_condition() {
     let conditions = [
         "aligned", "offset", "noise20", "noise10", "noise5", "phone", "reverb", "speed",
     ];
-    let csv = fs::read_to_string(out.join("results.csv")).unwrap();
-    let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    let headers = reader.headers().unwrap().clone();
+    let (headers, rows) = read_csv(&out.join("results.csv"));
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(
         rows.len(),
         conditions.len() * 5,
@@ -238,11 +240,8 @@ fn open_set_experiment_calibrates_thresholds_and_measures_false_matches() {
         stdout.contains("Open set: songs not in the catalogue"),
         "{stdout}"
     );
-    let csv = fs::read_to_string(out.join("open_set.csv")).unwrap();
-    let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    let headers = reader.headers().unwrap().clone();
+    let (headers, rows) = read_csv(&out.join("open_set.csv"));
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(
         rows.len(),
         2 * 3,
