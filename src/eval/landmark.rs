@@ -95,6 +95,7 @@ pub fn evaluate_landmark(
                     .map(|&(song, aligned)| (song, aligned as f64))
                     .collect(),
                 chunks: 1,
+                spread: None,
             },
             latency_s,
         });

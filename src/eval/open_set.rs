@@ -22,6 +22,15 @@ impl Answer {
             ScoreKind::Best => best / per,
             // A missing runner-up scores 0: no votes or no aligned hashes for any other song.
             ScoreKind::Margin => (best - self.ranking.get(1).map_or(0.0, |r| r.1)) / per,
+            // Shift and scale cancel, so per-chunk normalisers and J do not matter.
+            ScoreKind::ZScore => {
+                let s = self.spread?;
+                if s.std > 0.0 {
+                    (best - s.mean) / s.std
+                } else {
+                    0.0
+                }
+            }
         })
     }
 }
@@ -207,6 +216,7 @@ mod tests {
                 song: ranking.first().map(|r| r.0),
                 ranking: ranking.to_vec(),
                 chunks,
+                spread: None,
             },
             latency_s: 0.0,
         }
@@ -223,6 +233,30 @@ mod tests {
         let mut withdrawn = o.answer.clone();
         withdrawn.song = None;
         assert_eq!(withdrawn.confidence(ScoreKind::Margin), None);
+        // The z-score needs every song's score: none kept by the landmark baseline.
+        assert_eq!(o.answer.confidence(ScoreKind::ZScore), None);
+    }
+
+    #[test]
+    fn the_zscore_is_the_winner_against_the_whole_catalogue_and_scale_free() {
+        let decide = |s: ndarray::Array2<f64>| {
+            crate::eval::Decision {
+                rule: crate::eval::Rule::LogProbSum,
+                min_votes: 0,
+            }
+            .decide(s.view())
+        };
+        // One song far above four equal ones: totals (up to a shift) 4, 0, 0, 0, 0.
+        let s = ndarray::array![[2.0, 0.0, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0, 0.0]];
+        let z = decide(s.clone()).confidence(ScoreKind::ZScore).unwrap();
+        assert!((z - 2.0).abs() < 1e-9, "(4 − 0.8) / 1.6 = 2, got {z}");
+        // Shifting a chunk's logits changes nothing.
+        let shifted = s + ndarray::array![[5.0], [-3.0]];
+        let z2 = decide(shifted).confidence(ScoreKind::ZScore).unwrap();
+        assert!((z - z2).abs() < 1e-9);
+        // All songs equal: nothing stands out.
+        let flat = decide(ndarray::Array2::zeros((3, 4)));
+        assert_eq!(flat.confidence(ScoreKind::ZScore), Some(0.0));
     }
 
     #[test]

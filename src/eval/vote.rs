@@ -20,6 +20,32 @@ pub struct Answer {
     /// confidence can be put per chunk and compared across query lengths.
     #[serde(default)]
     pub chunks: usize,
+    /// Mean and standard deviation of every song's score (not only the ten kept), for a
+    /// confidence measured against the whole catalogue; None for the landmark baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
+}
+
+/// Mean and (population) standard deviation of the scores of all C songs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub mean: f64,
+    pub std: f64,
+}
+
+impl Spread {
+    pub fn of(scores: &[f64]) -> Option<Self> {
+        if scores.is_empty() {
+            return None;
+        }
+        let n = scores.len() as f64;
+        let mean = scores.iter().sum::<f64>() / n;
+        let var = scores.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        Some(Self {
+            mean,
+            std: var.sqrt(),
+        })
+    }
 }
 
 impl Answer {
@@ -29,6 +55,7 @@ impl Answer {
             song: None,
             ranking: Vec::new(),
             chunks: 0,
+            spread: None,
         }
     }
 
@@ -76,6 +103,7 @@ fn log_prob_sum(scores: ArrayView2<f64>) -> Answer {
             *t += v - log_z;
         }
     }
+    let spread = Spread::of(&total);
     let mut ranking: Vec<(usize, f64)> = total.into_iter().enumerate().collect();
     // Stable sort: equal totals keep the lower index first.
     ranking.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -86,6 +114,7 @@ fn log_prob_sum(scores: ArrayView2<f64>) -> Answer {
         song,
         ranking,
         chunks: scores.nrows(),
+        spread,
     }
 }
 
@@ -97,6 +126,7 @@ pub fn majority_vote(predictions: &[usize], n_classes: usize, min_votes: usize) 
             counts[p] += 1;
         }
     }
+    let spread = Spread::of(&counts.iter().map(|&c| c as f64).collect::<Vec<_>>());
     let mut ranking: Vec<(usize, f64)> = counts
         .into_iter()
         .enumerate()
@@ -113,6 +143,7 @@ pub fn majority_vote(predictions: &[usize], n_classes: usize, min_votes: usize) 
         song,
         ranking,
         chunks: predictions.len(),
+        spread,
     }
 }
 

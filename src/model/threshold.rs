@@ -24,15 +24,22 @@ pub enum ScoreKind {
     /// best / J: the winner's mean per-chunk log-posterior (`log_prob_sum`), vote share
     /// (`votes`) or aligned-hash count (landmark, J = 1).
     Best,
+    /// (best − mean) / standard deviation of all C songs' scores: how far the winner stands
+    /// out of the whole catalogue (for `log_prob_sum`, the same on summed logits). Not defined
+    /// for the landmark baseline.
+    #[serde(rename = "zscore")]
+    #[value(name = "zscore")]
+    ZScore,
 }
 
 impl ScoreKind {
-    pub const ALL: [ScoreKind; 2] = [ScoreKind::Margin, ScoreKind::Best];
+    pub const ALL: [ScoreKind; 3] = [ScoreKind::Margin, ScoreKind::Best, ScoreKind::ZScore];
 
     pub fn name(self) -> &'static str {
         match self {
             ScoreKind::Margin => "margin",
             ScoreKind::Best => "best",
+            ScoreKind::ZScore => "zscore",
         }
     }
 }
