@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use fhe_shazam::eval::{Decision, Rule};
 use fhe_shazam::net::{
-    identify, HttpClient, Identification, KeyOrigin, KeyStore, LocalServer, ServedModel,
-    DEFAULT_CHUNKS,
+    identify, ClientModel, HttpClient, Identification, KeyOrigin, KeyStore, LocalServer,
+    ServedModel, DEFAULT_CHUNKS,
 };
 
 /// Identify a recording without revealing it: its chunk features are quantized with the
@@ -42,6 +42,10 @@ pub struct Args {
     /// With --decision votes: songs with fewer votes than this are answered "unknown" (the seed: 5).
     #[arg(long, default_value_t = 5)]
     min_votes: usize,
+    /// Answer the best candidate even when it is below the model's "not in the catalogue"
+    /// threshold (which the model file carries when `reproduce` calibrated one).
+    #[arg(long)]
+    ignore_threshold: bool,
     /// Key cache folder (default: <data dir>/fhe-shazam/keys).
     #[arg(long)]
     key_dir: Option<PathBuf>,
@@ -57,6 +61,13 @@ pub struct Args {
 }
 
 impl Args {
+    fn client_view(&self, mut model: ClientModel) -> ClientModel {
+        if self.ignore_threshold {
+            model.open_set = None;
+        }
+        model
+    }
+
     fn decision(&self) -> Decision {
         Decision {
             rule: self.decision,
@@ -74,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (result, origin) = match &args.model_file {
         Some(path) => {
             let served = ServedModel::load(path, args.chunks)?;
-            let model = served.info().client_model()?;
+            let model = args.client_view(served.info().client_model()?);
             let (key, origin) = store.load_or_generate(&model.spec.params, args.new_key)?;
             let local = LocalServer { served };
             (
@@ -84,9 +95,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => {
             let http = HttpClient::new(&args.server, Duration::from_secs_f64(args.timeout_secs))?;
-            let model = http
-                .model(args.model.as_deref())
-                .with_context(|| format!("asking {} for its models", args.server))?;
+            let model = args.client_view(
+                http.model(args.model.as_deref())
+                    .with_context(|| format!("asking {} for its models", args.server))?,
+            );
             let (key, origin) = store.load_or_generate(&model.spec.params, args.new_key)?;
             (
                 identify(&args.audio, &model, &key, &http, &args.decision())?,
@@ -108,6 +120,15 @@ fn print_human(r: &Identification, origin: KeyOrigin, store: &KeyStore, args: &A
         "model {} ({} chunks of {} scored; {:?}: best {:?})",
         r.model, r.chunks_used, r.chunks_layout, r.decision.rule, r.ranking
     );
+    if let (Some(c), Some(t)) = (r.confidence, &r.threshold) {
+        eprintln!(
+            "confidence ({}) {c:.3}, threshold {:.3} (calibrated to {} % false matches on {} queries of songs outside the catalogue)",
+            t.score.name(),
+            t.at,
+            t.false_match_rate * 100.0,
+            t.calibration_queries
+        );
+    }
     eprintln!(
         "features {:.1} ms, encrypt {:.1} ms, round trip {:.1} ms, decrypt {:.1} ms; \
          {} B up, {} B down",

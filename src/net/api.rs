@@ -16,7 +16,7 @@ use crate::error::NetError;
 use crate::features::FeatureParams;
 use crate::fhe::{wire, GlweParams, Layout, ModelId, ScoringSpec};
 use crate::model::io::NBits;
-use crate::model::{QuantizedModel, UniformQuantizer};
+use crate::model::{QuantizedModel, Threshold, UniformQuantizer};
 
 /// A GLWE parameter set as published: enough to look the set up by id and check it is the
 /// one the client knows (a client only encrypts under sets compiled into it).
@@ -260,6 +260,10 @@ pub struct ModelInfo {
     pub quantizer: PublicQuantizer,
     pub features: FeatureParams,
     pub catalog: Vec<SongDto>,
+    /// The "not in the catalogue" threshold calibrated for this model, if its model file has
+    /// one (written by `reproduce` with `[evaluation.open_set]`); `identify` applies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_set: Option<Threshold>,
 }
 
 impl ModelInfo {
@@ -271,6 +275,7 @@ impl ModelInfo {
         catalog: &Catalog,
         spec: &ScoringSpec,
         log2_failure: f64,
+        open_set: Option<Threshold>,
     ) -> Self {
         Self {
             id: id.to_string(),
@@ -297,6 +302,7 @@ impl ModelInfo {
                     artist: s.artist.clone(),
                 })
                 .collect(),
+            open_set,
         }
     }
 
@@ -337,6 +343,7 @@ impl ModelInfo {
             quantizer: self.quantizer.clone(),
             features: self.features.clone(),
             catalog: self.catalog.clone(),
+            open_set: self.open_set,
         })
     }
 }
@@ -349,6 +356,7 @@ pub struct ClientModel {
     pub quantizer: PublicQuantizer,
     pub features: FeatureParams,
     pub catalog: Vec<SongDto>,
+    pub open_set: Option<Threshold>,
 }
 
 /// `GET /models`.

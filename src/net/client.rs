@@ -18,6 +18,7 @@ use crate::error::NetError;
 use crate::eval::vote::Decision;
 use crate::features::{chunk_features, Mfcc};
 use crate::fhe::{wire, ClientKey};
+use crate::model::Threshold;
 
 /// Sends one wire-encoded encrypted query for `model` and returns the wire-encoded reply.
 pub trait ScoreTransport {
@@ -252,9 +253,16 @@ pub struct Identification {
     pub timings: Timings,
     pub bytes_up: usize,
     pub bytes_down: usize,
-    /// Why the answer is "unknown" when no song was scored (e.g. a silent recording).
+    /// Why the answer is "unknown": nothing was scored (e.g. a silent recording), or the best
+    /// candidate's confidence is below the model's open-set threshold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown_reason: Option<String>,
+    /// The answer's confidence under the model's published threshold and that threshold
+    /// (None when the model has none, or it was calibrated for another decision rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Threshold>,
 }
 
 impl Identification {
@@ -299,6 +307,8 @@ pub fn identify(
                     "silent recording (level {level_dbfs:.1} dBFS, below {} dBFS)",
                     crate::audio::SILENCE_DBFS
                 )),
+                confidence: None,
+                threshold: None,
             });
         }
         other => other?,
@@ -349,10 +359,28 @@ pub fn identify_features(
 
     let scores = model.quantizer.dequantize(scores.slice(s![..n, ..]));
     let answer = decision.decide(scores.view());
+    // The threshold holds only for the rule it was calibrated on.
+    let threshold = model.open_set.filter(|t| t.rule == decision.rule);
+    let confidence = threshold.and_then(|t| answer.confidence(t.score));
+    let mut unknown_reason = None;
+    let song = match threshold {
+        Some(t) if answer.song.is_some() && !t.accepts(&answer) => {
+            let best = answer.song.and_then(|s| model.catalog.get(s));
+            unknown_reason = Some(format!(
+                "not in the catalogue: best candidate {}, {} {:.3} below the threshold {:.3}",
+                best.map_or("?".into(), |s| s.display_name()),
+                t.score.name(),
+                confidence.unwrap_or(f64::NAN),
+                t.at
+            ));
+            None
+        }
+        _ => answer.song.and_then(|s| model.catalog.get(s).cloned()),
+    };
     Ok(Identification {
         model: model.id.clone(),
         model_id: spec.model_id.to_string(),
-        song: answer.song.and_then(|s| model.catalog.get(s).cloned()),
+        song,
         ranking: answer.ranking.into_iter().take(5).collect(),
         chunks_used: n,
         chunks_layout: j,
@@ -366,7 +394,9 @@ pub fn identify_features(
         },
         bytes_up: query.len(),
         bytes_down: reply.len(),
-        unknown_reason: None,
+        unknown_reason,
+        confidence,
+        threshold,
     })
 }
 
@@ -383,8 +413,12 @@ mod tests {
     use crate::model::{FloatModel, ModelFile, QuantOptions, QuantizedModel};
     use ndarray::Array1;
 
-    /// 3 songs on 20 features; song c is the direction of feature c.
     fn served(chunks: usize) -> ServedModel {
+        served_with(chunks, None)
+    }
+
+    /// 3 songs on 20 features; song c is the direction of feature c.
+    fn served_with(chunks: usize, open_set: Option<Threshold>) -> ServedModel {
         let d = FeatureParams::default().dim();
         let mut w = Array2::<f64>::zeros((d, 3));
         for c in 0..3 {
@@ -404,7 +438,10 @@ mod tests {
                 })
                 .collect(),
         };
-        let file = ModelFile::quantized(FeatureParams::default(), catalog, q, None).unwrap();
+        let mut file = ModelFile::quantized(FeatureParams::default(), catalog, q, None).unwrap();
+        if let Some(t) = open_set {
+            file = file.with_open_set(t);
+        }
         ServedModel::from_model_file("toy", &file, Path::new("toy.json"), chunks).unwrap()
     }
 
@@ -444,6 +481,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(id.answer(), "unknown");
+    }
+
+    #[test]
+    fn the_published_threshold_turns_a_weak_best_candidate_into_unknown() {
+        let threshold = |at: f64, rule: Rule| Threshold {
+            rule,
+            score: crate::model::ScoreKind::Margin,
+            at,
+            false_match_rate: 0.01,
+            calibration_queries: 100,
+        };
+        let sum = Decision {
+            rule: Rule::LogProbSum,
+            min_votes: 0,
+        };
+        let x = Array2::from_shape_fn((5, 20), |(_, c)| if c == 2 { 10.0 } else { -1.0 });
+        let run = |t: Threshold, decision: &Decision| {
+            let local = LocalServer {
+                served: served_with(8, Some(t)),
+            };
+            // The threshold travels in the published description, JSON and back.
+            let json = serde_json::to_string(local.served.info()).unwrap();
+            let info: ModelInfo = serde_json::from_str(&json).unwrap();
+            let model = info.client_model().unwrap();
+            assert_eq!(model.open_set, Some(t));
+            let key = ClientKey::generate(&model.spec.params).unwrap();
+            identify_features(x.view(), &model, &key, &local, decision).unwrap()
+        };
+        let open = run(threshold(0.5, Rule::LogProbSum), &sum);
+        assert_eq!(open.answer(), "Song 2 — Band");
+        let margin = open.confidence.unwrap();
+        assert!(margin > 0.5, "{margin}");
+        let strict = run(threshold(margin + 1.0, Rule::LogProbSum), &sum);
+        assert_eq!(strict.song, None);
+        let reason = strict.unknown_reason.as_deref().unwrap();
+        assert!(
+            reason.contains("best candidate Song 2 — Band") && reason.contains("below"),
+            "{reason}"
+        );
+        assert_eq!(strict.ranking[0].0, 2, "the ranking is still reported");
+        // Calibrated for the other rule: not applied.
+        let other = run(threshold(margin + 1.0, Rule::Votes), &sum);
+        assert_eq!(other.answer(), "Song 2 — Band");
+        assert!(other.threshold.is_none() && other.confidence.is_none());
     }
 
     fn model_info_sizes(local: &LocalServer) -> (usize, usize) {

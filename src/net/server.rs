@@ -90,6 +90,7 @@ impl ServedModel {
             file.catalog(),
             server.spec(),
             server.noise_budget().log2_failure,
+            file.open_set().copied(),
         );
         Ok(Self {
             info,
