@@ -89,6 +89,8 @@ pub enum DatasetError {
     },
     #[error("query set {path}: {reason}")]
     QuerySet { path: PathBuf, reason: String },
+    #[error("query list {path}: {reason}")]
+    QueryList { path: PathBuf, reason: String },
     /// Every song failed: nothing is written, the folder keeps what it had.
     #[error("no song of {dataset} gave queries ({failed} failed{}); {out} was left as it was", first_failure.as_deref().map(|f| format!("; first: {f}")).unwrap_or_default())]
     NoQueries {

@@ -10,6 +10,8 @@ pub use fma::{scan, ScanOptions};
 pub mod degrade;
 pub mod families;
 pub mod queries;
+pub mod query_list;
+pub use query_list::{read_query_list, write_query_list, ListedQuery, QUERY_LIST_FILE};
 
 pub use degrade::{apply, degrade, Degradation, NoiseColour};
 pub use queries::{

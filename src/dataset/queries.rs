@@ -707,6 +707,7 @@ fn query_file(condition: Condition, track_id: &str) -> String {
 fn is_query_set_entry(name: &str) -> bool {
     name == CSV_FILE
         || name == MANIFEST_FILE
+        || name == super::query_list::QUERY_LIST_FILE
         || name.starts_with('.')
         || Condition::ALL.iter().any(|c| c.name() == name)
 }
@@ -909,6 +910,12 @@ pub fn write_query_set(
         path: csv_path.clone(),
         source,
     })?;
+    // The same queries as a plain list (path, track id, condition) for `evaluate --queries`.
+    super::query_list::write_query_list(
+        &staged.join(super::query_list::QUERY_LIST_FILE),
+        rows.iter()
+            .map(|r| (r.file.as_str(), r.track_id.as_str(), r.condition.name())),
+    )?;
     let summary = QuerySetSummary {
         songs: per_song.len(),
         queries: rows.len(),
@@ -1243,6 +1250,16 @@ mod tests {
         let set = read_query_set(&a).unwrap();
         assert_eq!(set.entries.len(), 24);
         assert_eq!(set.catalog_size, 3);
+        // The plain list beside it names the same files, songs and conditions.
+        let list =
+            crate::dataset::read_query_list(&a.join(crate::dataset::QUERY_LIST_FILE)).unwrap();
+        assert_eq!(list.len(), set.entries.len());
+        for (l, e) in list.iter().zip(&set.entries) {
+            assert_eq!(
+                (&l.path, &l.track_id, l.condition.as_str()),
+                (&e.path, &e.track_id, e.condition.name())
+            );
+        }
         assert_eq!(set.params, params);
         for e in &set.entries {
             let other = b.join(&e.file);
