@@ -282,4 +282,97 @@ fn open_set_experiment_calibrates_thresholds_and_measures_false_matches() {
     for r in reader.records() {
         assert_eq!(&r.unwrap()[q], "6");
     }
+
+    // `evaluate --queries` on the query lists the run wrote (catalogue and outsider sets), with
+    // the thresholds the run stored in the model files.
+    let mut lists = Vec::new();
+    let mut models = None;
+    let mut stack = vec![dir.path().join("data")];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().unwrap() == "query_list.csv" {
+                lists.push(p);
+            } else if p.file_name().unwrap() == "float.json" {
+                models = Some(p.parent().unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut mine = String::from("path,track_id,condition\n");
+    for l in &lists {
+        let (_, rows) = read_csv(l);
+        for r in rows {
+            let path = l.parent().unwrap().join(&r[0]);
+            mine += &format!("{},{},{}\n", path.display(), &r[1], &r[2]);
+        }
+    }
+    let list = dir.path().join("mine.csv");
+    fs::write(&list, &mine).unwrap();
+    let eval_out = dir.path().join("listed");
+    let evaluate = |list: &Path| {
+        Command::cargo_bin("fhe-shazam")
+            .unwrap()
+            .args(["evaluate", "--queries"])
+            .arg(list)
+            .arg("--models")
+            .arg(models.as_ref().expect("a models folder"))
+            .args(["--modes", "clear,simulate", "--out"])
+            .arg(&eval_out)
+            .output()
+            .unwrap()
+    };
+    let run = evaluate(&list);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (h, listed) = read_csv(&eval_out.join("open_set.csv"));
+    let lc = |name: &str| h.iter().position(|x| x == name).unwrap();
+    assert_eq!(
+        listed.len(),
+        2 * 3,
+        "2 conditions × float, n_bits=8 clear, simulate"
+    );
+    for r in &listed {
+        assert_eq!(&r[lc("catalogue_queries")], "6", "{r:?}");
+        assert_eq!(
+            &r[lc("impostor_queries")],
+            "6",
+            "3 calibration + 3 impostor songs"
+        );
+        // The same model, threshold and catalogue queries as the run: the same figures.
+        let same = rows
+            .iter()
+            .find(|o| {
+                o[col("condition")] == r[lc("condition")] && o[col("model")] == r[lc("model")]
+            })
+            .unwrap();
+        assert_eq!(&r[lc("threshold")], &same[col("threshold")], "{r:?}");
+        assert_eq!(
+            &r[lc("closed_set_top1")],
+            &same[col("closed_set_top1")],
+            "{r:?}"
+        );
+        assert_eq!(
+            &r[lc("identification")],
+            &same[col("identification")],
+            "{r:?}"
+        );
+    }
+    assert!(eval_out.join("det_noise10.png").exists());
+    // A listed recording that does not exist is an error naming it, and the report stays.
+    let before = fs::read(eval_out.join("open_set.csv")).unwrap();
+    let broken = dir.path().join("broken.csv");
+    fs::write(&broken, format!("{mine}nowhere.wav,000002,aligned\n")).unwrap();
+    let run = evaluate(&broken);
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("broken.csv") && err.contains("nowhere.wav"),
+        "{err}"
+    );
+    assert_eq!(fs::read(eval_out.join("open_set.csv")).unwrap(), before);
 }

@@ -3,6 +3,8 @@
 
 use fhe_shazam::eval::{Decision, Mode, Rule};
 use fhe_shazam::experiment::evaluate::{evaluate_trained, EvaluateTrained, EvaluationPlan};
+use fhe_shazam::experiment::listed::{evaluate_listed, EvaluateListed};
+use fhe_shazam::report::tables::open_set_table;
 use std::path::PathBuf;
 
 /// Evaluate the models written by `train` on the seed protocol (the first 15 s of every song,
@@ -10,14 +12,26 @@ use std::path::PathBuf;
 /// model in the chosen modes: clear (dequantized), simulate (exact integer circuit) and
 /// execute (real encryption with tfhe-rs: keygen, encrypt, packed-GLWE scoring, decrypt —
 /// every decrypted score is checked against the simulation; a mismatch fails the run).
+///
+/// With `--queries LIST.csv` (columns `path,track_id[,condition]`: recordings of your own, or
+/// the `query_list.csv` that `queries` writes) the models answer those recordings instead,
+/// each with its stored "not in the catalogue" threshold; a track id outside the catalogue is
+/// an impostor query. Per condition: closed-set top-1, identification and false matches at the
+/// threshold, DET plots → summary.md, open_set.csv, results.json.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Model folder written by `train` (float.json, q8.json, …).
     #[arg(long, default_value = "data/models")]
     models: PathBuf,
-    /// Feature set the queries come from.
+    /// Feature set the queries come from (seed protocol).
     #[arg(long, default_value = "data/features")]
     features: PathBuf,
+    /// A query list (path,track_id[,condition]) to evaluate instead of the seed protocol.
+    #[arg(long, value_name = "LIST.csv")]
+    queries: Option<PathBuf>,
+    /// With --queries: each recording's first this many seconds are the query.
+    #[arg(long, default_value_t = 15.0, value_parser = super::seconds)]
+    seconds: f64,
     /// Which quantized models: a range "2..12", a list "4,8" or one value.
     #[arg(long, default_value = "8", value_parser = super::train::parse_bits)]
     n_bits: super::train::BitGrid,
@@ -27,34 +41,65 @@ pub struct Args {
     /// Run execute mode on the first N queries only (all by default).
     #[arg(long, value_parser = super::positive)]
     execute_limit: Option<usize>,
-    /// How chunk scores become an answer: votes (the seed) or log-prob-sum.
-    #[arg(long, value_enum, default_value = "votes")]
-    decision: Rule,
+    /// How chunk scores become an answer: votes or log-prob-sum (default: votes, the seed's,
+    /// for the seed protocol; log-prob-sum, the rule open-set thresholds are calibrated for,
+    /// with --queries).
+    #[arg(long, value_enum)]
+    decision: Option<Rule>,
     /// With --decision votes: songs with fewer votes than this are answered "unknown" (the seed: 5).
     #[arg(long, default_value_t = 5)]
     min_votes: usize,
-    /// Report folder (results.json, results.md).
-    #[arg(long, default_value = "reports/evaluate")]
-    out: PathBuf,
+    /// Report folder (default reports/evaluate, or reports/evaluate-queries with --queries).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Print the JSON report on stdout.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let plan = EvaluationPlan {
+        modes: args.modes,
+        execute_limit: args.execute_limit,
+        decision: Decision {
+            rule: args.decision.unwrap_or(if args.queries.is_some() {
+                Rule::LogProbSum
+            } else {
+                Rule::Votes
+            }),
+            min_votes: args.min_votes,
+        },
+    };
+    if let Some(list) = args.queries {
+        let job = EvaluateListed {
+            models: args.models,
+            list,
+            n_bits: args.n_bits.0,
+            query_seconds: args.seconds,
+            out: args.out.unwrap_or("reports/evaluate-queries".into()),
+            plan,
+        };
+        let bar = super::progress(
+            1 + job.n_bits.len() * job.plan.modes.len(),
+            "evaluate",
+            args.json,
+        );
+        let report = evaluate_listed(&job, &|| bar.inc(1))?;
+        bar.finish_and_clear();
+        return if args.json {
+            super::print_json(&report)
+        } else {
+            println!("{}", open_set_table(&report.open_set.rows));
+            println!("report written to {}", job.out.display());
+            Ok(())
+        };
+    }
     let job = EvaluateTrained {
         models: args.models,
         features: args.features,
         n_bits: args.n_bits.0,
-        plan: EvaluationPlan {
-            modes: args.modes,
-            execute_limit: args.execute_limit,
-            decision: Decision {
-                rule: args.decision,
-                min_votes: args.min_votes,
-            },
-        },
-        out: args.out,
+        plan,
+        out: args.out.unwrap_or("reports/evaluate".into()),
     };
     let bar = super::progress(
         job.n_bits.len() * job.plan.modes.len(),

@@ -15,6 +15,7 @@ pub mod augment;
 pub mod bench;
 pub mod cache;
 pub mod evaluate;
+pub mod listed;
 pub mod open_set;
 pub mod queries;
 pub mod train;

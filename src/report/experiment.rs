@@ -358,12 +358,30 @@ fn open_set_section(
     config: &ExperimentConfig,
     open: &crate::eval::OpenSetResult,
 ) -> Result<String, ReportError> {
-    write_csv(&dir.join("open_set.csv"), &open.rows)?;
     let target = config
         .evaluation
         .open_set
         .as_ref()
         .map_or(0.01, |o| o.false_match_rate);
+    let plots = open_set_files(dir, open)?;
+    Ok(format!(
+        "\n## Open set: songs not in the catalogue\n\n{} catalogue songs; {} calibration songs and {} impostor songs kept out of training (drawn with seed {}). Each model's threshold is set on the calibration songs' queries so that at most {:.1} % of them are accepted in every condition; the false-match rate is measured on the impostor songs' queries. Quantized models are measured in simulate (FHE returns the same scores). Also in `open_set.csv`.\n\n{}\n{plots}",
+        open.catalogue_songs,
+        open.calibration_songs,
+        open.impostor_songs,
+        config.evaluation.open_set.as_ref().map_or(0, |o| o.seed),
+        100.0 * target,
+        open_set_table(&open.rows),
+    ))
+}
+
+/// Writes `open_set.csv` and one DET plot per condition (`det_<condition>.png`, every model on
+/// it) into `dir`; returns the plots' Markdown.
+pub fn open_set_files(
+    dir: &Path,
+    open: &crate::eval::OpenSetResult,
+) -> Result<String, ReportError> {
+    write_csv(&dir.join("open_set.csv"), &open.rows)?;
     let mut conditions: Vec<&str> = Vec::new();
     for c in &open.det {
         if !conditions.contains(&c.condition.as_str()) {
@@ -405,13 +423,5 @@ fn open_set_section(
         )?;
         plots += &format!("![DET {condition}]({stem}.png)\n");
     }
-    Ok(format!(
-        "\n## Open set: songs not in the catalogue\n\n{} catalogue songs; {} calibration songs and {} impostor songs kept out of training (drawn with seed {}). Each model's threshold is set on the calibration songs' queries so that at most {:.1} % of them are accepted in every condition; the false-match rate is measured on the impostor songs' queries. Quantized models are measured in simulate (FHE returns the same scores). Also in `open_set.csv`.\n\n{}\n{plots}",
-        open.catalogue_songs,
-        open.calibration_songs,
-        open.impostor_songs,
-        config.evaluation.open_set.as_ref().map_or(0, |o| o.seed),
-        100.0 * target,
-        open_set_table(&open.rows),
-    ))
+    Ok(plots)
 }
