@@ -3,7 +3,9 @@
 
 use assert_cmd::Command;
 use fhe_shazam::dataset::synth::{write_corpus, SynthParams};
-use fhe_shazam::dataset::{read_query_set, Condition, QueryWindow};
+use fhe_shazam::dataset::{
+    read_query_list, read_query_set, Condition, QueryWindow, QUERY_LIST_FILE,
+};
 use predicates::prelude::*;
 use std::collections::BTreeMap;
 use std::fs;
@@ -63,8 +65,27 @@ fn writes_every_condition_deterministically() {
         .stdout(predicate::str::contains("24 queries"));
 
     let (ta, tb) = (tree(&a), tree(&b));
-    assert_eq!(ta.len(), 24 + 2, "24 WAVs, the CSV and the manifest");
+    assert_eq!(
+        ta.len(),
+        24 + 3,
+        "24 WAVs, the CSV, the query list and the manifest"
+    );
     assert_eq!(ta, tb, "two runs give byte-identical files");
+
+    // The query list names every WAV once, with its song and condition.
+    let listed = read_query_list(&a.join(QUERY_LIST_FILE)).unwrap();
+    assert_eq!(listed.len(), 24);
+    let wavs: std::collections::BTreeSet<PathBuf> = ta
+        .keys()
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .map(|p| a.join(p))
+        .collect();
+    let listed_paths: std::collections::BTreeSet<PathBuf> =
+        listed.iter().map(|q| q.path.clone()).collect();
+    assert_eq!(
+        listed_paths, wavs,
+        "the list names exactly the WAVs written"
+    );
 
     let csv = fs::read_to_string(a.join("queries.csv")).unwrap();
     let mut lines = csv.lines();
