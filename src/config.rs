@@ -8,6 +8,7 @@ use crate::dataset::synth::SynthParams;
 use crate::error::{ConfigError, InvalidConfig};
 use crate::eval::{Decision, Mode, Rule, ScoreKind};
 use crate::features::FeatureParams;
+use crate::fhe::Circuit;
 use crate::fingerprint::LandmarkParams;
 use crate::model::{LogisticParams, QuantOptions};
 use serde::{Deserialize, Serialize};
@@ -124,6 +125,9 @@ pub struct EvaluationConfig {
     pub decision: Rule,
     /// `votes`: fewer votes than this → "unknown" (the seed: 5).
     pub min_votes: usize,
+    /// The FHE circuit of execute mode; by default the one the decision implies
+    /// ([`Rule::circuit`]: `votes` → `chunks`, `log_prob_sum` → `summed`).
+    pub circuit: Option<Circuit>,
     pub robust: RobustConfig,
     /// Open-set identification ("not in the catalogue"): songs kept out of the catalogue.
     pub open_set: Option<OpenSetConfig>,
@@ -165,6 +169,7 @@ impl Default for EvaluationConfig {
             execute_limit: None,
             decision: Rule::Votes,
             min_votes: 5,
+            circuit: None,
             robust: RobustConfig::default(),
             open_set: None,
         }
@@ -177,6 +182,15 @@ impl EvaluationConfig {
             rule: self.decision,
             min_votes: self.min_votes,
         }
+    }
+
+    /// The circuit of execute mode: as configured, else the one the decision and the open-set
+    /// confidence imply.
+    pub fn circuit(&self) -> Circuit {
+        self.circuit.unwrap_or_else(|| {
+            self.decision
+                .circuit(self.open_set.as_ref().map(|o| o.score))
+        })
     }
 }
 
@@ -282,6 +296,16 @@ impl ExperimentConfig {
             );
         }
         let robust = &self.evaluation.robust;
+        if self.evaluation.circuit == Some(Circuit::Summed)
+            && self.evaluation.decision == Rule::Votes
+        {
+            return bad(
+                "evaluation.circuit",
+                "\"summed\" returns only the summed scores, and decision = \"votes\" needs every \
+                 chunk's: use \"chunks\" (or decision = \"log_prob_sum\")"
+                    .into(),
+            );
+        }
         if self.evaluation.protocol == Protocol::Robust && robust.conditions.is_empty() {
             return bad("evaluation.robust.conditions", "is empty".into());
         }

@@ -251,6 +251,9 @@ pub enum EvalError {
     Fhe(#[from] FheError),
     #[error(transparent)]
     Audio(#[from] AudioError),
+    /// A decision rule asked of a circuit that cannot give it what it needs.
+    #[error("circuit: {0}")]
+    Circuit(String),
     /// Execute mode: the scheme failed on one query — [`FheError::Mismatch`] is the signal that
     /// a decrypted score differs from the exact integer circuit.
     #[error("query {query} ({}): {source}",

@@ -987,7 +987,7 @@ fn http_cases() -> Vec<Seen> {
     let w = world();
     let model_path = w.models.join("q8.json");
     let server = Server::start(&model_path);
-    let served = ServedModel::load(&model_path, DEFAULT_CHUNKS).unwrap();
+    let served = ServedModel::load(&model_path, DEFAULT_CHUNKS, None).unwrap();
     let id = served.info().id.clone();
     let spec = served.spec().clone();
     let dir = case_dir("http-key");

@@ -327,11 +327,32 @@ fn tampered_truncated_and_foreign_messages_are_rejected() {
         Err(FheError::Wire { .. })
     ));
     // Version.
-    let mut v2 = up.clone();
-    v2[4] = 2;
+    let mut v3 = up.clone();
+    v3[4] = 3;
     assert!(matches!(
-        wire::decode_query(&v2, spec),
-        Err(FheError::WireVersion { found: 2, .. })
+        wire::decode_query(&v3, spec),
+        Err(FheError::WireVersion { found: 3, .. })
+    ));
+    // A query of the other circuit: a mismatch naming both circuits.
+    let mut summed = up.clone();
+    summed[8] = 1;
+    let err = wire::decode_query(&summed, spec).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FheError::WireMismatch {
+                field: "circuit",
+                ..
+            }
+        ) && err.to_string().contains("chunks")
+            && err.to_string().contains("summed"),
+        "{err}"
+    );
+    let mut unknown = up.clone();
+    unknown[8] = 9;
+    assert!(matches!(
+        wire::decode_query(&unknown, spec),
+        Err(FheError::Wire { .. })
     ));
     // Parameter set id, layout (K), class count, message bits, model id.
     let field = |offset: usize, value: u8| {
@@ -341,10 +362,10 @@ fn tampered_truncated_and_foreign_messages_are_rejected() {
     };
     for (offset, value, name) in [
         (6, 9, "parameter set id"),
-        (20, 2, "layout"),
-        (24, 8, "class count"),
-        (28, 30, "message bits"),
-        (40, 0xAA, "model id"),
+        (21, 2, "layout"),
+        (25, 8, "class count"),
+        (29, 30, "message bits"),
+        (41, 0xAA, "model id"),
     ] {
         match field(offset, value) {
             Err(FheError::WireMismatch { field, .. }) => assert_eq!(field, name),
@@ -352,7 +373,7 @@ fn tampered_truncated_and_foreign_messages_are_rejected() {
         }
     }
     // An impossible layout in the header (K·J·d > N).
-    assert!(matches!(field(20, 200), Err(FheError::Wire { .. })));
+    assert!(matches!(field(21, 200), Err(FheError::Wire { .. })));
     // Reply width and product count.
     assert!(matches!(
         field(wire::HEADER_LEN, 31),

@@ -1,7 +1,8 @@
 //! `fhe-shazam bench`: measured speed of the pipeline stages, written as a report.
 
 use fhe_shazam::dataset::ScanOptions;
-use fhe_shazam::experiment::bench::bench_extract;
+use fhe_shazam::experiment::bench::{bench_extract, bench_fhe, FheBenchSpec};
+use fhe_shazam::fhe::Circuit;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -14,6 +15,47 @@ pub struct Args {
 enum What {
     /// Feature extraction per song: decode, resample, MFCC chunk features; one thread and all threads.
     Extract(ExtractArgs),
+    /// Encrypted scoring of one query: encrypt, server, decrypt (ms medians), bytes up and
+    /// down, predicted failure probability, and every decrypted score checked against the
+    /// exact integer circuit — on a worst-case n_bits model of the given shape. Each run
+    /// writes <circuit>-c<C>-d<d>-j<J>-t<T>.json and rebuilds summary.md (all runs in the
+    /// folder side by side, with the model-download and Concrete ML baselines).
+    Fhe(FheArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct FheArgs {
+    /// C, classes (songs) of the model.
+    #[arg(long, default_value_t = 400, value_parser = super::positive)]
+    classes: usize,
+    /// d, features per chunk (20: the seed's MFCCs; 40: the robust model).
+    #[arg(long, default_value_t = 20, value_parser = super::positive)]
+    features: usize,
+    /// J, chunks per query (30: the seed's 15 s).
+    #[arg(long, default_value_t = 30, value_parser = super::positive)]
+    chunks: usize,
+    /// summed (one summed vector, C scores back) or chunks (J × C scores back).
+    #[arg(long, value_enum, default_value = "summed")]
+    circuit: Circuit,
+    /// Server threads (encrypt and decrypt always run on one).
+    #[arg(long, default_value_t = 1, value_parser = super::positive)]
+    threads: usize,
+    /// Queries to time (medians are reported).
+    #[arg(long, default_value_t = 50, value_parser = super::positive)]
+    queries: usize,
+    /// Quantization bits of the worst-case model.
+    #[arg(long, default_value_t = 8)]
+    n_bits: u32,
+    /// Seed of the random model and queries.
+    #[arg(long, default_value_t = 17)]
+    seed: u64,
+    /// Report folder.
+    #[arg(long, default_value = "reports/fhe-bench")]
+    out: PathBuf,
+    /// Print the run as JSON (keys: encrypt_ms, server_ms, decrypt_ms, bytes_up, bytes_down,
+    /// scores_checked, wrong_scores, circuit, classes, …).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +77,39 @@ struct ExtractArgs {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
         What::Extract(a) => extract(a),
+        What::Fhe(a) => fhe(a),
+    }
+}
+
+fn fhe(args: FheArgs) -> anyhow::Result<()> {
+    let spec = FheBenchSpec {
+        classes: args.classes,
+        features: args.features,
+        chunks: args.chunks,
+        circuit: args.circuit,
+        threads: args.threads,
+        queries: args.queries,
+        n_bits: args.n_bits,
+        seed: args.seed,
+    };
+    let bar = super::progress(args.queries, "encrypted queries", args.json);
+    let bench = bench_fhe(&spec, &|| bar.inc(1))?;
+    bar.finish_and_clear();
+    let md = bench.write(&args.out)?;
+    if bench.wrong_scores > 0 {
+        anyhow::bail!(
+            "{} of {} decrypted scores differ from the integer circuit (report written to {})",
+            bench.wrong_scores,
+            bench.scores_checked,
+            args.out.display()
+        );
+    }
+    if args.json {
+        super::print_json(&bench)
+    } else {
+        print!("{md}");
+        println!("\nwritten to {}", args.out.display());
+        Ok(())
     }
 }
 

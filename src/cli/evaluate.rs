@@ -4,6 +4,7 @@
 use fhe_shazam::eval::{Decision, Mode, Rule};
 use fhe_shazam::experiment::evaluate::{evaluate_trained, EvaluateTrained, EvaluationPlan};
 use fhe_shazam::experiment::listed::{evaluate_listed, EvaluateListed};
+use fhe_shazam::fhe::Circuit;
 use fhe_shazam::report::tables::open_set_table;
 use std::path::PathBuf;
 
@@ -49,6 +50,11 @@ pub struct Args {
     /// With --decision votes: songs with fewer votes than this are answered "unknown" (the seed: 5).
     #[arg(long, default_value_t = 5)]
     min_votes: usize,
+    /// Execute mode's FHE circuit: chunks (J × C scores per query) or summed (C scores of the
+    /// summed chunks, ~30× less work and reply). Default: the one the decision implies —
+    /// votes → chunks, log-prob-sum → summed (chunks for a model whose threshold is `best`).
+    #[arg(long, value_enum)]
+    circuit: Option<Circuit>,
     /// Report folder (default reports/evaluate, or reports/evaluate-queries with --queries).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -69,6 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }),
             min_votes: args.min_votes,
         },
+        circuit: args.circuit,
     };
     if let Some(list) = args.queries {
         let job = EvaluateListed {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fhe_shazam::eval::{Decision, Rule};
+use fhe_shazam::fhe::Circuit;
 use fhe_shazam::net::{
     identify, ClientModel, HttpClient, Identification, KeyOrigin, KeyStore, LocalServer,
     ServedModel, DEFAULT_CHUNKS,
@@ -84,7 +85,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     let (result, origin) = match &args.model_file {
         Some(path) => {
-            let served = ServedModel::load(path, args.chunks)?;
+            // The circuit the decision needs (a server publishes its own).
+            let circuit = (args.decision == Rule::Votes).then_some(Circuit::Chunks);
+            let served = ServedModel::load(path, args.chunks, circuit)?;
             let model = args.client_view(served.info().client_model()?);
             let (key, origin) = store.load_or_generate(&model.spec.params, args.new_key)?;
             let local = LocalServer { served };

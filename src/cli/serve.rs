@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use fhe_shazam::fhe::Circuit;
 use fhe_shazam::net::{load_models, run_until_ctrl_c, ServerConfig, DEFAULT_CHUNKS};
 
 /// Serve quantized models for encrypted identification over HTTP. The server holds the models
@@ -24,6 +25,11 @@ pub struct Args {
     /// J: chunks per query (0.5 s each: 30 is the seed's 15 s).
     #[arg(long, default_value_t = DEFAULT_CHUNKS, value_parser = super::positive)]
     chunks: usize,
+    /// The FHE circuit: summed (one summed vector per query, C scores back: all the
+    /// log-prob-sum rule needs) or chunks (J × C scores: the seed's vote rule needs them).
+    /// Default: the one each model's open-set threshold implies, else summed.
+    #[arg(long, value_enum)]
+    circuit: Option<Circuit>,
     /// Scoring jobs at once; further requests get 503 + Retry-After (default: CPU cores).
     #[arg(long, value_parser = super::positive)]
     max_jobs: Option<usize>,
@@ -47,7 +53,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         request_timeout: Duration::from_secs_f64(args.timeout_secs),
         ..defaults
     };
-    let models = load_models(&args.models, args.chunks).context("loading the models to serve")?;
+    let models = load_models(&args.models, args.chunks, args.circuit)
+        .context("loading the models to serve")?;
     run_until_ctrl_c(args.addr, models, config)?;
     Ok(())
 }

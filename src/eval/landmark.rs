@@ -96,6 +96,7 @@ pub fn evaluate_landmark(
                     .collect(),
                 chunks: 1,
                 spread: None,
+                summed: false,
             },
             latency_s,
         });

@@ -19,6 +19,8 @@ impl Answer {
         let best = self.ranking.first()?.1;
         let per = self.chunks.max(1) as f64;
         Some(match kind {
+            // An absolute log-posterior: not known from summed logits.
+            ScoreKind::Best if self.summed => return None,
             ScoreKind::Best => best / per,
             // A missing runner-up scores 0: no votes or no aligned hashes for any other song.
             ScoreKind::Margin => (best - self.ranking.get(1).map_or(0.0, |r| r.1)) / per,
@@ -217,6 +219,7 @@ mod tests {
                 ranking: ranking.to_vec(),
                 chunks,
                 spread: None,
+                summed: false,
             },
             latency_s: 0.0,
         }

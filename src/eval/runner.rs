@@ -5,11 +5,11 @@
 
 use super::metrics::{quantile, Metrics, Outcome};
 use super::protocol::Query;
-use super::vote::Decision;
+use super::vote::{Decision, Rule};
 use crate::error::{EvalError, FheError};
-use crate::fhe::{FhePlan, Session};
+use crate::fhe::{Circuit, FhePlan, Session};
 use crate::model::{argmax_rows, QuantizedModel};
-use ndarray::{s, Array2};
+use ndarray::s;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -42,6 +42,9 @@ pub struct FheCosts {
     pub bytes_down: usize,
     /// Decrypted scores compared with the integer circuit (all equal, or the run fails).
     pub scores_checked: usize,
+    /// The circuit the queries were scored with (older reports: `chunks`).
+    #[serde(default)]
+    pub circuit: Circuit,
 }
 
 /// The result of one model in one mode.
@@ -52,30 +55,29 @@ pub struct ModeResult {
     pub fhe: Option<FheCosts>,
 }
 
-/// Pads (or cuts) a query to exactly `rows` chunks: the FHE layout has a fixed J.
-fn fit_rows(q_x: &Array2<i64>, rows: usize) -> Array2<i64> {
-    let mut out = Array2::zeros((rows, q_x.ncols()));
-    let n = rows.min(q_x.nrows());
-    out.slice_mut(s![..n, ..]).assign(&q_x.slice(s![..n, ..]));
-    out
-}
-
-/// Evaluates `model` on `queries` in `mode`, with each query's outcome; in execute mode the
-/// layout has J = `chunks` rows (shorter queries are zero-padded, and the padding's scores
-/// ignored).
+/// Evaluates `model` on `queries` in `mode`, with each query's outcome. Execute mode scores
+/// queries of up to J = `chunks` chunks with `circuit`: `chunks` pads shorter queries with
+/// zeros and ignores the padding's scores; `summed` adds the query's chunks and decides on
+/// the summed scores ([`Decision::decide_summed`]; the vote rule cannot). Clear and simulate
+/// modes score every chunk, which gives the same decisions.
 pub fn evaluate_quantized(
     model: &QuantizedModel,
     queries: &[Query],
     mode: Mode,
     decision: &Decision,
     chunks: usize,
+    circuit: Circuit,
 ) -> Result<(ModeResult, Vec<Outcome>), EvalError> {
+    if mode == Mode::Execute && circuit == Circuit::Summed && decision.rule == Rule::Votes {
+        return Err(EvalError::Circuit(
+            "the votes rule needs every chunk's scores: use the chunks circuit".into(),
+        ));
+    }
     let session = match mode {
         Mode::Execute => {
-            let layer = model.integer_layer();
-            let plan = FhePlan::for_layer(&layer, chunks)?;
+            let plan = FhePlan::for_circuit(&model.integer_layer(), circuit, chunks)?;
             let t = Instant::now();
-            let session = Session::new(&layer, plan.layout, plan.params)?;
+            let session = Session::from_plan(&plan)?;
             Some((session, t.elapsed().as_secs_f64() * 1e3))
         }
         _ => None,
@@ -89,17 +91,19 @@ pub fn evaluate_quantized(
             continue;
         }
         let start = Instant::now();
-        let scores = match (mode, &session) {
-            (Mode::Clear, _) => model.decision_function(q.features.view())?,
+        // Per-chunk scores, and for a summed query the answer decided on its summed scores.
+        let (scores, summed_answer) = match (mode, &session) {
+            (Mode::Clear, _) => (model.decision_function(q.features.view())?, None),
             (Mode::Simulate, _) => {
                 let q_x = model.quantize_input(q.features.view())?;
-                model.dequantize(model.integer_scores(q_x.view())?.view())?
+                let scores = model.dequantize(model.integer_scores(q_x.view())?.view())?;
+                (scores, None)
             }
             (Mode::Execute, Some((session, _))) => {
                 let q_x = model.quantize_input(q.features.view())?;
                 let n = q_x.nrows().min(chunks);
                 let outcome = session
-                    .run(fit_rows(&q_x, chunks).view())
+                    .run(circuit.query_rows(q_x.view(), chunks, 0).view())
                     .map_err(|source| EvalError::Query {
                         query: index,
                         truth: q.truth,
@@ -110,12 +114,22 @@ pub fn evaluate_quantized(
                 dec.push(outcome.decrypt.as_secs_f64() * 1e3);
                 (up, down) = (outcome.bytes_up, outcome.bytes_down);
                 checked += outcome.scores.len();
-                model.dequantize(outcome.scores.slice(s![..n, ..]))?
+                match circuit {
+                    Circuit::Chunks => (model.dequantize(outcome.scores.slice(s![..n, ..]))?, None),
+                    Circuit::Summed => {
+                        let totals = model.dequantize_summed(outcome.scores.row(0), n)?;
+                        let answer = decision.decide_summed(totals.view(), n);
+                        // The reply has no per-chunk scores: the chunk top-1 of this row is the
+                        // integer circuit's on the same chunks (as in simulate).
+                        let q_x = q_x.slice(s![..n, ..]);
+                        (model.dequantize(model.integer_scores(q_x)?.view())?, answer)
+                    }
+                }
             }
             (Mode::Execute, None) => unreachable!("execute mode always has a session"),
         };
         let latency_s = start.elapsed().as_secs_f64();
-        let answer = decision.decide(scores.view());
+        let answer = summed_answer.unwrap_or_else(|| decision.decide(scores.view()));
         let predictions = argmax_rows(scores.view());
         hits += predictions.iter().filter(|&&p| Some(p) == q.truth).count();
         total += predictions.len();
@@ -133,6 +147,7 @@ pub fn evaluate_quantized(
         bytes_up: up,
         bytes_down: down,
         scores_checked: checked,
+        circuit,
     });
     let result = ModeResult {
         mode,
@@ -176,6 +191,7 @@ pub fn evaluate_modes(
     execute_limit: Option<usize>,
     decision: &Decision,
     chunks: usize,
+    circuit: Circuit,
 ) -> Result<Vec<ModeRun>, EvalError> {
     modes
         .iter()
@@ -186,7 +202,7 @@ pub fn evaluate_modes(
             };
             if mode == Mode::Execute {
                 if let Err(e @ FheError::NoiseBudget { .. }) =
-                    FhePlan::for_layer(&model.integer_layer(), chunks)
+                    FhePlan::for_circuit(&model.integer_layer(), circuit, chunks)
                 {
                     return Ok(ModeRun {
                         queries: 0,
@@ -200,10 +216,10 @@ pub fn evaluate_modes(
                     });
                 }
             }
-            let (result, _) = evaluate_quantized(model, subset, mode, decision, chunks)?;
+            let (result, _) = evaluate_quantized(model, subset, mode, decision, chunks, circuit)?;
             let simulate_top1_same_queries = match mode {
                 Mode::Execute => Some(
-                    evaluate_quantized(model, subset, Mode::Simulate, decision, chunks)?
+                    evaluate_quantized(model, subset, Mode::Simulate, decision, chunks, circuit)?
                         .0
                         .metrics
                         .top1,
@@ -222,8 +238,9 @@ pub fn evaluate_modes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::vote::Answer;
     use crate::model::{FloatModel, QuantOptions};
-    use ndarray::array;
+    use ndarray::{array, Array2};
 
     fn toy() -> (QuantizedModel, Vec<Query>) {
         // 3 classes on 2 features; class c has its mean at (c, −c).
@@ -257,15 +274,12 @@ mod tests {
     #[test]
     fn three_modes_agree_and_execute_checks_every_score() {
         let (model, queries) = toy();
-        let clear = evaluate_quantized(&model, &queries, Mode::Clear, &Decision::SEED, 8)
-            .unwrap()
-            .0;
-        let sim = evaluate_quantized(&model, &queries, Mode::Simulate, &Decision::SEED, 8)
-            .unwrap()
-            .0;
-        let exe = evaluate_quantized(&model, &queries, Mode::Execute, &Decision::SEED, 8)
-            .unwrap()
-            .0;
+        let run = |mode| {
+            evaluate_quantized(&model, &queries, mode, &Decision::SEED, 8, Circuit::Chunks)
+                .unwrap()
+                .0
+        };
+        let (clear, sim, exe) = (run(Mode::Clear), run(Mode::Simulate), run(Mode::Execute));
         assert_eq!(sim.metrics.top1, 1.0);
         assert_eq!(clear.metrics.top1, sim.metrics.top1);
         assert_eq!(exe.metrics.top1, sim.metrics.top1);
@@ -277,13 +291,47 @@ mod tests {
             "J = 8 padded rows × 3 classes per query"
         );
         assert!(costs.bytes_up > 0 && costs.bytes_down > 0);
+        assert_eq!(costs.circuit, Circuit::Chunks);
         assert!(sim.fhe.is_none());
     }
 
     #[test]
-    fn padding_keeps_rows_and_zero_fills() {
-        let q = array![[1i64, 2], [3, 4]];
-        assert_eq!(fit_rows(&q, 3), array![[1, 2], [3, 4], [0, 0]]);
-        assert_eq!(fit_rows(&q, 1), array![[1, 2]]);
+    fn the_summed_circuit_ranks_as_the_chunks_log_prob_sum_with_one_row_of_scores() {
+        let (model, queries) = toy();
+        let decision = Decision {
+            rule: Rule::LogProbSum,
+            min_votes: 0,
+        };
+        let run = |mode, circuit| {
+            evaluate_quantized(&model, &queries, mode, &decision, 8, circuit).unwrap()
+        };
+        let (sim, sim_out) = run(Mode::Simulate, Circuit::Chunks);
+        let (exe, exe_out) = run(Mode::Execute, Circuit::Summed);
+        for (s, e) in sim_out.iter().zip(&exe_out) {
+            assert_eq!(e.answer.song, s.answer.song);
+            assert!(e.answer.summed && !s.answer.summed);
+            let order = |a: &Answer| a.ranking.iter().map(|r| r.0).collect::<Vec<_>>();
+            assert_eq!(order(&e.answer), order(&s.answer));
+            // The same totals up to the per-query constant Σ_j log Z_j.
+            let shift = e.answer.ranking[0].1 - s.answer.ranking[0].1;
+            for (er, sr) in e.answer.ranking.iter().zip(&s.answer.ranking) {
+                assert!((er.1 - sr.1 - shift).abs() < 1e-9, "{er:?} vs {sr:?}");
+            }
+        }
+        assert_eq!(exe.metrics.top1, sim.metrics.top1);
+        let costs = exe.fhe.unwrap();
+        assert_eq!(costs.circuit, Circuit::Summed);
+        assert_eq!(costs.scores_checked, 3 * 3, "one row of 3 scores per query");
+        // The vote rule cannot decide on summed scores.
+        let err = evaluate_quantized(
+            &model,
+            &queries,
+            Mode::Execute,
+            &Decision::SEED,
+            8,
+            Circuit::Summed,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("chunks circuit"), "{err}");
     }
 }

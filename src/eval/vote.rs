@@ -5,7 +5,7 @@
 //! song second still counts. Both run on the client after decryption, so either works under FHE.
 
 use crate::model::argmax_rows;
-use ndarray::{ArrayView2, Axis};
+use ndarray::{ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 /// The answer to one query.
@@ -24,6 +24,11 @@ pub struct Answer {
     /// confidence measured against the whole catalogue; None for the landmark baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread: Option<Spread>,
+    /// The ranking's scores are summed logits (the summed circuit): log-probability sums up
+    /// to one constant per query, so differences (margin, z-score) are exact but the `best`
+    /// confidence (an absolute log-posterior) is not defined.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub summed: bool,
 }
 
 /// Mean and (population) standard deviation of the scores of all C songs.
@@ -56,6 +61,7 @@ impl Answer {
             ranking: Vec::new(),
             chunks: 0,
             spread: None,
+            summed: false,
         }
     }
 
@@ -91,6 +97,21 @@ impl Decision {
             Rule::LogProbSum => log_prob_sum(scores),
         }
     }
+
+    /// The answer from the summed circuit: `totals` are the per-class sums over `chunks`
+    /// chunks of the logits, which rank songs exactly as the log-probability sum does (each
+    /// chunk's normaliser is the same for every class). Only `log_prob_sum` can decide on
+    /// them: the vote rule needs each chunk's winner.
+    pub fn decide_summed(&self, totals: ArrayView1<f64>, chunks: usize) -> Option<Answer> {
+        match self.rule {
+            Rule::Votes => None,
+            Rule::LogProbSum => {
+                let mut answer = rank_totals(totals.to_vec(), chunks);
+                answer.summed = true;
+                Some(answer)
+            }
+        }
+    }
 }
 
 /// Ranks songs by the sum over chunks of log-softmax(scores); never unknown.
@@ -103,18 +124,24 @@ fn log_prob_sum(scores: ArrayView2<f64>) -> Answer {
             *t += v - log_z;
         }
     }
+    rank_totals(total, scores.nrows())
+}
+
+/// Ranks songs by their totals over `chunks` chunks, best first; unknown only with no chunk.
+fn rank_totals(total: Vec<f64>, chunks: usize) -> Answer {
     let spread = Spread::of(&total);
     let mut ranking: Vec<(usize, f64)> = total.into_iter().enumerate().collect();
     // Stable sort: equal totals keep the lower index first.
     ranking.sort_by(|a, b| b.1.total_cmp(&a.1));
     // The answer keeps the ten best songs: enough for top-k metrics and a readable JSON.
     ranking.truncate(10);
-    let song = (scores.nrows() > 0).then(|| ranking[0].0);
+    let song = (chunks > 0 && !ranking.is_empty()).then(|| ranking[0].0);
     Answer {
         song,
         ranking,
-        chunks: scores.nrows(),
+        chunks,
         spread,
+        summed: false,
     }
 }
 
@@ -144,6 +171,7 @@ pub fn majority_vote(predictions: &[usize], n_classes: usize, min_votes: usize) 
         ranking,
         chunks: predictions.len(),
         spread,
+        summed: false,
     }
 }
 

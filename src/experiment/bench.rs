@@ -1,12 +1,19 @@
-//! The feature-stage benchmark (`fhe-shazam bench extract`): per-song time of decoding,
-//! resampling and MFCC chunk features on one thread, and the whole stage on every core.
+//! The benchmarks behind `fhe-shazam bench`: the feature stage (`bench extract`: per-song
+//! time of decoding, resampling and MFCC chunk features on one thread, and the whole stage on
+//! every core) and encrypted scoring (`bench fhe`: one circuit on a worst-case model of a
+//! given shape; the criterion bench `benches/fhe.rs` uses the same model and queries).
 
 use crate::audio::{decode, resample, LoadOptions};
 use crate::dataset::Catalog;
-use crate::error::ExperimentError;
+use crate::error::{ExperimentError, FheError};
+use crate::eval::metrics::quantile;
 use crate::features::{chunk_features, FeatureParams, Mfcc};
-use crate::report::bench::{ExtractBench, StageStats};
+use crate::fhe::{simulate, wire, Circuit, ClientKey, FhePlan, IntegerLinear, ServerModel};
+use crate::report::bench::{ExtractBench, FheBench, StageStats};
 use crate::report::Provenance;
+use ndarray::{Array1, Array2};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::path::Path;
 use std::time::Instant;
@@ -69,6 +76,133 @@ pub fn bench_extract(
         features: StageStats::of(&feat),
         all_threads_ms_per_song: t.elapsed().as_secs_f64() * 1e3 / n,
         threads: rayon::current_num_threads(),
+        provenance: Provenance::collect(),
+    })
+}
+
+/// The shape of an encrypted-scoring benchmark (`fhe-shazam bench fhe`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FheBenchSpec {
+    pub classes: usize,
+    pub features: usize,
+    /// J, chunks per query.
+    pub chunks: usize,
+    pub circuit: Circuit,
+    /// Server threads (the client's encrypt and decrypt run on one).
+    pub threads: usize,
+    pub queries: usize,
+    pub n_bits: u32,
+    pub seed: u64,
+}
+
+/// A worst-case `n_bits` layer of `features` × `classes`: every weight ±(2^n_bits − 1) (the
+/// largest q_W − Z_w the quantizer gives) with a random sign, inputs over the full signed
+/// range, so the score bound — and the message bits and noise budget the planner needs —
+/// is the largest any `n_bits` model of this shape can have.
+pub fn worst_case_layer(features: usize, classes: usize, n_bits: u32, seed: u64) -> IntegerLinear {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let w = (1i64 << n_bits) - 1;
+    let half = 1i64 << (n_bits - 1);
+    IntegerLinear {
+        weights: Array2::from_shape_fn((features, classes), |_| if rng.gen() { w } else { -w }),
+        bias: Array1::from_shape_fn(classes, |_| rng.gen_range(-w * half..=w * half)),
+        input_min: -half,
+        input_max: half - 1,
+    }
+}
+
+/// A random query of `chunks` × `features` inputs in the layer's range.
+pub fn random_query(layer: &IntegerLinear, chunks: usize, seed: u64) -> Array2<i64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Array2::from_shape_fn((chunks, layer.features()), |_| {
+        rng.gen_range(layer.input_min..=layer.input_max)
+    })
+}
+
+/// Times `spec.queries` encrypted queries end to end on a worst-case model of the shape:
+/// encrypt (one thread), server (a pool of `spec.threads`), decrypt (one thread), the
+/// messages' sizes, and every decrypted score against the exact integer circuit (counted,
+/// not fatal, so a wrong score shows in the report).
+pub fn bench_fhe(spec: &FheBenchSpec, on_query: &dyn Fn()) -> Result<FheBench, ExperimentError> {
+    if spec.classes == 0 || spec.features == 0 || spec.chunks == 0 || spec.queries == 0 {
+        return Err(ExperimentError::InvalidArgument(format!(
+            "classes, features, chunks and queries must all be at least 1 (got {}, {}, {}, {})",
+            spec.classes, spec.features, spec.chunks, spec.queries
+        )));
+    }
+    if !(2..=16).contains(&spec.n_bits) || spec.threads == 0 {
+        return Err(ExperimentError::InvalidArgument(format!(
+            "n_bits {} must be in 2..=16 and threads ({}) at least 1",
+            spec.n_bits, spec.threads
+        )));
+    }
+    let layer = worst_case_layer(spec.features, spec.classes, spec.n_bits, spec.seed);
+    let plan = FhePlan::for_circuit(&layer, spec.circuit, spec.chunks)?;
+    let t = Instant::now();
+    let server = ServerModel::from_plan(&plan)?;
+    let setup_ms = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let key = ClientKey::generate(&plan.params)?;
+    let keygen_ms = t.elapsed().as_secs_f64() * 1e3;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(spec.threads)
+        .build()
+        .map_err(|e| ExperimentError::InvalidArgument(format!("thread pool: {e}")))?;
+    let scoring = server.spec().clone();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+    let (mut enc, mut srv, mut dec) = (vec![], vec![], vec![]);
+    let (mut up, mut down, mut checked, mut wrong) = (0, 0, 0, 0);
+    for q in 0..spec.queries {
+        let chunks = random_query(&layer, spec.chunks, spec.seed ^ (q as u64 + 1));
+        let rows = spec.circuit.query_rows(chunks.view(), spec.chunks, 0);
+        let t = Instant::now();
+        let query = wire::encode_query(&key.encrypt_query(&scoring, rows.view())?);
+        enc.push(ms(t));
+        let t = Instant::now();
+        let reply = pool.install(|| -> Result<Vec<u8>, FheError> {
+            let received = wire::decode_query(&query, &scoring)?;
+            Ok(wire::encode_scores(&server.score(&received)?))
+        })?;
+        srv.push(ms(t));
+        let t = Instant::now();
+        let scores = key.decrypt_scores(&scoring, &wire::decode_scores(&reply, &scoring)?)?;
+        dec.push(ms(t));
+        let expected = simulate::clear_scores(&plan.layer, rows.view())?;
+        checked += expected.len();
+        wrong += expected.iter().zip(&scores).filter(|(e, s)| e != s).count();
+        (up, down) = (query.len(), reply.len());
+        on_query();
+    }
+    let (encrypt_ms, server_ms, decrypt_ms) = (
+        quantile(&enc, 0.5),
+        quantile(&srv, 0.5),
+        quantile(&dec, 0.5),
+    );
+    Ok(FheBench {
+        circuit: spec.circuit,
+        classes: spec.classes,
+        features: spec.features,
+        chunks: spec.chunks,
+        threads: spec.threads,
+        queries: spec.queries,
+        n_bits: spec.n_bits,
+        classes_per_product: plan.layout.classes_per_product(),
+        products: scoring.product_count(),
+        message_bits: scoring.message_bits,
+        reply_bits: plan.params.reply_modulus_log.0,
+        log2_failure: plan.budget.log2_failure,
+        keygen_ms,
+        server_setup_ms: setup_ms,
+        encrypt_ms,
+        server_ms,
+        decrypt_ms,
+        total_ms: encrypt_ms + server_ms + decrypt_ms,
+        bytes_up: up,
+        bytes_down: down,
+        model_download_bytes: (spec.classes * (spec.features + 1) * spec.n_bits as usize)
+            .div_ceil(8),
+        scores_checked: checked,
+        wrong_scores: wrong,
         provenance: Provenance::collect(),
     })
 }

@@ -11,10 +11,10 @@ use crate::eval::{
     SEED_QUERY_SECONDS,
 };
 use crate::features::FeatureSet;
-use crate::fhe::budget_lines;
 use crate::fhe::IntegerLinear;
+use crate::fhe::{budget_lines, Circuit};
 use crate::fingerprint::LandmarkIndex;
-use crate::model::Scorer;
+use crate::model::{ScoreKind, Scorer};
 use crate::report::evaluate::{EvaluationReport, EvaluationRow};
 use crate::report::schema::{ModelKind, QuantizedBits, ResultRow, RowContext};
 use crate::report::tables::noise_budget_table;
@@ -28,6 +28,16 @@ pub struct EvaluationPlan {
     /// Execute mode on the first N queries only (all by default).
     pub execute_limit: Option<usize>,
     pub decision: Decision,
+    /// Execute mode's circuit; None: the one the decision implies ([`Rule::circuit`]).
+    pub circuit: Option<Circuit>,
+}
+
+impl EvaluationPlan {
+    /// The circuit for a model whose open-set confidence (if any) is `confidence`.
+    pub fn circuit_for(&self, confidence: Option<ScoreKind>) -> Circuit {
+        self.circuit
+            .unwrap_or_else(|| self.decision.rule.circuit(confidence))
+    }
 }
 
 /// One evaluated (model, mode): `None` for the float model.
@@ -84,6 +94,7 @@ pub fn evaluate_models<'a>(
             plan.execute_limit,
             &plan.decision,
             chunks,
+            plan.circuit_for(None),
         )? {
             out.push(Evaluated {
                 quantized: Some(q),
@@ -177,6 +188,7 @@ pub fn condition_rows(
         modes: ev.modes.clone(),
         execute_limit: ev.execute_limit,
         decision: ev.decision(),
+        circuit: Some(ev.circuit()),
     };
     let mut rows = Vec::new();
     for c in conditions {

@@ -146,6 +146,7 @@ pub fn evaluate_listed(
             .quantized_model()
             .cloned()
             .ok_or(ExperimentError::NotQuantized { path })?;
+        let circuit = job.plan.circuit_for(file.open_set().map(|t| t.score));
         for &mode in &job.plan.modes {
             let model = model.clone();
             models.push((
@@ -153,7 +154,10 @@ pub fn evaluate_listed(
                 mode,
                 threshold_of(&file),
                 Box::new(move |q: &[Query]| {
-                    Ok(evaluate_quantized(&model, q, mode, &decision, layout_chunks(q))?.1)
+                    Ok(
+                        evaluate_quantized(&model, q, mode, &decision, layout_chunks(q), circuit)?
+                            .1,
+                    )
                 }),
             ));
         }

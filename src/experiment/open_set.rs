@@ -187,7 +187,17 @@ pub fn evaluate_open_set(
         let quantized = |c: usize, set: Set| {
             let queries = pick(set, c);
             let chunks = layout_chunks(queries);
-            Ok(evaluate_quantized(&q.model, queries, Mode::Simulate, &decision, chunks)?.1)
+            // Simulate scores every chunk; the circuit only matters for execute.
+            let circuit = decision.rule.circuit(Some(open.score));
+            Ok(evaluate_quantized(
+                &q.model,
+                queries,
+                Mode::Simulate,
+                &decision,
+                chunks,
+                circuit,
+            )?
+            .1)
         };
         let label = format!("n_bits={}", q.n_bits);
         measure(

@@ -53,6 +53,7 @@
 //! # Ok::<(), fhe_shazam::error::FheError>(())
 //! ```
 
+pub mod circuit;
 pub mod client;
 mod fourier;
 pub mod packing;
@@ -68,6 +69,7 @@ use std::time::{Duration, Instant};
 use ndarray::{Array1, Array2, ArrayView2};
 use sha2::{Digest, Sha256};
 
+pub use circuit::Circuit;
 pub use client::ClientKey;
 pub use packing::Layout;
 pub use params::{GlweParams, NoiseBudget, MAX_LOG2_FAILURE};
@@ -212,6 +214,11 @@ impl fmt::Debug for ModelId {
 pub struct ScoringSpec {
     pub params: GlweParams,
     pub layout: Layout,
+    /// Which scores a query returns: J × C (`chunks`) or C of the summed chunks (`summed`).
+    pub circuit: Circuit,
+    /// J, the most chunks one query may hold: the layout's rows for `chunks`; for `summed`
+    /// the number of chunk vectors a client may add (the input range is J times a chunk's).
+    pub query_chunks: usize,
     /// C.
     pub classes: usize,
     /// p: scores are encoded as m·Δ with Δ = 2^(64−p).
@@ -243,6 +250,15 @@ impl ScoringSpec {
                 ),
             });
         }
+        let rows = self.circuit.rows(self.query_chunks);
+        if self.query_chunks == 0 || self.layout.chunks() != rows {
+            return Err(FheError::InvalidLayout(format!(
+                "the {} circuit for queries of {} chunks encrypts {rows} rows, the layout has {}",
+                self.circuit,
+                self.query_chunks,
+                self.layout.chunks()
+            )));
+        }
         if self.classes == 0 || self.input_min > self.input_max {
             return Err(FheError::InvalidParams {
                 param: "classes",
@@ -266,6 +282,7 @@ impl ScoringSpec {
     pub(crate) fn header(&self) -> CiphertextHeader {
         CiphertextHeader {
             params_id: self.params.id,
+            circuit: self.circuit,
             layout: self.layout,
             classes: self.classes,
             message_bits: self.message_bits,
@@ -278,6 +295,7 @@ impl ScoringSpec {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CiphertextHeader {
     pub params_id: u16,
+    pub circuit: Circuit,
     pub layout: Layout,
     pub classes: usize,
     pub message_bits: u32,
@@ -301,6 +319,13 @@ impl CiphertextHeader {
                 "parameter set id",
                 expected.params_id.to_string(),
                 self.params_id.to_string(),
+            );
+        }
+        if self.circuit != expected.circuit {
+            return mismatch(
+                "circuit",
+                expected.circuit.to_string(),
+                self.circuit.to_string(),
             );
         }
         if self.layout != expected.layout {
@@ -420,6 +445,17 @@ impl Session {
             client,
             server,
             layer: layer.clone(),
+        })
+    }
+
+    /// Prepares the server for a plan (its circuit's layer) and generates a key.
+    pub fn from_plan(plan: &FhePlan) -> Result<Self, FheError> {
+        let server = ServerModel::from_plan(plan)?;
+        let client = ClientKey::generate(&plan.params)?;
+        Ok(Self {
+            client,
+            server,
+            layer: plan.layer.clone(),
         })
     }
 

@@ -3,13 +3,19 @@
 //! the server and the reports all ask it, so what is measured is what is served.
 
 use super::params::min_reply_modulus_log;
-use super::{GlweParams, IntegerLinear, Layout, NoiseBudget};
+use super::{Circuit, GlweParams, IntegerLinear, Layout, NoiseBudget};
 use crate::error::FheError;
 
-/// How one layer is scored: the parameter set (with its reply width), the layout, and the
-/// noise budget under both.
+/// How one layer is scored: the circuit and the layer it evaluates, the parameter set (with
+/// its reply width), the layout, and the noise budget under them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FhePlan {
+    pub circuit: Circuit,
+    /// J, the most chunks a query may hold.
+    pub query_chunks: usize,
+    /// The layer the circuit evaluates ([`Circuit::layer`]): the model's layer for `chunks`,
+    /// the summed layer for `summed`.
+    pub layer: IntegerLinear,
     pub params: GlweParams,
     pub layout: Layout,
     pub budget: NoiseBudget,
@@ -47,23 +53,59 @@ impl FhePlan {
     /// assert!(plan.budget.log2_failure < -40.0);
     /// ```
     pub fn for_layer(layer: &IntegerLinear, chunks: usize) -> Result<Self, FheError> {
-        let layout = Self::layout(chunks, layer.features())?;
-        let budget = NoiseBudget::compute(layer, &layout, &Self::BASE)?;
+        Self::for_circuit(layer, Circuit::Chunks, chunks)
+    }
+
+    /// Plans `circuit` for `layer` and queries of up to `chunks` chunks: the circuit's layer
+    /// ([`Circuit::layer`]: for `summed`, ⌈log2 J⌉ more message bits) on
+    /// [`Circuit::rows`] rows — J = 1 and K = ⌊N/d⌋ classes per product for `summed` — then
+    /// the reply width as in [`FhePlan::for_layer`].
+    ///
+    /// ```
+    /// use fhe_shazam::fhe::{Circuit, FhePlan, IntegerLinear};
+    /// use ndarray::{Array1, Array2};
+    ///
+    /// let layer = IntegerLinear {
+    ///     weights: Array2::from_elem((20, 400), 255),
+    ///     bias: Array1::zeros(400),
+    ///     input_min: -128,
+    ///     input_max: 127,
+    /// };
+    /// let plan = FhePlan::for_circuit(&layer, Circuit::Summed, 30).unwrap();
+    /// assert_eq!(plan.layout.chunks(), 1);
+    /// assert_eq!(plan.layout.classes_per_product(), 102); // ⌊2048 / 20⌋
+    /// assert_eq!(plan.layer.input_min, -128 * 30);
+    /// assert!(plan.budget.log2_failure < -40.0);
+    /// ```
+    pub fn for_circuit(
+        layer: &IntegerLinear,
+        circuit: Circuit,
+        chunks: usize,
+    ) -> Result<Self, FheError> {
+        let layer = circuit.layer(layer, chunks)?;
+        let layout = Self::layout(circuit.rows(chunks), layer.features())?;
+        let budget = NoiseBudget::compute(&layer, &layout, &Self::BASE)?;
         if budget.check().is_ok() {
             return Ok(Self {
+                circuit,
+                query_chunks: chunks,
+                layer,
                 params: Self::BASE,
                 layout,
                 budget,
             });
         }
-        let Some(bits) = min_reply_modulus_log(layer, &layout, &Self::BASE)? else {
+        let Some(bits) = min_reply_modulus_log(&layer, &layout, &Self::BASE)? else {
             return Err(budget
                 .check()
                 .expect_err("the base budget failed its check above"));
         };
         let params = Self::BASE.with_reply_modulus_log(bits)?;
-        let budget = NoiseBudget::compute(layer, &layout, &params)?;
+        let budget = NoiseBudget::compute(&layer, &layout, &params)?;
         Ok(Self {
+            circuit,
+            query_chunks: chunks,
+            layer,
             params,
             layout,
             budget,

@@ -21,7 +21,8 @@ use tfhe::core_crypto::prelude::{
 use super::fourier::FourierScratch;
 use super::packing::negacyclic_mul;
 use super::{
-    EncryptedQuery, EncryptedScores, GlweParams, IntegerLinear, Layout, NoiseBudget, ScoringSpec,
+    Circuit, EncryptedQuery, EncryptedScores, FhePlan, GlweParams, IntegerLinear, Layout,
+    NoiseBudget, ScoringSpec,
 };
 use crate::error::FheError;
 
@@ -53,11 +54,34 @@ impl ServerModel {
         layout: Layout,
         params: GlweParams,
     ) -> Result<Self, FheError> {
+        Self::build(layer, layout, params, Circuit::Chunks, layout.chunks())
+    }
+
+    /// The server for a plan: its circuit's layer, layout and parameters.
+    pub fn from_plan(plan: &FhePlan) -> Result<Self, FheError> {
+        Self::build(
+            &plan.layer,
+            plan.layout,
+            plan.params,
+            plan.circuit,
+            plan.query_chunks,
+        )
+    }
+
+    fn build(
+        layer: &IntegerLinear,
+        layout: Layout,
+        params: GlweParams,
+        circuit: Circuit,
+        query_chunks: usize,
+    ) -> Result<Self, FheError> {
         let budget = NoiseBudget::compute(layer, &layout, &params)?;
         budget.check()?;
         let spec = ScoringSpec {
             params,
             layout,
+            circuit,
+            query_chunks,
             classes: layer.classes(),
             message_bits: budget.message_bits,
             input_min: layer.input_min,

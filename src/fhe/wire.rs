@@ -2,7 +2,8 @@
 //! (server → client), and their sizes. Little-endian throughout.
 //!
 //! Header (both messages, [`HEADER_LEN`] bytes): magic (4), version u16, parameter set id u16,
-//! N u32, J u32, d u32, K u32, C u32, message bits u8, model id (32).
+//! circuit u8 (0 chunks, 1 summed), N u32, J u32, d u32, K u32, C u32, message bits u8,
+//! model id (32). Version 2 added the circuit byte.
 //! Query payload: seed u128, body length u32, N × u64 body coefficients.
 //! Scores payload: reply bits w u8, product count u32, body coefficients per product u32,
 //! then every product's N mask and K·J body coefficients packed at w bits each (LSB first,
@@ -14,15 +15,17 @@
 
 use tfhe::core_crypto::prelude::PolynomialSize;
 
-use super::{CiphertextHeader, EncryptedQuery, EncryptedScores, Layout, ModelId, ScoringSpec};
+use super::{
+    CiphertextHeader, Circuit, EncryptedQuery, EncryptedScores, Layout, ModelId, ScoringSpec,
+};
 use crate::error::FheError;
 
 /// Current format version.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 const QUERY_MAGIC: [u8; 4] = *b"FSHQ";
 const SCORES_MAGIC: [u8; 4] = *b"FSHS";
 /// Bytes of the common header.
-pub const HEADER_LEN: usize = 4 + 2 + 2 + 4 * 5 + 1 + 32;
+pub const HEADER_LEN: usize = 4 + 2 + 2 + 1 + 4 * 5 + 1 + 32;
 const QUERY_WHAT: &str = "encrypted query";
 const SCORES_WHAT: &str = "encrypted scores";
 
@@ -135,6 +138,7 @@ fn write_header(out: &mut Vec<u8>, magic: [u8; 4], h: &CiphertextHeader) {
     out.extend_from_slice(&magic);
     out.extend_from_slice(&WIRE_VERSION.to_le_bytes());
     out.extend_from_slice(&h.params_id.to_le_bytes());
+    out.push(h.circuit.code());
     for v in [
         h.layout.polynomial_size().0,
         h.layout.chunks(),
@@ -166,6 +170,12 @@ fn read_header(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<CiphertextHeader, F
         });
     }
     let params_id = u16::from_le_bytes(r.array("parameter set id")?);
+    let code = r.array::<1>("circuit")?[0];
+    let circuit = Circuit::from_code(code).ok_or_else(|| {
+        r.error(format!(
+            "circuit code {code} is neither 0 (chunks) nor 1 (summed)"
+        ))
+    })?;
     let n = r.u32("polynomial size")? as usize;
     let chunks = r.u32("chunks")? as usize;
     let features = r.u32("features")? as usize;
@@ -177,6 +187,7 @@ fn read_header(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<CiphertextHeader, F
         .map_err(|e| r.error(format!("header layout: {e}")))?;
     Ok(CiphertextHeader {
         params_id,
+        circuit,
         layout,
         classes,
         message_bits,

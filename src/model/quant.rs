@@ -16,7 +16,7 @@
 //! = S·(Σ_j q_j q_jc − Z_w Σ_j q_j − Z_x Σ_j q_jc + d·Z_x·Z_w) = S·(q_mm − Z_c)` and
 //! `b ≈ S·(q_b − Z_c)`, so `y ≈ S·(q_mm + q_b − 2·Z_c)`.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::{argmax_rows, check_features, FloatModel, Scorer};
@@ -568,6 +568,29 @@ impl QuantizedModel {
         Ok(y)
     }
 
+    /// Client side, summed circuit: the summed layer's scores (Σ_j q_X[j]·W, no bias) of `rows`
+    /// chunks → the sum of the chunks' dequantized scores, S·(q + n·(q_b − 2·Z_c)) per class.
+    pub fn dequantize_summed(
+        &self,
+        q_scores: ArrayView1<i64>,
+        rows: usize,
+    ) -> Result<Array1<f64>, ModelError> {
+        if q_scores.len() != self.n_classes() {
+            return Err(ModelError::ClassCount {
+                what: "summed integer scores",
+                expected: self.n_classes(),
+                found: q_scores.len(),
+            });
+        }
+        Ok(dequantize_sum(
+            self.output_scale,
+            self.output_zero_points.as_slice().unwrap_or_default(),
+            self.q_bias.as_slice().unwrap_or_default(),
+            q_scores,
+            rows,
+        ))
+    }
+
     /// Dequantized scores of raw features: quantize → circuit → dequantize.
     pub fn decision_function(&self, x: ArrayView2<f32>) -> Result<Array2<f64>, ModelError> {
         let q = self.integer_scores(self.quantize_input(x)?.view())?;
@@ -587,6 +610,24 @@ impl Scorer for QuantizedModel {
     fn n_classes(&self) -> usize {
         QuantizedModel::n_classes(self)
     }
+}
+
+/// The sum over `rows` chunks of dequantized scores, from the summed circuit's scores `q`
+/// (no bias): S·(q_c + n·(b_c − z_c)), z_c the per-class output zero point (2·Z_c). Exact in
+/// integers up to the one final scaling. Shared by the model and the service's client.
+pub fn dequantize_sum(
+    scale: f64,
+    zero_points: &[i64],
+    bias: &[i64],
+    q: ArrayView1<i64>,
+    rows: usize,
+) -> Array1<f64> {
+    let n = rows as i128;
+    Array1::from_iter(
+        q.iter().zip(bias).zip(zero_points).map(|((&q, &b), &z)| {
+            scale * (i128::from(q) + n * (i128::from(b) - i128::from(z))) as f64
+        }),
+    )
 }
 
 fn overflow(what: &str) -> ModelError {

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::fhe::Circuit;
+
 /// How chunk scores become an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -11,6 +13,19 @@ pub enum Rule {
     Votes,
     /// Sum of the chunks' log-softmax scores; the best total wins.
     LogProbSum,
+}
+
+impl Rule {
+    /// The FHE circuit a decision needs. The vote rule counts per-chunk winners, so it needs
+    /// every chunk's scores; the log-probability sum ranks songs exactly as the summed
+    /// scores do, so one summed vector suffices — unless its confidence is `best`, the
+    /// winner's mean log-posterior, which needs each chunk's softmax normaliser.
+    pub fn circuit(self, confidence: Option<ScoreKind>) -> Circuit {
+        match (self, confidence) {
+            (Rule::Votes, _) | (Rule::LogProbSum, Some(ScoreKind::Best)) => Circuit::Chunks,
+            (Rule::LogProbSum, _) => Circuit::Summed,
+        }
+    }
 }
 
 /// Which confidence of an answer the threshold applies to.

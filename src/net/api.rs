@@ -14,7 +14,7 @@ use tfhe::core_crypto::prelude::PolynomialSize;
 use crate::dataset::Catalog;
 use crate::error::NetError;
 use crate::features::FeatureParams;
-use crate::fhe::{wire, GlweParams, Layout, ModelId, ScoringSpec};
+use crate::fhe::{wire, Circuit, GlweParams, Layout, ModelId, ScoringSpec};
 use crate::model::io::NBits;
 use crate::model::{QuantizedModel, Threshold, UniformQuantizer};
 
@@ -51,6 +51,12 @@ pub struct LayoutDto {
 #[serde(deny_unknown_fields)]
 pub struct SpecDto {
     pub params: ParamsDto,
+    /// `chunks` (J × C scores per query) or `summed` (C scores of the summed chunks).
+    #[serde(default)]
+    pub circuit: Circuit,
+    /// J, the most chunks one query may hold (absent: the layout's rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_chunks: Option<usize>,
     pub layout: LayoutDto,
     pub classes: usize,
     pub message_bits: u32,
@@ -72,6 +78,8 @@ impl From<&ScoringSpec> for SpecDto {
                 noise_bound_log2: p.noise.bound_log2(),
                 reply_modulus_log: p.reply_modulus_log.0,
             },
+            circuit: spec.circuit,
+            query_chunks: Some(spec.query_chunks),
             layout: LayoutDto {
                 chunks: spec.layout.chunks(),
                 features: spec.layout.features(),
@@ -120,6 +128,8 @@ impl SpecDto {
         let spec = ScoringSpec {
             params,
             layout,
+            circuit: self.circuit,
+            query_chunks: self.query_chunks.unwrap_or(l.chunks),
             classes: self.classes,
             message_bits: self.message_bits,
             input_min: self.input_min,
@@ -156,6 +166,10 @@ pub struct PublicQuantizer {
     /// y = output_scale·(q − output_zero_points[c]).
     pub output_scale: f64,
     pub output_zero_points: Vec<i64>,
+    /// The integer bias q_b per class: the summed circuit's layer has none, and the client,
+    /// who knows how many chunks it summed, adds n·q_b when it dequantizes.
+    #[serde(default)]
+    pub bias: Vec<i64>,
 }
 
 impl PublicQuantizer {
@@ -164,6 +178,7 @@ impl PublicQuantizer {
             input: model.input_quantizers().to_vec(),
             output_scale: model.output_scale(),
             output_zero_points: model.output_zero_points().to_vec(),
+            bias: model.bias().to_vec(),
         }
     }
 
@@ -180,6 +195,13 @@ impl PublicQuantizer {
             return Err(format!(
                 "{} output zero points for {} classes",
                 self.output_zero_points.len(),
+                spec.classes
+            ));
+        }
+        if spec.circuit == Circuit::Summed && self.bias.len() != spec.classes {
+            return Err(format!(
+                "{} bias values for {} classes (the summed circuit needs one per class)",
+                self.bias.len(),
                 spec.classes
             ));
         }
@@ -206,6 +228,22 @@ impl PublicQuantizer {
     /// Raw features (n × d) → quantized integers, clipped to each column's range.
     pub fn quantize(&self, x: ArrayView2<f32>) -> Array2<i64> {
         Array2::from_shape_fn(x.dim(), |(r, c)| self.input[c].quant(f64::from(x[[r, c]])))
+    }
+
+    /// The summed circuit's C integer scores over `rows` chunks → the sum of the chunks'
+    /// float scores ([`crate::model::quant::dequantize_sum`], as the model does).
+    pub fn dequantize_summed(
+        &self,
+        q: ndarray::ArrayView1<i64>,
+        rows: usize,
+    ) -> ndarray::Array1<f64> {
+        crate::model::quant::dequantize_sum(
+            self.output_scale,
+            &self.output_zero_points,
+            &self.bias,
+            q,
+            rows,
+        )
     }
 
     /// Integer scores (n × C) → float scores.

@@ -17,8 +17,8 @@ use crate::audio::LoadOptions;
 use crate::error::NetError;
 use crate::eval::vote::Decision;
 use crate::features::{chunk_features, Mfcc};
-use crate::fhe::{wire, ClientKey};
-use crate::model::Threshold;
+use crate::fhe::{wire, Circuit, ClientKey};
+use crate::model::{Rule, Threshold};
 
 /// Sends one wire-encoded encrypted query for `model` and returns the wire-encoded reply.
 pub trait ScoreTransport {
@@ -193,7 +193,7 @@ pub fn recording_features(path: &Path, model: &ClientModel) -> Result<Array2<f32
         reason,
     };
     let params = &model.features;
-    let chunks = model.spec.layout.chunks();
+    let chunks = model.spec.query_chunks;
     // Only the audio the J chunks cover is decoded.
     let samples = params.chunk_samples + (chunks - 1) * params.chunk_hop;
     let load = LoadOptions {
@@ -294,7 +294,7 @@ pub fn identify(
                 song: None,
                 ranking: Vec::new(),
                 chunks_used: 0,
-                chunks_layout: model.spec.layout.chunks(),
+                chunks_layout: model.spec.query_chunks,
                 decision: *decision,
                 timings: Timings {
                     features_ms: ms(t.elapsed()),
@@ -321,8 +321,8 @@ pub fn identify(
 }
 
 /// Identifies already-extracted chunk features (n × d, n ≤ J; rows past J are ignored):
-/// quantize, pad to J rows, encrypt, score remotely, decrypt, dequantize the n real rows,
-/// vote.
+/// quantize, pad to J rows (chunks circuit) or add them up (summed circuit), encrypt, score
+/// remotely, decrypt, dequantize the n real rows (or their sum), decide.
 pub fn identify_features(
     features: ArrayView2<f32>,
     model: &ClientModel,
@@ -331,7 +331,7 @@ pub fn identify_features(
     decision: &Decision,
 ) -> Result<Identification, NetError> {
     let spec = &model.spec;
-    let (j, d) = (spec.layout.chunks(), spec.layout.features());
+    let (j, d) = (spec.query_chunks, spec.layout.features());
     if features.ncols() != d || features.nrows() == 0 {
         return Err(NetError::InvalidConfig(format!(
             "query features are {} × {}, the model takes 1..={j} × {d}",
@@ -340,13 +340,20 @@ pub fn identify_features(
         )));
     }
     let n = features.nrows().min(j);
+    if spec.circuit == Circuit::Summed && decision.rule == Rule::Votes {
+        return Err(NetError::InvalidConfig(format!(
+            "model {} is served with the summed circuit, which returns only the summed \
+             scores; the votes rule needs every chunk's (serve it with --circuit chunks, or \
+             use --decision log-prob-sum)",
+            model.id
+        )));
+    }
     let start = Instant::now();
     let q_x = model.quantizer.quantize(features.slice(s![..n, ..]));
     // Padding rows hold a valid input (0 clamped into the range); their scores are dropped.
     let pad = 0i64.clamp(spec.input_min, spec.input_max);
-    let mut padded = Array2::from_elem((j, d), pad);
-    padded.slice_mut(s![..n, ..]).assign(&q_x);
-    let query = wire::encode_query(&key.encrypt_query(spec, padded.view())?);
+    let rows = spec.circuit.query_rows(q_x.view(), j, pad);
+    let query = wire::encode_query(&key.encrypt_query(spec, rows.view())?);
     let encrypt_ms = ms(start.elapsed());
 
     let t = Instant::now();
@@ -357,8 +364,18 @@ pub fn identify_features(
     let scores = key.decrypt_scores(spec, &wire::decode_scores(&reply, spec)?)?;
     let decrypt_ms = ms(t.elapsed());
 
-    let scores = model.quantizer.dequantize(scores.slice(s![..n, ..]));
-    let answer = decision.decide(scores.view());
+    let answer = match spec.circuit {
+        Circuit::Chunks => {
+            let scores = model.quantizer.dequantize(scores.slice(s![..n, ..]));
+            decision.decide(scores.view())
+        }
+        Circuit::Summed => {
+            let totals = model.quantizer.dequantize_summed(scores.row(0), n);
+            decision.decide_summed(totals.view(), n).ok_or_else(|| {
+                NetError::InvalidConfig("the votes rule cannot decide on summed scores".into())
+            })?
+        }
+    };
     // The threshold holds only for the rule it was calibrated on.
     let threshold = model.open_set.filter(|t| t.rule == decision.rule);
     let confidence = threshold.and_then(|t| answer.confidence(t.score));
@@ -413,12 +430,17 @@ mod tests {
     use crate::model::{FloatModel, ModelFile, QuantOptions, QuantizedModel};
     use ndarray::Array1;
 
+    /// The toy model served with the chunks circuit (the vote rule's).
     fn served(chunks: usize) -> ServedModel {
-        served_with(chunks, None)
+        served_with(chunks, None, Some(Circuit::Chunks))
     }
 
     /// 3 songs on 20 features; song c is the direction of feature c.
-    fn served_with(chunks: usize, open_set: Option<Threshold>) -> ServedModel {
+    fn served_with(
+        chunks: usize,
+        open_set: Option<Threshold>,
+        circuit: Option<Circuit>,
+    ) -> ServedModel {
         let d = FeatureParams::default().dim();
         let mut w = Array2::<f64>::zeros((d, 3));
         for c in 0..3 {
@@ -442,7 +464,7 @@ mod tests {
         if let Some(t) = open_set {
             file = file.with_open_set(t);
         }
-        ServedModel::from_model_file("toy", &file, Path::new("toy.json"), chunks).unwrap()
+        ServedModel::from_model_file("toy", &file, Path::new("toy.json"), chunks, circuit).unwrap()
     }
 
     #[test]
@@ -499,7 +521,7 @@ mod tests {
         let x = Array2::from_shape_fn((5, 20), |(_, c)| if c == 2 { 10.0 } else { -1.0 });
         let run = |t: Threshold, decision: &Decision| {
             let local = LocalServer {
-                served: served_with(8, Some(t)),
+                served: served_with(8, Some(t), None),
             };
             // The threshold travels in the published description, JSON and back.
             let json = serde_json::to_string(local.served.info()).unwrap();
@@ -525,6 +547,61 @@ mod tests {
         let other = run(threshold(margin + 1.0, Rule::Votes), &sum);
         assert_eq!(other.answer(), "Song 2 — Band");
         assert!(other.threshold.is_none() && other.confidence.is_none());
+    }
+
+    #[test]
+    fn the_summed_circuit_identifies_as_the_chunks_circuit_with_one_row_of_scores() {
+        let sum = Decision {
+            rule: Rule::LogProbSum,
+            min_votes: 0,
+        };
+        // 5 rows for song 2, 2 for song 0: the real rows only, whatever J is.
+        let x = Array2::from_shape_fn((7, 20), |(r, c)| {
+            let song = if r < 5 { 2 } else { 0 };
+            if c == song {
+                10.0
+            } else {
+                -1.0
+            }
+        });
+        let identify_with = |circuit| {
+            let local = LocalServer {
+                served: served_with(12, None, Some(circuit)),
+            };
+            let model = local.served.info().client_model().unwrap();
+            assert_eq!((model.spec.circuit, model.spec.query_chunks), (circuit, 12));
+            let key = ClientKey::generate(&model.spec.params).unwrap();
+            let id = identify_features(x.view(), &model, &key, &local, &sum).unwrap();
+            (id, model_info_sizes(&local))
+        };
+        let (chunks, chunk_sizes) = identify_with(Circuit::Chunks);
+        let (summed, summed_sizes) = identify_with(Circuit::Summed);
+        assert_eq!(summed.answer(), "Song 2 — Band");
+        assert_eq!(summed.chunks_used, 7);
+        let order = |id: &Identification| id.ranking.iter().map(|r| r.0).collect::<Vec<_>>();
+        assert_eq!(order(&summed), order(&chunks));
+        let shift = summed.ranking[0].1 - chunks.ranking[0].1;
+        for (s, c) in summed.ranking.iter().zip(&chunks.ranking) {
+            assert!((s.1 - c.1 - shift).abs() < 1e-9, "{s:?} vs {c:?}");
+        }
+        assert_eq!(summed.bytes_down, summed_sizes.1);
+        assert_eq!(
+            summed.bytes_up, chunk_sizes.0,
+            "the upload stays one seeded GLWE"
+        );
+
+        // The vote rule needs every chunk's scores: a clear error, nothing sent.
+        let local = LocalServer {
+            served: served_with(12, None, Some(Circuit::Summed)),
+        };
+        let model = local.served.info().client_model().unwrap();
+        let key = ClientKey::generate(&model.spec.params).unwrap();
+        let votes = Decision {
+            rule: Rule::Votes,
+            min_votes: 1,
+        };
+        let err = identify_features(x.view(), &model, &key, &local, &votes).unwrap_err();
+        assert!(err.to_string().contains("--circuit chunks"), "{err}");
     }
 
     fn model_info_sizes(local: &LocalServer) -> (usize, usize) {

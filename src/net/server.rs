@@ -27,7 +27,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use super::api::{ErrorBody, Health, ModelInfo, ModelList};
 use crate::error::{FheError, NetError};
-use crate::fhe::{wire, FhePlan, ScoringSpec, ServerModel};
+use crate::fhe::{wire, Circuit, FhePlan, ScoringSpec, ServerModel};
 use crate::model::ModelFile;
 
 /// J: chunks per query. The seed's query is 15 s of audio on the 0.5 s chunk grid.
@@ -52,13 +52,16 @@ impl std::fmt::Debug for ServedModel {
 
 impl ServedModel {
     /// Prepares `file` (which must hold a quantized model) under `id`, with exactly the
-    /// parameter set and layout the evaluator uses for J = `chunks`
-    /// ([`FhePlan::for_layer`]), so served and evaluated accuracy are the same circuit.
+    /// circuit, parameter set and layout the evaluator uses for J = `chunks`
+    /// ([`FhePlan::for_circuit`]), so served and evaluated accuracy are the same circuit.
+    /// `circuit` None: the one the model's open-set threshold implies ([`crate::model::Rule::circuit`]),
+    /// else `summed` (for the log-prob-sum rule, the default of `identify`).
     pub fn from_model_file(
         id: &str,
         file: &ModelFile,
         source: &Path,
         chunks: usize,
+        circuit: Option<Circuit>,
     ) -> Result<Self, NetError> {
         let fail = |reason: String| NetError::ServeModel {
             path: source.to_path_buf(),
@@ -80,9 +83,13 @@ impl ServedModel {
             path: source.to_path_buf(),
             source: e,
         };
-        let layer = model.integer_layer();
-        let plan = FhePlan::for_layer(&layer, chunks).map_err(plan_err)?;
-        let server = ServerModel::new(&layer, plan.layout, plan.params).map_err(plan_err)?;
+        let circuit = circuit.unwrap_or_else(|| {
+            file.open_set()
+                .map_or(Circuit::Summed, |t| t.rule.circuit(Some(t.score)))
+        });
+        let plan =
+            FhePlan::for_circuit(&model.integer_layer(), circuit, chunks).map_err(plan_err)?;
+        let server = ServerModel::from_plan(&plan).map_err(plan_err)?;
         let info = ModelInfo::new(
             id,
             model,
@@ -100,14 +107,14 @@ impl ServedModel {
     }
 
     /// Loads a model file and serves it under its file stem.
-    pub fn load(path: &Path, chunks: usize) -> Result<Self, NetError> {
+    pub fn load(path: &Path, chunks: usize, circuit: Option<Circuit>) -> Result<Self, NetError> {
         // Model-file errors already name the file.
         let file = ModelFile::load(path)?;
         let id = path
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_default();
-        Self::from_model_file(id, &file, path, chunks)
+        Self::from_model_file(id, &file, path, chunks, circuit)
     }
 
     pub fn id(&self) -> &str {
@@ -135,7 +142,11 @@ impl ServedModel {
 /// Loads every model named by `paths`: a file must be a servable quantized model; a folder
 /// contributes each `*.json` in it that is one (others, such as float models and summaries,
 /// are skipped with a warning). Ids are file stems and must be unique.
-pub fn load_models(paths: &[PathBuf], chunks: usize) -> Result<Vec<ServedModel>, NetError> {
+pub fn load_models(
+    paths: &[PathBuf],
+    chunks: usize,
+    circuit: Option<Circuit>,
+) -> Result<Vec<ServedModel>, NetError> {
     let mut models: Vec<ServedModel> = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -149,13 +160,13 @@ pub fn load_models(paths: &[PathBuf], chunks: usize) -> Result<Vec<ServedModel>,
                 .collect();
             files.sort();
             for file in files {
-                match ServedModel::load(&file, chunks) {
+                match ServedModel::load(&file, chunks, circuit) {
                     Ok(m) => models.push(m),
                     Err(e) => tracing::warn!("skipping a file the folder holds: {e}"),
                 }
             }
         } else {
-            models.push(ServedModel::load(path, chunks)?);
+            models.push(ServedModel::load(path, chunks, circuit)?);
         }
     }
     if models.is_empty() {
