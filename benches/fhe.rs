@@ -1,5 +1,5 @@
 //! Encrypted scoring benchmarks: criterion on the seed size (J = 30, d = 20, C = 400,
-//! 8-bit-like weights), then a printed table of medians for C = 400, 1000, 8000 on 1 and 2
+//! the worst-case 8-bit model of `fhe-shazam bench fhe`), then a printed table of medians for C = 400, 1000, 8000 on 1 and 2
 //! threads, and a layout comparison.
 //!
 //! `cargo bench --bench fhe` (release). Set FHE_BENCH_TABLE_ONLY=1 to skip criterion.
@@ -9,32 +9,23 @@ mod common;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use fhe_shazam::experiment::bench::{random_query, worst_case_layer};
 use fhe_shazam::fhe::{simulate, wire, ClientKey, GlweParams, IntegerLinear, Layout, ServerModel};
 use fhe_shazam::report::markdown::Table;
-use ndarray::{Array1, Array2};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use ndarray::Array2;
 use rayon::ThreadPool;
 use std::hint::black_box;
 
 const CHUNKS: usize = 30;
 const FEATURES: usize = 20;
 
-/// 8-bit-like layer: weights q_W − Z_w in −255..=255 (worst case of the quantizer), inputs
-/// −128..=127.
+/// The worst-case 8-bit layer `bench fhe` uses (every weight ±255, inputs −128..=127).
 fn layer(classes: usize, seed: u64) -> IntegerLinear {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    IntegerLinear {
-        weights: Array2::from_shape_fn((FEATURES, classes), |_| rng.gen_range(-255..=255)),
-        bias: Array1::from_shape_fn(classes, |_| rng.gen_range(-5000..=5000)),
-        input_min: -128,
-        input_max: 127,
-    }
+    worst_case_layer(FEATURES, classes, 8, seed)
 }
 
 fn query(seed: u64) -> Array2<i64> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    Array2::from_shape_fn((CHUNKS, FEATURES), |_| rng.gen_range(-128..=127))
+    random_query(&layer(1, 0), CHUNKS, seed)
 }
 
 fn pool(threads: usize) -> ThreadPool {

@@ -126,7 +126,7 @@ fn main() -> anyhow::Result<()> {
             &model,
             &key,
             &http,
-            &fhe_shazam::eval::Decision::SEED,
+            &fhe_shazam::eval::Decision::LOG_PROB_SUM,
         )?;
     }
     let (mut rt, mut total, mut enc, mut dec, mut server_ms) =
@@ -138,7 +138,7 @@ fn main() -> anyhow::Result<()> {
             &model,
             &key,
             &http,
-            &fhe_shazam::eval::Decision::SEED,
+            &fhe_shazam::eval::Decision::LOG_PROB_SUM,
         )?;
         rt.push(id.timings.round_trip_ms);
         total.push(id.timings.total_ms);
@@ -153,7 +153,7 @@ fn main() -> anyhow::Result<()> {
             &model,
             &key,
             &offline,
-            &fhe_shazam::eval::Decision::SEED,
+            &fhe_shazam::eval::Decision::LOG_PROB_SUM,
         )?;
         server_ms.push(local.timings.round_trip_ms);
     }
@@ -175,7 +175,7 @@ fn main() -> anyhow::Result<()> {
     let spec = LoadSpec {
         clients,
         per_client,
-        decision: fhe_shazam::eval::Decision::SEED,
+        decision: fhe_shazam::eval::Decision::LOG_PROB_SUM,
         busy_backoff: Duration::from_millis(5),
         max_busy_retries: 10_000,
         request_timeout: Duration::from_secs(60),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 4: encrypted scoring speed and bytes for J = 30, d = 20 and C = 400 / 1000 / 8000,
-# 1 and 2 threads, plus the layout comparison (benches/fhe.rs), written to reports/fhe-bench/.
+# 1 and 2 threads, plus the layout comparison (benches/fhe.rs), written to reports/fhe-bench/;
+# then the summed against the chunks circuit (issue 17, fhe_circuits.sh).
 source "$(dirname "$0")/common.sh"
 out=reports/fhe-bench
 mkdir -p "$out"
@@ -16,3 +17,4 @@ FHE_BENCH_TABLE_ONLY=1 cargo bench --quiet --bench fhe > "$tmp"
 } > "$out/.bench.md.tmp" && mv "$out/.bench.md.tmp" "$out/bench.md"
 rm -f "$tmp"
 cat "$out/bench.md"
+bash "$(dirname "$0")/fhe_circuits.sh"

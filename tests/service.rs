@@ -152,7 +152,7 @@ fn identifies_a_song_end_to_end_over_http() {
         &model,
         &key,
         &http,
-        &fhe_shazam::eval::Decision::SEED,
+        &fhe_shazam::eval::Decision::LOG_PROB_SUM,
     )
     .unwrap();
     assert_eq!(id.song.as_ref().map(|s| s.index), Some(song), "{id:?}");
@@ -171,7 +171,7 @@ fn identifies_a_song_end_to_end_over_http() {
         &model,
         &key,
         &local,
-        &fhe_shazam::eval::Decision::SEED,
+        &fhe_shazam::eval::Decision::LOG_PROB_SUM,
     )
     .unwrap();
     assert_eq!(offline.song, id.song);
@@ -337,7 +337,7 @@ fn bounded_load_test_has_no_failed_request() {
                 &model,
                 &key,
                 &local,
-                &fhe_shazam::eval::Decision::SEED,
+                &fhe_shazam::eval::Decision::LOG_PROB_SUM,
             )
             .unwrap()
             .song
@@ -349,7 +349,7 @@ fn bounded_load_test_has_no_failed_request() {
     let spec = LoadSpec {
         clients: 8,
         per_client: 20,
-        decision: fhe_shazam::eval::Decision::SEED,
+        decision: fhe_shazam::eval::Decision::LOG_PROB_SUM,
         busy_backoff: Duration::from_millis(5),
         max_busy_retries: 10_000,
         request_timeout: TIMEOUT,

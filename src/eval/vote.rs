@@ -89,6 +89,12 @@ impl Decision {
         min_votes: 5,
     };
 
+    /// The log-probability sum: the default of `identify` and `serve` (summed circuit).
+    pub const LOG_PROB_SUM: Decision = Decision {
+        rule: Rule::LogProbSum,
+        min_votes: 0,
+    };
+
     /// The answer for one query from its J × C score matrix (any monotone per-chunk scores for
     /// `votes`; logits — dequantized integer scores included — for `log_prob_sum`).
     pub fn decide(&self, scores: ArrayView2<f64>) -> Answer {

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Issue 17: the summed circuit against the chunks circuit on worst-case 8-bit models
+# (`fhe-shazam bench fhe`), one core, J = 30: d = 20 at C = 400, 8 000 and all of FMA
+# (106 574, summed only: the chunks reply would be ~290 MiB), and d = 40 (the robust model)
+# at C = 400. Each pair runs back to back; reports/fhe-bench/summary.md puts them side by side
+# with the model-download and Concrete ML baselines.
+source "$(dirname "$0")/common.sh"
+out=reports/fhe-bench
+run() { $BIN bench fhe --out "$out" --json "$@" >/dev/null; }
+for shape in "--classes 400 --features 20" "--classes 8000 --features 20" "--classes 400 --features 40"; do
+  # shellcheck disable=SC2086
+  run $shape --circuit chunks --queries 30
+  # shellcheck disable=SC2086
+  run $shape --circuit summed --queries 100
+done
+run --classes 106574 --features 20 --circuit summed --queries 20
+cat "$out/summary.md"
