@@ -119,6 +119,16 @@ impl Layout {
         feature * self.stride() + chunk
     }
 
+    /// Whether the server computes the body's score coefficients with the FFT (one more
+    /// forward transform per query, one more backward per product, and its rounding error in
+    /// the noise budget) rather than exactly in integers. Exactly costs K·d multiply-adds per
+    /// score coefficient, K·J·K·d per product: 5 400 for the chunks layout (J = 30, K = 3,
+    /// d = 20), cheaper than a transform; 208 080 for the summed one (J = 1, K = 102), ~10× one.
+    pub fn body_by_fft(&self) -> bool {
+        let exact = self.stride() * self.classes_per_product * self.features;
+        exact > 16 * self.polynomial_size.0
+    }
+
     /// Checks that a layer has this layout's feature count.
     pub fn check_layer(&self, layer: &IntegerLinear) -> Result<(), FheError> {
         if layer.weights.nrows() != self.features {

@@ -270,7 +270,13 @@ impl NoiseBudget {
         let product_fft = fft_error_std(params.polynomial_size, worst_product_sq_norm.sqrt());
         // Client: mask·s with ‖s‖₂ ≤ √N.
         let client_fft = fft_error_std(params.polynomial_size, n.sqrt());
-        let fft_variance = product_fft.powi(2) * key_weight + client_fft.powi(2);
+        // A body computed with the FFT adds the product's rounding error once (no key).
+        let body_fft = if layout.body_by_fft() {
+            product_fft.powi(2)
+        } else {
+            0.0
+        };
+        let fft_variance = product_fft.powi(2) * key_weight + client_fft.powi(2) + body_fft;
 
         let step = 2f64.powi(64 - w);
         let rounding_variance = if w >= 64 {

@@ -3,9 +3,11 @@
 //! queries with ⌈C/K⌉ ciphertext × clear-polynomial products.
 //!
 //! Per product, the mask a·W_g is needed in full (N coefficients) and goes through the FFT;
-//! of the body b·W_g only the K·J score coefficients are kept, and each is a sum of the
-//! K·d nonzero monomials of W_g, so those are computed exactly in integers (K·J·K·d = 5 400
-//! multiply-adds for the default layout, cheaper than a second inverse FFT, and exact).
+//! of the body b·W_g only the K·J score coefficients are kept. Each is a sum over the K·d
+//! nonzero monomials of W_g, so for the chunks layout they are computed exactly in integers
+//! (K·J·K·d = 5 400 multiply-adds, cheaper than a second inverse FFT); for the summed layout
+//! (K = 102, J = 1: 208 080) the body goes through the FFT like the mask, its rounding error
+//! counted in the noise budget ([`Layout::body_by_fft`]).
 
 use pulp::Arch;
 use rayon::prelude::*;
@@ -44,6 +46,8 @@ pub struct ServerModel {
 struct PreparedQuery<'a> {
     mask: FourierPolynomialOwned,
     body: &'a [u64],
+    /// The body in the Fourier domain when the layout computes its scores by FFT.
+    fourier_body: Option<FourierPolynomialOwned>,
 }
 
 impl ServerModel {
@@ -145,12 +149,22 @@ impl ServerModel {
         let fft = self.fft.as_view();
         let mut values = vec![0u64; self.weights.len() * per];
         values.par_chunks_mut(per).enumerate().for_each_init(
-            || FourierScratch::new(fft),
-            |scratch, (g, out)| {
+            || (FourierScratch::new(fft), vec![0u64; n]),
+            |(scratch, full), (g, out)| {
                 let (mask, body) = out.split_at_mut(n);
                 scratch.set_product(&query.mask.data, &self.weights[g].data);
                 scratch.backward_torus(fft, mask);
-                self.body_scores(g, query.body, body, scratch.arch);
+                match &query.fourier_body {
+                    Some(fourier_body) => {
+                        scratch.set_product(&fourier_body.data, &self.weights[g].data);
+                        scratch.backward_torus(fft, full);
+                        let bias = &self.bias[g * body.len()..(g + 1) * body.len()];
+                        for ((o, &v), &b) in body.iter_mut().zip(full.iter()).zip(bias) {
+                            *o = v.wrapping_add(b);
+                        }
+                    }
+                    None => self.body_scores(g, query.body, body, scratch.arch),
+                }
                 switch_modulus(out, w, scratch.arch);
             },
         );
@@ -231,9 +245,16 @@ impl ServerModel {
         scratch.forward_torus(fft, &glwe.as_ref()[..n]);
         let mut mask = FourierPolynomial::new(params.polynomial_size);
         mask.data.copy_from_slice(&scratch.fourier.data);
+        let fourier_body = self.spec.layout.body_by_fft().then(|| {
+            scratch.forward_torus(fft, &query.body);
+            let mut body = FourierPolynomial::new(params.polynomial_size);
+            body.data.copy_from_slice(&scratch.fourier.data);
+            body
+        });
         Ok(PreparedQuery {
             mask,
             body: &query.body,
+            fourier_body,
         })
     }
 
