@@ -3,7 +3,8 @@
 //! by clear weight polynomials (no bootstrapping, no evaluation key) and replies with the score
 //! coefficients only, modulus-switched; the client decrypts and gets q_X·W + b exactly.
 //!
-//! Only `tfhe::core_crypto` is used: a binary GLWE secret key, tfhe's own seeded encryption,
+//! Only `tfhe::core_crypto` is used: a binary GLWE secret key, tfhe's seeded mask expansion
+//! and noise sampling (a·s computed exactly by FFT, `client`),
 //! its f64 negacyclic FFT and its modulus-switch rounding.
 //!
 //! Threat model: the server learns nothing about the query. The model is *not* secret: the
