@@ -123,3 +123,38 @@ fn summed_scores_rank_every_smoke_robust_query_as_the_chunk_log_prob_sum() {
     }
     assert_eq!(checked, queries.len() * model.n_classes());
 }
+
+#[test]
+fn the_vote_rule_on_the_summed_circuit_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    Command::cargo_bin("fhe-shazam")
+        .unwrap()
+        .args([
+            "evaluate",
+            "--circuit",
+            "summed",
+            "--decision",
+            "votes",
+            "--models",
+        ])
+        .arg(dir.path().join("no-models"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("--circuit chunks"));
+    let config = dir.path().join("c.toml");
+    fs::write(
+        &config,
+        "name = \"x\"\n[evaluation]\ndecision = \"votes\"\ncircuit = \"summed\"\n",
+    )
+    .unwrap();
+    Command::cargo_bin("fhe-shazam")
+        .unwrap()
+        .args(["reproduce", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.path().join("r"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("evaluation.circuit"));
+    assert!(!dir.path().join("r").exists(), "nothing written");
+}

@@ -77,6 +77,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         circuit: args.circuit,
     };
+    if plan.circuit == Some(Circuit::Summed) && plan.decision.rule == Rule::Votes {
+        anyhow::bail!(
+            "--circuit summed returns only the summed scores, and --decision votes needs every \
+             chunk's: use --circuit chunks or --decision log-prob-sum"
+        );
+    }
     if let Some(list) = args.queries {
         let job = EvaluateListed {
             models: args.models,
