@@ -30,7 +30,8 @@ pub struct Args {
     /// Symmetric weight quantizer (ours: drops the Z_w·Σq_x term).
     #[arg(long)]
     symmetric_weights: bool,
-    /// Float trainer: lbfgs (own, default), linfa, smartcore.
+    /// Float trainer: lbfgs (own, default), linfa, smartcore (all sklearn's logistic
+    /// regression), or lda (closed-form linear discriminant analysis: seconds, no iterations).
     #[arg(long, default_value = "lbfgs")]
     backend: Backend,
     /// sklearn's max_iter.

@@ -31,16 +31,25 @@ pub enum Backend {
     /// smartcore 0.7 `LogisticRegression`. Its optimiser ignores `max_iter`/`tol` (it runs
     /// up to 1000 iterations to a 1e-8 gradient) and always fits an intercept.
     Smartcore,
+    /// Linear discriminant analysis, closed form (class means, one Ledoit–Wolf-shrunk shared
+    /// covariance; `model::lda`): not sklearn's optimum, a different linear model, in seconds.
+    Lda,
 }
 
 impl Backend {
-    pub const ALL: [Backend; 3] = [Backend::Lbfgs, Backend::Linfa, Backend::Smartcore];
+    pub const ALL: [Backend; 4] = [
+        Backend::Lbfgs,
+        Backend::Linfa,
+        Backend::Smartcore,
+        Backend::Lda,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Backend::Lbfgs => "lbfgs",
             Backend::Linfa => "linfa",
             Backend::Smartcore => "smartcore",
+            Backend::Lda => "lda",
         }
     }
 
@@ -50,6 +59,7 @@ impl Backend {
             Backend::Lbfgs => &LbfgsTrainer,
             Backend::Linfa => &LinfaTrainer,
             Backend::Smartcore => &SmartcoreTrainer,
+            Backend::Lda => &super::lda::LdaTrainer,
         }
     }
 }
@@ -68,7 +78,7 @@ impl FromStr for Backend {
             .find(|b| b.name() == s)
             .ok_or_else(|| ModelError::InvalidParams {
                 param: "backend",
-                reason: format!("unknown backend {s:?} (expected lbfgs, linfa or smartcore)"),
+                reason: format!("unknown backend {s:?} (expected lbfgs, linfa, smartcore or lda)"),
             })
     }
 }
@@ -119,6 +129,12 @@ impl LogisticParams {
         }
         if self.max_iter == 0 {
             return bad("max_iter", "max_iter must be at least 1".into());
+        }
+        if self.backend == Backend::Lda && !self.fit_intercept {
+            return bad(
+                "backend",
+                "the lda backend always has a bias (the class log-priors)".into(),
+            );
         }
         if self.backend == Backend::Smartcore && !self.fit_intercept {
             return bad(
@@ -182,7 +198,9 @@ impl ValidLogisticParams {
             fit: Some(FitInfo {
                 backend: p.backend,
                 iterations: out.iterations,
-                converged: gradient_max_norm <= p.tol,
+                // A closed-form backend is solved, not iterated: it has converged to its own
+                // optimum (the loss and gradient still report sklearn's objective there).
+                converged: p.backend == Backend::Lda || gradient_max_norm <= p.tol,
                 final_loss,
                 gradient_max_norm,
                 seconds,
@@ -1095,6 +1113,34 @@ mod tests {
                 "{backend}: {info:?} vs {ref_loss}"
             );
         }
+    }
+
+    #[test]
+    fn lda_separates_clusters_in_closed_form_and_needs_a_bias() {
+        let (x, y) = clusters();
+        let params = LogisticParams {
+            backend: Backend::Lda,
+            ..Default::default()
+        };
+        let model = fit(x.view(), &y, 3, &params).unwrap();
+        // Raw features (×1000 scale on the first): the standardisation is folded back.
+        assert_eq!(model.predict(x.view()).unwrap(), y);
+        let info = model.fit.as_ref().unwrap();
+        assert_eq!((info.iterations, info.converged), (Some(0), true));
+        // A different linear model: not sklearn's optimum, so its LR loss is higher.
+        let lr = fit(x.view(), &y, 3, &LogisticParams::default()).unwrap();
+        assert!(
+            info.final_loss > lr.fit.as_ref().unwrap().final_loss,
+            "{info:?}"
+        );
+        let err = LogisticParams {
+            fit_intercept: false,
+            ..params
+        }
+        .check()
+        .unwrap_err();
+        assert!(err.to_string().contains("lda"), "{err}");
+        assert_eq!("lda".parse::<Backend>().unwrap(), Backend::Lda);
     }
 
     #[test]

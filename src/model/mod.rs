@@ -6,6 +6,7 @@
 //! matrices through [`Scorer`].
 
 pub mod io;
+pub mod lda;
 pub mod logistic;
 pub mod quant;
 pub mod synthetic;
