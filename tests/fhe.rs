@@ -499,7 +499,7 @@ fn noise_budget_table_for_n_bits_2_to_12() {
         })
         .collect();
     let refs: Vec<(&str, &IntegerLinear)> = layers.iter().map(|(l, x)| (l.as_str(), x)).collect();
-    let lines = fhe_shazam::fhe::budget_lines(&refs, 30).unwrap();
+    let lines = fhe_shazam::fhe::budget_lines(&refs, 30, fhe_shazam::fhe::Circuit::Chunks).unwrap();
     let table = fhe_shazam::report::tables::noise_budget_table(&lines);
     eprintln!("{table}");
     let row = |n: u32| {

@@ -104,13 +104,7 @@ fn fhe(args: FheArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    if args.json {
-        super::print_json(&bench)
-    } else {
-        print!("{md}");
-        println!("\nwritten to {}", args.out.display());
-        Ok(())
-    }
+    print_report(&bench, &md, &args.out, args.json)
 }
 
 fn extract(args: ExtractArgs) -> anyhow::Result<()> {
@@ -125,11 +119,20 @@ fn extract(args: ExtractArgs) -> anyhow::Result<()> {
     let bench = bench_extract(&root, &catalog, &|| bar.inc(1))?;
     bar.finish_and_clear();
     let md = bench.write(&args.out)?;
-    if args.json {
-        super::print_json(&bench)
-    } else {
-        print!("{md}");
-        println!("\nwritten to {}", args.out.display());
-        Ok(())
+    print_report(&bench, &md, &args.out, args.json)
+}
+
+/// A benchmark's JSON (`--json`) or its Markdown and where it was written.
+fn print_report<T: serde::Serialize>(
+    report: &T,
+    markdown: &str,
+    out: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        return super::print_json(report);
     }
+    print!("{markdown}");
+    println!("\nwritten to {}", out.display());
+    Ok(())
 }

@@ -250,7 +250,11 @@ pub fn evaluate_trained(
         .iter()
         .map(|(l, layer)| (l.as_str(), layer))
         .collect();
-    let noise_budget = noise_budget_table(&budget_lines(&labelled, layout_chunks(&queries))?);
+    let noise_budget = noise_budget_table(&budget_lines(
+        &labelled,
+        layout_chunks(&queries),
+        job.plan.circuit_for(None),
+    )?);
     let report = EvaluationReport {
         features: job.features.clone(),
         models: job.models.clone(),

@@ -2,18 +2,19 @@
 //! seeded GLWE ciphertext, and FFT-based decryption of the server's packed scores.
 
 use ndarray::{Array2, ArrayView2};
-use tfhe::core_crypto::commons::math::random::{CompressionSeed, RandomGenerator, Seed};
+use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
 use tfhe::core_crypto::fft_impl::fft64::math::polynomial::{
     FourierPolynomial, FourierPolynomialOwned,
 };
 use tfhe::core_crypto::prelude::{
-    allocate_and_generate_new_binary_glwe_secret_key, decompress_seeded_glwe_ciphertext,
-    new_seeder, DefaultRandomGenerator, Fft, GlweCiphertext, GlweSecretKeyOwned,
-    SecretRandomGenerator, SeededGlweCiphertext,
+    allocate_and_generate_new_binary_glwe_secret_key, new_seeder, DefaultRandomGenerator, Fft,
+    GlweSecretKeyOwned, SecretRandomGenerator,
 };
 
 use super::fourier::FourierScratch;
-use super::{check_input_range, EncryptedQuery, EncryptedScores, GlweParams, ScoringSpec};
+use super::{
+    check_input_range, expand_mask, EncryptedQuery, EncryptedScores, GlweParams, ScoringSpec,
+};
 use crate::error::FheError;
 
 /// A client's secret key, kept both as tfhe's `GlweSecretKey` and in the Fourier domain
@@ -127,20 +128,7 @@ impl ClientKey {
 
         let mut seeder = new_seeder();
         let seed: Seed = seeder.seed();
-        let empty = SeededGlweCiphertext::new(
-            0u64,
-            p.glwe_dimension.to_glwe_size(),
-            p.polynomial_size,
-            CompressionSeed::from(seed),
-            p.ciphertext_modulus,
-        );
-        let mut glwe = GlweCiphertext::new(
-            0u64,
-            p.glwe_dimension.to_glwe_size(),
-            p.polynomial_size,
-            p.ciphertext_modulus,
-        );
-        decompress_seeded_glwe_ciphertext::<_, _, _, DefaultRandomGenerator>(&mut glwe, &empty);
+        let mask = expand_mask(p, seed.0);
 
         let mut body: Vec<u64> = message.iter().map(|&m| (m as u64) << delta_log).collect();
         let mut noise = RandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
@@ -150,7 +138,7 @@ impl ClientKey {
             p.ciphertext_modulus,
         );
         let mut mask_times_key = vec![0u64; n];
-        self.mask_times_key(&glwe.as_ref()[..n], &mut mask_times_key);
+        self.mask_times_key(&mask, &mut mask_times_key);
         for (b, &v) in body.iter_mut().zip(&mask_times_key) {
             *b = b.wrapping_add(v);
         }
@@ -314,19 +302,7 @@ mod tests {
         let spec = server.spec();
         let q_x = ndarray::array![[1, -128, 127, 0], [-5, 3, 42, 7]];
         let query = key.encrypt_query(spec, q_x.view()).unwrap();
-        let seeded = SeededGlweCiphertext::from_container(
-            query.body.clone(),
-            params.glwe_dimension.to_glwe_size(),
-            CompressionSeed::from(Seed(query.seed)),
-            params.ciphertext_modulus,
-        );
-        let mut glwe = GlweCiphertext::new(
-            0u64,
-            params.glwe_dimension.to_glwe_size(),
-            params.polynomial_size,
-            params.ciphertext_modulus,
-        );
-        decompress_seeded_glwe_ciphertext::<_, _, _, DefaultRandomGenerator>(&mut glwe, &seeded);
+        let glwe = crate::fhe::query_ciphertext(&params, &query);
         let mut plain = PlaintextList::new(0u64, PlaintextCount(n));
         decrypt_glwe_ciphertext(key.secret_key(), &glwe, &mut plain);
         let message = layout.encode_query(q_x.view()).unwrap();

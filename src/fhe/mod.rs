@@ -179,6 +179,51 @@ impl IntegerLinear {
     }
 }
 
+/// The mask polynomial tfhe's AES-CTR generator expands from a query's 128-bit seed
+/// (`decompress_seeded_glwe_ciphertext`, k = 1): what the client encrypts with and the server
+/// multiplies, so both sides use this one expansion.
+pub(crate) fn expand_mask(params: &GlweParams, seed: u128) -> Vec<u64> {
+    use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
+    use tfhe::core_crypto::prelude::{
+        decompress_seeded_glwe_ciphertext, DefaultRandomGenerator, GlweCiphertext,
+        SeededGlweCiphertext,
+    };
+    let size = params.glwe_dimension.to_glwe_size();
+    let seeded = SeededGlweCiphertext::new(
+        0u64,
+        size,
+        params.polynomial_size,
+        CompressionSeed::from(Seed(seed)),
+        params.ciphertext_modulus,
+    );
+    let mut glwe = GlweCiphertext::new(
+        0u64,
+        size,
+        params.polynomial_size,
+        params.ciphertext_modulus,
+    );
+    decompress_seeded_glwe_ciphertext::<_, _, _, DefaultRandomGenerator>(&mut glwe, &seeded);
+    let mut mask = glwe.into_container();
+    mask.truncate(params.polynomial_size.0);
+    mask
+}
+
+/// The whole GLWE ciphertext of a query (mask expanded from its seed, then its body), for
+/// audits and tests that decrypt it with tfhe's own decryption.
+#[cfg(test)]
+pub(crate) fn query_ciphertext(
+    params: &GlweParams,
+    query: &EncryptedQuery,
+) -> tfhe::core_crypto::prelude::GlweCiphertextOwned<u64> {
+    let mut container = expand_mask(params, query.seed);
+    container.extend_from_slice(&query.body);
+    tfhe::core_crypto::prelude::GlweCiphertext::from_container(
+        container,
+        params.polynomial_size,
+        params.ciphertext_modulus,
+    )
+}
+
 /// Refuses query values outside the model's input range: the score bound, and so the
 /// message bits, assume it.
 pub(crate) fn check_input_range(q_x: ArrayView2<i64>, min: i64, max: i64) -> Result<(), FheError> {

@@ -122,20 +122,22 @@ pub struct BudgetLine {
     pub min_reply_bits: Option<usize>,
 }
 
-/// The noise budget of each labelled layer for queries of `chunks` rows, under the layout
-/// and base parameters the planner uses.
+/// The noise budget of each labelled layer under `circuit` for queries of up to `chunks`
+/// chunks, with the circuit's layer and the layout and base parameters the planner uses.
 pub fn budget_lines(
     layers: &[(&str, &IntegerLinear)],
     chunks: usize,
+    circuit: Circuit,
 ) -> Result<Vec<BudgetLine>, FheError> {
     layers
         .iter()
         .map(|(label, layer)| {
-            let layout = FhePlan::layout(chunks, layer.features())?;
+            let layer = circuit.layer(layer, chunks)?;
+            let layout = FhePlan::layout(circuit.rows(chunks), layer.features())?;
             Ok(BudgetLine {
                 label: label.to_string(),
-                base: NoiseBudget::compute(layer, &layout, &FhePlan::BASE)?,
-                min_reply_bits: min_reply_modulus_log(layer, &layout, &FhePlan::BASE)?,
+                base: NoiseBudget::compute(&layer, &layout, &FhePlan::BASE)?,
+                min_reply_bits: min_reply_modulus_log(&layer, &layout, &FhePlan::BASE)?,
             })
         })
         .collect()
@@ -172,7 +174,7 @@ mod tests {
     #[test]
     fn budget_lines_agree_with_the_plan() {
         let (l8, l10) = (worst_case(8), worst_case(10));
-        let lines = budget_lines(&[("8", &l8), ("10", &l10)], 30).unwrap();
+        let lines = budget_lines(&[("8", &l8), ("10", &l10)], 30, Circuit::Chunks).unwrap();
         assert!(
             lines[0].min_reply_bits.unwrap() <= 32,
             "8 bits pass at the base width"
@@ -183,5 +185,15 @@ mod tests {
             Some(p10.params.reply_modulus_log.0)
         );
         assert!(lines[1].base.check().is_err());
+        // The summed circuit's lines use its layer (wider inputs, more message bits) and give
+        // the reply width its plan widens to (the 8-bit worst case needs 35 bits there).
+        let summed = budget_lines(&[("8", &l8)], 30, Circuit::Summed).unwrap();
+        let plan = FhePlan::for_circuit(&l8, Circuit::Summed, 30).unwrap();
+        assert_eq!(summed[0].base.message_bits, plan.budget.message_bits);
+        assert!(summed[0].base.message_bits > lines[0].base.message_bits);
+        assert_eq!(
+            summed[0].min_reply_bits,
+            Some(plan.params.reply_modulus_log.0)
+        );
     }
 }

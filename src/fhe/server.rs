@@ -11,20 +11,16 @@
 
 use pulp::Arch;
 use rayon::prelude::*;
-use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
 use tfhe::core_crypto::fft_impl::fft64::math::polynomial::{
     FourierPolynomial, FourierPolynomialOwned,
 };
-use tfhe::core_crypto::prelude::{
-    decompress_seeded_glwe_ciphertext, DefaultRandomGenerator, Fft, GlweCiphertext,
-    GlweCiphertextOwned, SeededGlweCiphertext,
-};
+use tfhe::core_crypto::prelude::{Fft, GlweCiphertext, GlweCiphertextOwned};
 
 use super::fourier::FourierScratch;
 use super::packing::negacyclic_mul;
 use super::{
-    Circuit, EncryptedQuery, EncryptedScores, FhePlan, GlweParams, IntegerLinear, Layout,
-    NoiseBudget, ScoringSpec,
+    expand_mask, Circuit, EncryptedQuery, EncryptedScores, FhePlan, GlweParams, IntegerLinear,
+    Layout, NoiseBudget, ScoringSpec,
 };
 use crate::error::FheError;
 
@@ -227,22 +223,9 @@ impl ServerModel {
                 ),
             });
         }
-        let seeded = SeededGlweCiphertext::from_container(
-            query.body.as_slice(),
-            params.glwe_dimension.to_glwe_size(),
-            CompressionSeed::from(Seed(query.seed)),
-            params.ciphertext_modulus,
-        );
-        let mut glwe = GlweCiphertext::new(
-            0u64,
-            params.glwe_dimension.to_glwe_size(),
-            params.polynomial_size,
-            params.ciphertext_modulus,
-        );
-        decompress_seeded_glwe_ciphertext::<_, _, _, DefaultRandomGenerator>(&mut glwe, &seeded);
         let fft = self.fft.as_view();
         let mut scratch = FourierScratch::new(fft);
-        scratch.forward_torus(fft, &glwe.as_ref()[..n]);
+        scratch.forward_torus(fft, &expand_mask(params, query.seed));
         let mut mask = FourierPolynomial::new(params.polynomial_size);
         mask.data.copy_from_slice(&scratch.fourier.data);
         let fourier_body = self.spec.layout.body_by_fft().then(|| {
@@ -354,21 +337,7 @@ mod tests {
         for _ in 0..4 {
             let q_x = ndarray::Array2::from_shape_fn((j, d), |_| rng.gen_range(-128..128));
             let query = key.encrypt_query(&spec, q_x.view()).unwrap();
-            let mut glwe = GlweCiphertext::new(
-                0u64,
-                params.glwe_dimension.to_glwe_size(),
-                params.polynomial_size,
-                params.ciphertext_modulus,
-            );
-            let seeded = SeededGlweCiphertext::from_container(
-                query.body.as_slice(),
-                params.glwe_dimension.to_glwe_size(),
-                CompressionSeed::from(Seed(query.seed)),
-                params.ciphertext_modulus,
-            );
-            decompress_seeded_glwe_ciphertext::<_, _, _, DefaultRandomGenerator>(
-                &mut glwe, &seeded,
-            );
+            let glwe = crate::fhe::query_ciphertext(&params, &query);
             let mut phase = PlaintextList::new(0u64, tfhe::core_crypto::prelude::PlaintextCount(n));
             decrypt_glwe_ciphertext(key.secret_key(), &glwe, &mut phase);
             let message = layout.encode_query(q_x.view()).unwrap();

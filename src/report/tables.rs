@@ -458,7 +458,7 @@ mod tests {
             input_max: x - 1,
         };
         let (a, b) = (layer(3, 4), layer(4095, 2048));
-        let lines = budget_lines(&[("a", &a), ("b", &b)], 30).unwrap();
+        let lines = budget_lines(&[("a", &a), ("b", &b)], 30, crate::fhe::Circuit::Chunks).unwrap();
         let table = noise_budget_table(&lines);
         assert_eq!(table.lines().count(), 4);
         assert!(
