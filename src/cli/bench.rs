@@ -1,8 +1,11 @@
 //! `fhe-shazam bench`: measured speed of the pipeline stages, written as a report.
 
 use fhe_shazam::dataset::ScanOptions;
-use fhe_shazam::experiment::bench::{bench_extract, bench_fhe, FheBenchSpec};
+use fhe_shazam::experiment::bench::{
+    bench_extract, bench_fhe, bench_train, FheBenchSpec, TrainBenchSpec,
+};
 use fhe_shazam::fhe::Circuit;
+use fhe_shazam::model::{Backend, LogisticParams};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -21,6 +24,37 @@ enum What {
     /// writes <circuit>-c<C>-d<d>-j<J>-t<T>.json and rebuilds summary.md (all runs in the
     /// folder side by side, with the model-download and Concrete ML baselines).
     Fhe(FheArgs),
+    /// One fit of the float model on a feature set's clean rows: fit seconds (standardisation
+    /// and optimisation, not loading), iterations, sklearn's loss, convergence, top-1 over the
+    /// training rows, peak memory. Each run writes train-<features>-<backend>-…json and
+    /// rebuilds summary.md (every training run in the folder). The sklearn side by side on
+    /// the same features is experiments/sklearn_baseline.py.
+    Train(TrainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    /// Feature set folder written by `extract`.
+    #[arg(long, default_value = "data/features")]
+    features: PathBuf,
+    /// lbfgs (ours, sklearn's optimum), linfa, smartcore, or lda (closed form).
+    #[arg(long, default_value = "lbfgs")]
+    backend: Backend,
+    /// Worker threads of the fit.
+    #[arg(long, default_value_t = 2, value_parser = super::positive)]
+    threads: usize,
+    /// sklearn's max_iter.
+    #[arg(long, default_value_t = 100, value_parser = super::positive)]
+    max_iter: usize,
+    /// sklearn's tol: stop when the gradient's max-norm is at most this.
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+    /// Report folder.
+    #[arg(long, default_value = "reports/train-bench")]
+    out: PathBuf,
+    /// Print the run as JSON (keys: seconds, iterations, loss, converged, chunk_accuracy, …).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,7 +112,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
         What::Extract(a) => extract(a),
         What::Fhe(a) => fhe(a),
+        What::Train(a) => train(a),
     }
+}
+
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let spec = TrainBenchSpec {
+        features: args.features,
+        training: LogisticParams {
+            backend: args.backend,
+            max_iter: args.max_iter,
+            tol: args.tol,
+            ..LogisticParams::default()
+        },
+        threads: args.threads,
+    };
+    let bench = bench_train(&spec)?;
+    let md = bench.write(&args.out)?;
+    print_report(&bench, &md, &args.out, args.json)
 }
 
 fn fhe(args: FheArgs) -> anyhow::Result<()> {

@@ -37,6 +37,9 @@ pub struct Args {
     /// sklearn's max_iter.
     #[arg(long, default_value_t = 100, value_parser = super::positive)]
     max_iter: usize,
+    /// sklearn's tol: stop when the gradient's max-norm is at most this.
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
     /// Songs with fewer votes than this are answered "unknown" (the seed: 5).
     #[arg(long, default_value_t = 5)]
     min_votes: usize,
@@ -79,6 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         training: LogisticParams {
             backend: args.backend,
             max_iter: args.max_iter,
+            tol: args.tol,
             ..LogisticParams::default()
         },
         quantization: QuantizationConfig {

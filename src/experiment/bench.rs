@@ -1,22 +1,28 @@
 //! The benchmarks behind `fhe-shazam bench`: the feature stage (`bench extract`: per-song
 //! time of decoding, resampling and MFCC chunk features on one thread, and the whole stage on
 //! every core) and encrypted scoring (`bench fhe`: one circuit on a worst-case model of a
-//! given shape; the criterion bench `benches/fhe.rs` uses the same model and queries).
+//! given shape; the criterion bench `benches/fhe.rs` uses the same model and queries) and
+//! training (`bench train`: one fit of one backend on a feature set).
 
 use crate::audio::{decode, resample, LoadOptions};
 use crate::dataset::Catalog;
-use crate::error::{ExperimentError, FheError};
+use crate::error::{ExperimentError, FheError, ModelError};
 use crate::eval::metrics::quantile;
+use crate::features::FeatureSet;
 use crate::features::{chunk_features, FeatureParams, Mfcc};
 use crate::fhe::{simulate, wire, Circuit, ClientKey, FhePlan, IntegerLinear, ServerModel};
-use crate::report::bench::{ExtractBench, FheBench, StageStats};
+use crate::model::LogisticParams;
+use crate::report::bench::{ExtractBench, FheBench, StageStats, TrainBench};
+use crate::report::provenance::memory_mib;
 use crate::report::Provenance;
-use ndarray::{Array1, Array2};
+use ndarray::{s, Array1, Array2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use super::augment::TrainingRows;
 
 /// Times every song of `catalog` (under `root`) with the seed's loading and feature
 /// parameters; `on_song` ticks once per song of the one-thread pass.
@@ -203,6 +209,74 @@ pub fn bench_fhe(spec: &FheBenchSpec, on_query: &dyn Fn()) -> Result<FheBench, E
             .div_ceil(8),
         scores_checked: checked,
         wrong_scores: wrong,
+        provenance: Provenance::collect(),
+    })
+}
+
+/// One fit of `bench train`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainBenchSpec {
+    /// Feature set folder written by `extract`.
+    pub features: PathBuf,
+    pub training: LogisticParams,
+    /// Worker threads of the fit.
+    pub threads: usize,
+}
+
+/// Fits the float model on the clean rows of `spec.features` in a pool of `spec.threads`
+/// and reports the fit (time, iterations, loss, convergence) and the model's top-1 over its
+/// training rows.
+pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError> {
+    if spec.threads == 0 {
+        return Err(ExperimentError::InvalidArgument(
+            "threads must be at least 1".into(),
+        ));
+    }
+    let params = spec.training.check()?;
+    let set = FeatureSet::load(&spec.features)?;
+    let rows = TrainingRows::clean(&set);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(spec.threads)
+        .build()
+        .map_err(|e| ExperimentError::InvalidArgument(format!("thread pool: {e}")))?;
+    let (model, correct) = pool.install(|| -> Result<_, ExperimentError> {
+        let model = params.fit(rows.features.view(), &rows.labels, set.n_songs())?;
+        // In row blocks: all n × C scores at once would be 31 GB at C = 8 000.
+        const BLOCK: usize = 4096;
+        let correct = (0..rows.labels.len().div_ceil(BLOCK))
+            .into_par_iter()
+            .map(|b| {
+                let lo = b * BLOCK;
+                let hi = (lo + BLOCK).min(rows.labels.len());
+                let predicted = model.predict(rows.features.slice(s![lo..hi, ..]))?;
+                let labels = &rows.labels[lo..hi];
+                Ok(predicted.iter().zip(labels).filter(|(p, t)| p == t).count())
+            })
+            .sum::<Result<usize, ModelError>>()?;
+        Ok((model, correct))
+    })?;
+    let peak_memory_mib = memory_mib("VmHWM");
+    let fit = model.fit.as_ref().ok_or_else(|| {
+        ExperimentError::InvalidArgument("the trainer returned no fit record".into())
+    })?;
+    let (n, d) = rows.features.dim();
+    Ok(TrainBench {
+        features: spec.features.clone(),
+        backend: fit.backend,
+        rows_kind: "chunks".into(),
+        songs: set.n_songs(),
+        rows: n,
+        dim: d,
+        threads: spec.threads,
+        max_iter: params.params().max_iter,
+        tol: params.params().tol,
+        seconds: fit.seconds,
+        iterations: fit.iterations,
+        loss: fit.final_loss,
+        gradient_max_norm: fit.gradient_max_norm,
+        converged: fit.converged,
+        chunk_accuracy: correct as f64 / n.max(1) as f64,
+        peak_memory_mib,
         provenance: Provenance::collect(),
     })
 }

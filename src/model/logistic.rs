@@ -1,5 +1,6 @@
 //! Float multinomial logistic regression: sklearn's `LogisticRegression()` objective, three
-//! interchangeable optimisers behind one [`fit`] function.
+//! interchangeable optimisers (and the closed-form LDA of `model::lda`) behind one [`fit`]
+//! function; the objective itself is computed by `model::softmax`.
 //!
 //! The objective is sklearn's, scaled by 1/n as sklearn does internally (same minimiser):
 //! `f(W, b) = (1/n)·Σ_i CE(softmax(x_i·W + b), y_i) + ‖W‖²/(2·C·n)` — the intercept is not
@@ -11,10 +12,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
 
-use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
-use rayon::prelude::*;
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
+use super::softmax::Objective;
 use super::{argmax_rows, check_features, Scorer};
 use crate::error::ModelError;
 
@@ -22,8 +23,8 @@ use crate::error::ModelError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// Our L-BFGS (history 10, strong-Wolfe line search, scipy's stopping rules) over a
-    /// matrix-product softmax gradient parallelised with rayon. The fastest: the default.
+    /// Our L-BFGS (history 10, strong-Wolfe line search, scipy's stopping rules, f64) over the
+    /// f32 objective kernel of `model::softmax`. The fastest: the default.
     #[default]
     Lbfgs,
     /// linfa-logistic 0.8 `MultiLogisticRegression` (argmin L-BFGS + More-Thuente).
@@ -187,7 +188,7 @@ impl ValidLogisticParams {
         let seconds = start.elapsed().as_secs_f64();
         // Convergence is judged the same way for every backend: sklearn's criterion evaluated
         // by our own objective at the returned point.
-        let objective = Objective::new(&problem, p.c, p.fit_intercept);
+        let objective = Objective::new(problem.x, y, n_classes, p.c, p.fit_intercept);
         let theta = pack(&out.weights, &out.bias);
         let mut grad = vec![0.0; theta.len()];
         let final_loss = objective.eval(&theta, &mut grad);
@@ -426,87 +427,6 @@ fn max_norm(v: &[f64]) -> f64 {
     v.iter().fold(0.0, |m, g| m.max(g.abs()))
 }
 
-/// Rows per parallel block: big enough for efficient GEMMs, small enough that the n_b × C
-/// probability block stays in cache-friendly sizes and both cores get work.
-const ROW_BLOCK: usize = 1024;
-
-/// sklearn's scaled multinomial objective on standardised features. Parameters are packed
-/// as `W` (d × C, row-major) followed by `b` (C).
-struct Objective<'a> {
-    x: ArrayView2<'a, f64>,
-    y: &'a [usize],
-    n_classes: usize,
-    c: f64,
-    fit_intercept: bool,
-}
-
-impl<'a> Objective<'a> {
-    fn new(problem: &Problem<'a>, c: f64, fit_intercept: bool) -> Self {
-        Self {
-            x: problem.x,
-            y: problem.y,
-            n_classes: problem.n_classes,
-            c,
-            fit_intercept,
-        }
-    }
-
-    fn n_params(&self) -> usize {
-        (self.x.ncols() + 1) * self.n_classes
-    }
-
-    /// Returns f(θ) and writes ∇f(θ) into `grad`. Row blocks run in parallel; each computes
-    /// Z = X_b·W + b (GEMM), a max-shifted softmax, the loss, and X_bᵀ·(P − Y) (GEMM).
-    fn eval(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
-        let (n, d) = self.x.dim();
-        let k = self.n_classes;
-        let w = ArrayView2::from_shape((d, k), &theta[..d * k]).expect("θ holds d × C weights");
-        let b = ArrayView1::from(&theta[d * k..]);
-        let n_blocks = n.div_ceil(ROW_BLOCK);
-        let zero = || (0.0, Array2::<f64>::zeros((d, k)), Array1::<f64>::zeros(k));
-        let (loss, gw, gb) = (0..n_blocks)
-            .into_par_iter()
-            .map(|blk| {
-                let lo = blk * ROW_BLOCK;
-                let hi = (lo + ROW_BLOCK).min(n);
-                let xb = self.x.slice(s![lo..hi, ..]);
-                let mut z = xb.dot(&w);
-                if self.fit_intercept {
-                    z += &b;
-                }
-                let mut loss = 0.0;
-                for (mut row, &label) in z.rows_mut().into_iter().zip(&self.y[lo..hi]) {
-                    let max = row.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
-                    let z_label = row[label];
-                    let mut sum = 0.0;
-                    for v in row.iter_mut() {
-                        *v = (*v - max).exp();
-                        sum += *v;
-                    }
-                    loss += max + sum.ln() - z_label;
-                    row /= sum;
-                    row[label] -= 1.0;
-                }
-                let gw = xb.t().dot(&z);
-                let gb = z.sum_axis(Axis(0));
-                (loss, gw, gb)
-            })
-            .reduce(zero, |(l1, w1, b1), (l2, w2, b2)| {
-                (l1 + l2, w1 + w2, b1 + b2)
-            });
-        let inv_n = 1.0 / n as f64;
-        let l2 = inv_n / self.c;
-        let w_sq: f64 = w.iter().map(|v| v * v).sum();
-        for ((g, gwi), wi) in grad[..d * k].iter_mut().zip(gw.iter()).zip(w.iter()) {
-            *g = gwi * inv_n + l2 * wi;
-        }
-        for (g, gbi) in grad[d * k..].iter_mut().zip(gb.iter()) {
-            *g = if self.fit_intercept { gbi * inv_n } else { 0.0 };
-        }
-        loss * inv_n + 0.5 * l2 * w_sq
-    }
-}
-
 /// Our L-BFGS backend.
 pub struct LbfgsTrainer;
 
@@ -516,7 +436,13 @@ impl Trainer for LbfgsTrainer {
         problem: &Problem<'_>,
         params: &LogisticParams,
     ) -> Result<TrainOutput, ModelError> {
-        let objective = Objective::new(problem, params.c, params.fit_intercept);
+        let objective = Objective::new(
+            problem.x,
+            problem.y,
+            problem.n_classes,
+            params.c,
+            params.fit_intercept,
+        );
         let theta0 = vec![0.0; objective.n_params()];
         let result = lbfgs::minimize(
             |t, g| objective.eval(t, g),
@@ -965,7 +891,6 @@ mod lbfgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
 
     /// Three well-separated 2-D clusters, first feature on a ×1000 scale like MFCC c0.
     fn clusters() -> (Array2<f32>, Vec<usize>) {
@@ -985,58 +910,6 @@ mod tests {
         }
         let x = Array2::from_shape_vec((rows.len(), 2), rows.concat()).unwrap();
         (x, y)
-    }
-
-    #[test]
-    fn gradient_matches_finite_differences() {
-        let x = array![
-            [0.5, -1.0, 2.0],
-            [1.5, 0.3, -0.7],
-            [-0.2, 0.9, 0.1],
-            [1.0, 1.0, 1.0]
-        ];
-        let y = [0usize, 2, 1, 2];
-        for fit_intercept in [true, false] {
-            let problem = Problem {
-                x: x.view(),
-                y: &y,
-                n_classes: 3,
-            };
-            let obj = Objective::new(&problem, 0.7, fit_intercept);
-            let theta: Vec<f64> = (0..obj.n_params())
-                .map(|i| (i as f64 * 0.37).sin())
-                .collect();
-            let mut g = vec![0.0; theta.len()];
-            obj.eval(&theta, &mut g);
-            let h = 1e-6;
-            for i in 0..theta.len() {
-                let (mut tp, mut tm) = (theta.clone(), theta.clone());
-                tp[i] += h;
-                tm[i] -= h;
-                let mut scratch = vec![0.0; theta.len()];
-                let fd = (obj.eval(&tp, &mut scratch) - obj.eval(&tm, &mut scratch)) / (2.0 * h);
-                let expect = if !fit_intercept && i >= 9 { 0.0 } else { fd };
-                assert!(
-                    (g[i] - expect).abs() < 1e-7,
-                    "param {i}: {} vs {expect}",
-                    g[i]
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn loss_at_zero_is_log_classes() {
-        let x = array![[1.0, 2.0], [3.0, 4.0]];
-        let problem = Problem {
-            x: x.view(),
-            y: &[0, 1],
-            n_classes: 5,
-        };
-        let obj = Objective::new(&problem, 1.0, true);
-        let mut g = vec![0.0; obj.n_params()];
-        let f = obj.eval(&vec![0.0; obj.n_params()], &mut g);
-        assert!((f - 5f64.ln()).abs() < 1e-12);
     }
 
     #[test]

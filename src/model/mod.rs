@@ -9,6 +9,7 @@ pub mod io;
 pub mod lda;
 pub mod logistic;
 pub mod quant;
+mod softmax;
 pub mod synthetic;
 pub mod threshold;
 

@@ -9,6 +9,8 @@ use crate::error::ReportError;
 use crate::eval::metrics::quantile;
 use crate::fhe::Circuit;
 use crate::fsutil;
+use crate::model::Backend;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -213,14 +215,23 @@ fn kib(bytes: usize) -> String {
     }
 }
 
-/// Every `bench fhe` run in `dir` (other JSON files are skipped), by shape then circuit.
-pub fn read_fhe_runs(dir: &Path) -> Result<Vec<FheBench>, ReportError> {
+/// Every run of one kind (`T`) in `dir`: the JSON files that parse as `T` (others are skipped).
+fn read_runs<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>, ReportError> {
     let entries = std::fs::read_dir(dir).map_err(io(dir))?;
-    let mut runs: Vec<FheBench> = entries
+    let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter_map(|p| serde_json::from_slice(&std::fs::read(&p).ok()?).ok())
         .collect();
+    paths.sort();
+    Ok(paths
+        .iter()
+        .filter_map(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok())
+        .collect())
+}
+
+/// Every `bench fhe` run in `dir` (other JSON files are skipped), by shape then circuit.
+pub fn read_fhe_runs(dir: &Path) -> Result<Vec<FheBench>, ReportError> {
+    let mut runs: Vec<FheBench> = read_runs(dir)?;
     runs.sort_by_key(|r| (r.features, r.classes, r.chunks, r.threads, r.circuit.code()));
     Ok(runs)
 }
@@ -299,6 +310,130 @@ pub fn fhe_summary(runs: &[FheBench]) -> String {
         CONCRETE_ML_QUERY_BYTES / 1e6,
         SEED_QUERY_MS,
     )
+}
+
+/// One `bench train` run: one fit of one backend on one feature set. JSON keys are the
+/// contract of the command (`seconds`, `iterations`, `loss`, `converged`, `chunk_accuracy`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainBench {
+    pub features: PathBuf,
+    pub backend: Backend,
+    /// What the rows are: "chunks" (one per 0.5 s chunk) or "windows of J" (sums of J
+    /// consecutive chunks).
+    pub rows_kind: String,
+    pub songs: usize,
+    pub rows: usize,
+    pub dim: usize,
+    pub threads: usize,
+    pub max_iter: usize,
+    pub tol: f64,
+    /// Wall time of the fit (standardisation + optimisation), not loading.
+    pub seconds: f64,
+    /// `None` for backends that do not report them; 0 for closed-form ones.
+    pub iterations: Option<usize>,
+    /// sklearn's 1/n-scaled objective at the fitted weights, on the standardised problem.
+    pub loss: f64,
+    pub gradient_max_norm: f64,
+    pub converged: bool,
+    /// Top-1 of the fitted float model over the training rows, one row at a time.
+    pub chunk_accuracy: f64,
+    /// Peak resident memory of the process at the end of the fit.
+    pub peak_memory_mib: Option<f64>,
+    pub provenance: Provenance,
+}
+
+impl TrainBench {
+    /// The run's file name in a report folder.
+    pub fn file_name(&self) -> String {
+        let set = self
+            .features
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rows = self.rows_kind.replace(' ', "-");
+        format!("train-{set}-{}-{rows}-t{}.json", self.backend, self.threads)
+    }
+
+    pub fn markdown(&self) -> String {
+        format!(
+            "# Training benchmark\n\n{}\n{}",
+            train_table(std::slice::from_ref(self)),
+            self.provenance.footer()
+        )
+    }
+
+    /// Writes `dir/<run>.json` and rebuilds `dir/summary.md` from every training run in
+    /// `dir`; returns this run's Markdown.
+    pub fn write(&self, dir: &Path) -> Result<String, ReportError> {
+        let json = dir.join(self.file_name());
+        fsutil::write_json_atomic(&json, self).map_err(io(&json))?;
+        let mut runs: Vec<TrainBench> = read_runs(dir)?;
+        runs.sort_by(|a, b| {
+            (a.songs, a.dim, &a.rows_kind, a.backend.name(), a.threads).cmp(&(
+                b.songs,
+                b.dim,
+                &b.rows_kind,
+                b.backend.name(),
+                b.threads,
+            ))
+        });
+        let footer = runs
+            .last()
+            .map(|r| r.provenance.footer())
+            .unwrap_or_default();
+        let summary = format!(
+            "# Training time by trainer and catalogue size\n\nOne fit per row \
+             (`fhe-shazam bench train`); seconds are the fit's wall time on the given threads \
+             (standardisation + optimisation, not loading). Loss is sklearn's 1/n-scaled \
+             objective on the standardised problem; chunk accuracy is the float model's top-1 \
+             over the training rows.\n\n{}\n{footer}",
+            train_table(&runs)
+        );
+        let path = dir.join("summary.md");
+        fsutil::write_atomic(&path, summary.as_bytes()).map_err(io(&path))?;
+        Ok(self.markdown())
+    }
+}
+
+fn train_table(runs: &[TrainBench]) -> String {
+    let mut table = Table::new([
+        "features",
+        "songs",
+        "rows",
+        "d",
+        "row kind",
+        "backend",
+        "threads",
+        "seconds",
+        "iterations",
+        "loss",
+        "max |grad|",
+        "converged",
+        "chunk accuracy",
+        "peak MiB",
+    ]);
+    for r in runs {
+        table.row([
+            r.features
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            r.songs.to_string(),
+            r.rows.to_string(),
+            r.dim.to_string(),
+            r.rows_kind.clone(),
+            r.backend.to_string(),
+            r.threads.to_string(),
+            format!("{:.2}", r.seconds),
+            r.iterations.map_or("-".into(), |i| i.to_string()),
+            format!("{:.6}", r.loss),
+            format!("{:.1e}", r.gradient_max_norm),
+            if r.converged { "yes" } else { "no" }.into(),
+            format!("{:.2} %", 100.0 * r.chunk_accuracy),
+            r.peak_memory_mib.map_or("-".into(), |m| format!("{m:.0}")),
+        ]);
+    }
+    table.to_string()
 }
 
 #[cfg(test)]

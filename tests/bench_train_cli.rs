@@ -1,0 +1,103 @@
+//! End to end: `fhe-shazam bench train` on a small extracted corpus, LR and LDA into one
+//! folder: the JSON contract, a model that learned its training rows, the summary listing
+//! both runs, and clear errors (naming the folder or the field) that write nothing.
+
+use assert_cmd::Command;
+use fhe_shazam::dataset::synth::{write_corpus, SynthParams};
+use predicates::prelude::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn features(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    write_corpus(
+        &data,
+        &SynthParams {
+            songs: 5,
+            seconds: 4.0,
+            ..SynthParams::default()
+        },
+        &|| {},
+    )
+    .unwrap();
+    let out = dir.join("features");
+    Command::cargo_bin("fhe-shazam")
+        .unwrap()
+        .arg("extract")
+        .arg("--dataset")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    out
+}
+
+fn bench(features: &Path, out: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    Command::cargo_bin("fhe-shazam")
+        .unwrap()
+        .args(["bench", "train", "--features"])
+        .arg(features)
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .assert()
+}
+
+#[test]
+fn lr_and_lda_report_the_contract_and_the_summary_lists_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = features(dir.path());
+    let out = dir.path().join("train-bench");
+    let mut runs = Vec::new();
+    for backend in ["lbfgs", "lda"] {
+        let done = bench(&set, &out, &["--backend", backend, "--threads", "1", "--json"]).success();
+        let r: serde_json::Value = serde_json::from_slice(&done.get_output().stdout).unwrap();
+        for key in [
+            "seconds",
+            "iterations",
+            "loss",
+            "converged",
+            "chunk_accuracy",
+            "gradient_max_norm",
+            "rows",
+            "songs",
+        ] {
+            assert!(r.get(key).is_some(), "{key} missing: {r}");
+        }
+        assert_eq!(r["backend"], backend);
+        assert_eq!(r["songs"], 5);
+        assert_eq!(r["rows"], 5 * 8, "5 songs × 8 chunks of 0.5 s");
+        // Five distinct synthetic songs: far above the 20 % of chance on their own rows.
+        let acc = r["chunk_accuracy"].as_f64().unwrap();
+        assert!(acc > 0.8 && acc <= 1.0, "{backend}: {acc}");
+        assert!(r["loss"].as_f64().unwrap() > 0.0);
+        runs.push(r);
+    }
+    assert_eq!(runs[0]["converged"], true);
+    assert_eq!(runs[1]["iterations"], 0, "closed form");
+    // The optimum of the LR objective is LR's, not LDA's.
+    assert!(runs[0]["loss"].as_f64().unwrap() < runs[1]["loss"].as_f64().unwrap());
+    let summary = fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("| lbfgs |") && summary.contains("| lda |"), "{summary}");
+    let files = fs::read_dir(&out).unwrap().count();
+    assert_eq!(files, 3, "two run files and the summary");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_that_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("train-bench");
+    let missing = dir.path().join("no-such-features");
+    bench(&missing, &out, &[])
+        .failure()
+        .stderr(predicate::str::contains("no-such-features"));
+    let set = features(dir.path());
+    bench(&set, &out, &["--tol=-1"])
+        .failure()
+        .stderr(predicate::str::contains("tol"));
+    bench(&set, &out, &["--threads", "0"])
+        .failure()
+        .stderr(predicate::str::contains("at least 1"));
+    assert!(!out.exists(), "a failed run writes no report");
+}
