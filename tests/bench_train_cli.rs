@@ -51,7 +51,12 @@ fn lr_and_lda_report_the_contract_and_the_summary_lists_both() {
     let out = dir.path().join("train-bench");
     let mut runs = Vec::new();
     for backend in ["lbfgs", "lda"] {
-        let done = bench(&set, &out, &["--backend", backend, "--threads", "1", "--json"]).success();
+        let done = bench(
+            &set,
+            &out,
+            &["--backend", backend, "--threads", "1", "--json"],
+        )
+        .success();
         let r: serde_json::Value = serde_json::from_slice(&done.get_output().stdout).unwrap();
         for key in [
             "seconds",
@@ -79,9 +84,43 @@ fn lr_and_lda_report_the_contract_and_the_summary_lists_both() {
     // The optimum of the LR objective is LR's, not LDA's.
     assert!(runs[0]["loss"].as_f64().unwrap() < runs[1]["loss"].as_f64().unwrap());
     let summary = fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(summary.contains("| lbfgs |") && summary.contains("| lda |"), "{summary}");
+    assert!(
+        summary.contains("| lbfgs |") && summary.contains("| lda |"),
+        "{summary}"
+    );
+    // Adding the last 2 songs by their means to an LDA of the other 3.
+    let done = bench(
+        &set,
+        &out,
+        &[
+            "--backend",
+            "lda",
+            "--add-songs",
+            "2",
+            "--threads",
+            "1",
+            "--json",
+        ],
+    )
+    .success();
+    let r: serde_json::Value = serde_json::from_slice(&done.get_output().stdout).unwrap();
+    let add = &r["add_songs"];
+    assert_eq!(add["songs"], 2);
+    for key in [
+        "chunk_accuracy",
+        "chunk_accuracy_added_songs",
+        "refit_chunk_accuracy_added_songs",
+    ] {
+        let v = add[key].as_f64().unwrap();
+        assert!(v > 0.5 && v <= 1.0, "{key}: {add}");
+    }
+    let summary = fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("Adding songs to an LDA catalogue"),
+        "{summary}"
+    );
     let files = fs::read_dir(&out).unwrap().count();
-    assert_eq!(files, 3, "two run files and the summary");
+    assert_eq!(files, 4, "three run files and the summary");
 }
 
 #[test]
@@ -99,5 +138,11 @@ fn bad_input_is_a_clear_error_that_writes_nothing() {
     bench(&set, &out, &["--threads", "0"])
         .failure()
         .stderr(predicate::str::contains("at least 1"));
+    bench(&set, &out, &["--add-songs", "2"])
+        .failure()
+        .stderr(predicate::str::contains("--backend lda"));
+    bench(&set, &out, &["--backend", "lda", "--add-songs", "5"])
+        .failure()
+        .stderr(predicate::str::contains("between 1 and 4"));
     assert!(!out.exists(), "a failed run writes no report");
 }

@@ -49,6 +49,10 @@ struct TrainArgs {
     /// sklearn's tol: stop when the gradient's max-norm is at most this.
     #[arg(long, default_value_t = 1e-4)]
     tol: f64,
+    /// lda only: also fit on all but the last K songs, add those K by their means alone (no
+    /// refit), and report the accuracy of adding against refitting.
+    #[arg(long, value_parser = super::positive)]
+    add_songs: Option<usize>,
     /// Report folder.
     #[arg(long, default_value = "reports/train-bench")]
     out: PathBuf,
@@ -126,6 +130,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             ..LogisticParams::default()
         },
         threads: args.threads,
+        add_songs: args.add_songs,
     };
     let bench = bench_train(&spec)?;
     let md = bench.write(&args.out)?;

@@ -11,11 +11,11 @@ use crate::eval::metrics::quantile;
 use crate::features::FeatureSet;
 use crate::features::{chunk_features, FeatureParams, Mfcc};
 use crate::fhe::{simulate, wire, Circuit, ClientKey, FhePlan, IntegerLinear, ServerModel};
-use crate::model::LogisticParams;
-use crate::report::bench::{ExtractBench, FheBench, StageStats, TrainBench};
+use crate::model::{lda, Backend, FloatModel, LogisticParams};
+use crate::report::bench::{AddSongsBench, ExtractBench, FheBench, StageStats, TrainBench};
 use crate::report::provenance::memory_mib;
 use crate::report::Provenance;
-use ndarray::{s, Array1, Array2};
+use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -221,6 +221,26 @@ pub struct TrainBenchSpec {
     pub training: LogisticParams,
     /// Worker threads of the fit.
     pub threads: usize,
+    /// lda only: also fit on all but the last K songs and add those by their means.
+    pub add_songs: Option<usize>,
+}
+
+/// Rows of `x` whose top-1 under `model` is their label, counted in row blocks (all n × C
+/// scores at once would be 31 GB at C = 8 000).
+fn correct_rows(model: &FloatModel, x: ArrayView2<f32>, y: &[usize]) -> Result<usize, ModelError> {
+    const BLOCK: usize = 4096;
+    (0..y.len().div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(y.len()));
+            let predicted = model.predict(x.slice(s![lo..hi, ..]))?;
+            Ok(predicted
+                .iter()
+                .zip(&y[lo..hi])
+                .filter(|(p, t)| p == t)
+                .count())
+        })
+        .sum()
 }
 
 /// Fits the float model on the clean rows of `spec.features` in a pool of `spec.threads`
@@ -233,27 +253,36 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
         ));
     }
     let params = spec.training.check()?;
+    if spec.add_songs.is_some() && params.params().backend != Backend::Lda {
+        return Err(ExperimentError::InvalidArgument(
+            "--add-songs needs --backend lda (songs are added by their class means)".into(),
+        ));
+    }
     let set = FeatureSet::load(&spec.features)?;
     let rows = TrainingRows::clean(&set);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(spec.threads)
         .build()
         .map_err(|e| ExperimentError::InvalidArgument(format!("thread pool: {e}")))?;
-    let (model, correct) = pool.install(|| -> Result<_, ExperimentError> {
-        let model = params.fit(rows.features.view(), &rows.labels, set.n_songs())?;
-        // In row blocks: all n × C scores at once would be 31 GB at C = 8 000.
-        const BLOCK: usize = 4096;
-        let correct = (0..rows.labels.len().div_ceil(BLOCK))
-            .into_par_iter()
-            .map(|b| {
-                let lo = b * BLOCK;
-                let hi = (lo + BLOCK).min(rows.labels.len());
-                let predicted = model.predict(rows.features.slice(s![lo..hi, ..]))?;
-                let labels = &rows.labels[lo..hi];
-                Ok(predicted.iter().zip(labels).filter(|(p, t)| p == t).count())
-            })
-            .sum::<Result<usize, ModelError>>()?;
-        Ok((model, correct))
+    let songs = set.n_songs();
+    if let Some(k) = spec.add_songs {
+        if k == 0 || k >= songs {
+            return Err(ExperimentError::InvalidArgument(format!(
+                "--add-songs {k}: must be between 1 and {} ({songs} songs in {})",
+                songs - 1,
+                spec.features.display()
+            )));
+        }
+    }
+    let (x, y) = (rows.features.view(), rows.labels.as_slice());
+    let (model, correct, add_songs) = pool.install(|| -> Result<_, ExperimentError> {
+        let model = params.fit(x, y, songs)?;
+        let correct = correct_rows(&model, x, y)?;
+        let add_songs = spec
+            .add_songs
+            .map(|k| add_songs_bench(&model, x, y, songs, k))
+            .transpose()?;
+        Ok((model, correct, add_songs))
     })?;
     let peak_memory_mib = memory_mib("VmHWM");
     let fit = model.fit.as_ref().ok_or_else(|| {
@@ -263,7 +292,6 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
     Ok(TrainBench {
         features: spec.features.clone(),
         backend: fit.backend,
-        rows_kind: "chunks".into(),
         songs: set.n_songs(),
         rows: n,
         dim: d,
@@ -277,6 +305,49 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
         converged: fit.converged,
         chunk_accuracy: correct as f64 / n.max(1) as f64,
         peak_memory_mib,
+        add_songs,
         provenance: Provenance::collect(),
+    })
+}
+
+/// LDA fitted on songs `0..songs − k`, the last `k` added by their means
+/// (`model::lda::fit_then_add`), scored against `refit` (LDA on all songs).
+fn add_songs_bench(
+    refit: &FloatModel,
+    x: ArrayView2<f32>,
+    y: &[usize],
+    songs: usize,
+    k: usize,
+) -> Result<AddSongsBench, ModelError> {
+    let base = songs - k;
+    let keep: Vec<usize> = (0..y.len()).filter(|&i| y[i] < base).collect();
+    let added_rows: Vec<usize> = (0..y.len()).filter(|&i| y[i] >= base).collect();
+    let t = Instant::now();
+    let x_base = x.select(Axis(0), &keep);
+    let y_base: Vec<usize> = keep.iter().map(|&i| y[i]).collect();
+    let per_song: Vec<Array2<f32>> = (base..songs)
+        .map(|s| {
+            let rows: Vec<usize> = added_rows.iter().copied().filter(|&i| y[i] == s).collect();
+            x.select(Axis(0), &rows)
+        })
+        .collect();
+    let views: Vec<ArrayView2<f32>> = per_song.iter().map(|a| a.view()).collect();
+    let added = lda::fit_then_add(x_base.view(), &y_base, base, &views)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let x_added = x.select(Axis(0), &added_rows);
+    let y_added: Vec<usize> = added_rows.iter().map(|&i| y[i]).collect();
+    let share = |correct: usize, n: usize| correct as f64 / n.max(1) as f64;
+    Ok(AddSongsBench {
+        songs: k,
+        seconds,
+        chunk_accuracy: share(correct_rows(&added, x, y)?, y.len()),
+        chunk_accuracy_added_songs: share(
+            correct_rows(&added, x_added.view(), &y_added)?,
+            y_added.len(),
+        ),
+        refit_chunk_accuracy_added_songs: share(
+            correct_rows(refit, x_added.view(), &y_added)?,
+            y_added.len(),
+        ),
     })
 }

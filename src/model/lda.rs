@@ -5,9 +5,12 @@
 //! so quantization, both FHE circuits and the service take it unchanged. It works on the
 //! standardised problem the trainer is given and ignores C, max_iter and tol.
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 
-use super::logistic::{LogisticParams, Problem, TrainOutput, Trainer};
+use super::check_features;
+use super::logistic::{
+    check_training_set, FloatModel, LogisticParams, Problem, Standardizer, TrainOutput, Trainer,
+};
 use crate::error::ModelError;
 
 /// The LDA backend (`--backend lda`).
@@ -19,6 +22,28 @@ impl Trainer for LdaTrainer {
         problem: &Problem<'_>,
         _params: &LogisticParams,
     ) -> Result<TrainOutput, ModelError> {
+        let fit = Lda::fit(problem)?;
+        let (weights, bias) = fit.layer(&fit.means, &fit.counts);
+        Ok(TrainOutput {
+            weights,
+            bias,
+            iterations: Some(0),
+        })
+    }
+}
+
+/// A fitted LDA on standardised features: class means, their row counts and the Cholesky
+/// factor of the shrunk shared covariance.
+struct Lda {
+    /// C × d.
+    means: Array2<f64>,
+    counts: Vec<usize>,
+    chol: Array2<f64>,
+    n_rows: usize,
+}
+
+impl Lda {
+    fn fit(problem: &Problem<'_>) -> Result<Self, ModelError> {
         let (n, d) = problem.x.dim();
         let k = problem.n_classes;
         let mut means = Array2::<f64>::zeros((k, d));
@@ -42,20 +67,76 @@ impl Trainer for LdaTrainer {
             backend: "lda",
             reason: "the shrunk within-class covariance is not positive definite".into(),
         })?;
+        Ok(Self {
+            means,
+            counts,
+            chol,
+            n_rows: n,
+        })
+    }
+
+    /// The linear layer of classes with these means and counts under this covariance:
+    /// w_c = Σ⁻¹μ_c, b_c = −½ μ_cᵀΣ⁻¹μ_c + ln(n_c/n).
+    fn layer(&self, means: &Array2<f64>, counts: &[usize]) -> (Array2<f64>, Array1<f64>) {
+        let (k, d) = means.dim();
         let mut weights = Array2::<f64>::zeros((d, k));
         let mut bias = Array1::<f64>::zeros(k);
         for c in 0..k {
-            let w = solve(&chol, means.row(c).to_vec());
+            let w = solve(&self.chol, means.row(c).to_vec());
             let quad: f64 = w.iter().zip(means.row(c)).map(|(a, b)| a * b).sum();
-            bias[c] = -0.5 * quad + (counts[c].max(1) as f64 / n as f64).ln();
+            bias[c] = -0.5 * quad + (counts[c].max(1) as f64 / self.n_rows as f64).ln();
             weights.column_mut(c).assign(&Array1::from(w));
         }
-        Ok(TrainOutput {
-            weights,
-            bias,
-            iterations: Some(0),
-        })
+        (weights, bias)
     }
+}
+
+/// Adding songs to an LDA catalogue without refitting it: LDA fitted (standardisation
+/// included) on `x`/`y` (`n_classes` songs), then one class per entry of `added`, each
+/// defined by the mean of its rows alone, under the fitted standardisation and covariance.
+/// Returns the model of all `n_classes + added.len()` classes on raw features (the added
+/// songs last, in order). This is what an `add-songs` command would do; refitting on all
+/// rows is the comparison (`fhe-shazam bench train --backend lda --add-songs K`).
+pub fn fit_then_add(
+    x: ArrayView2<f32>,
+    y: &[usize],
+    n_classes: usize,
+    added: &[ArrayView2<f32>],
+) -> Result<FloatModel, ModelError> {
+    check_training_set(x, y, n_classes)?;
+    let scaler = Standardizer::fit(x, true, true);
+    let xs = scaler.apply(x);
+    let lda = Lda::fit(&Problem {
+        x: xs.view(),
+        y,
+        n_classes,
+    })?;
+    let d = x.ncols();
+    let mut means = Array2::<f64>::zeros((added.len(), d));
+    let mut counts = Vec::with_capacity(added.len());
+    for (i, rows) in added.iter().enumerate() {
+        if rows.nrows() == 0 || rows.ncols() != d {
+            return Err(ModelError::InvalidParams {
+                param: "added",
+                reason: format!(
+                    "added song {i} has {} rows of {} features (need ≥ 1 row of {d})",
+                    rows.nrows(),
+                    rows.ncols()
+                ),
+            });
+        }
+        check_features(*rows, d, "added song features")?;
+        means
+            .row_mut(i)
+            .assign(&scaler.apply(*rows).mean_axis(Axis(0)).expect("≥ 1 row"));
+        counts.push(rows.nrows());
+    }
+    let means = ndarray::concatenate(Axis(0), &[lda.means.view(), means.view()])
+        .expect("same feature count");
+    let counts = [lda.counts.as_slice(), &counts].concat();
+    let (weights, bias) = lda.layer(&means, &counts);
+    let (weights, bias) = scaler.unfold(weights, bias);
+    FloatModel::new(weights, bias)
 }
 
 /// The least shrinkage applied: keeps the covariance positive definite at no visible cost.
@@ -124,6 +205,42 @@ fn solve(l: &Array2<f64>, mut b: Vec<f64>) -> Vec<f64> {
 mod tests {
     use super::*;
     use ndarray::array;
+
+    /// Adding a song by its mean gives the class a refit would give when the covariance is
+    /// the same: here every class has the same spread, so the added model and the refit
+    /// agree on every row, and the added song's own rows are recognised.
+    #[test]
+    fn a_song_added_by_its_mean_is_recognised_like_a_refit() {
+        let centers = [[0.0f32, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0]];
+        let mut rows = Vec::new();
+        let mut y = Vec::new();
+        for (c, center) in centers.iter().enumerate() {
+            for i in 0..40 {
+                let t = i as f32 * 0.7;
+                rows.push([center[0] + t.sin(), center[1] + (1.3 * t).cos()]);
+                y.push(c);
+            }
+        }
+        let x = Array2::from_shape_vec((rows.len(), 2), rows.concat()).unwrap();
+        let base = 120; // the first three songs
+        let added = fit_then_add(
+            x.slice(ndarray::s![..base, ..]),
+            &y[..base],
+            3,
+            &[x.slice(ndarray::s![base.., ..])],
+        )
+        .unwrap();
+        assert_eq!(added.n_classes(), 4);
+        assert_eq!(added.predict(x.view()).unwrap(), y);
+        let params = LogisticParams {
+            backend: crate::model::Backend::Lda,
+            ..LogisticParams::default()
+        };
+        let refit = crate::model::fit(x.view(), &y, 4, &params).unwrap();
+        assert_eq!(refit.predict(x.view()).unwrap(), y);
+        let wrong = Array2::<f32>::zeros((0, 2));
+        assert!(fit_then_add(x.view(), &y, 4, &[wrong.view()]).is_err());
+    }
 
     #[test]
     fn cholesky_solves_a_positive_definite_system() {

@@ -345,7 +345,11 @@ pub trait Trainer: Sync {
 
 /// Rejects empty sets, label/row mismatches, out-of-range labels, empty classes and
 /// non-finite features before any work starts.
-fn check_training_set(x: ArrayView2<f32>, y: &[usize], n_classes: usize) -> Result<(), ModelError> {
+pub(crate) fn check_training_set(
+    x: ArrayView2<f32>,
+    y: &[usize],
+    n_classes: usize,
+) -> Result<(), ModelError> {
     let (n, d) = x.dim();
     if n == 0 || d == 0 {
         return Err(ModelError::EmptyTrainingSet);
@@ -379,7 +383,7 @@ fn check_training_set(x: ArrayView2<f32>, y: &[usize], n_classes: usize) -> Resu
 }
 
 /// Per-column affine map used during training: `x_std = (x − mean) / scale`.
-struct Standardizer {
+pub(crate) struct Standardizer {
     mean: Array1<f64>,
     scale: Array1<f64>,
 }
@@ -387,7 +391,7 @@ struct Standardizer {
 impl Standardizer {
     /// Population mean/std like sklearn's StandardScaler (zero-variance columns keep scale
     /// 1). Without an intercept only scaling is applied: centring would need a bias term.
-    fn fit(x: ArrayView2<f32>, standardize: bool, center: bool) -> Self {
+    pub(crate) fn fit(x: ArrayView2<f32>, standardize: bool, center: bool) -> Self {
         let d = x.ncols();
         if !standardize {
             return Self {
@@ -407,12 +411,16 @@ impl Standardizer {
         Self { mean, scale }
     }
 
-    fn apply(&self, x: ArrayView2<f32>) -> Array2<f64> {
+    pub(crate) fn apply(&self, x: ArrayView2<f32>) -> Array2<f64> {
         (x.mapv(f64::from) - &self.mean) / &self.scale
     }
 
     /// Weights for raw features: `x_std·W + b = x·(W / scale) + (b − (mean / scale)·W)`.
-    fn unfold(&self, weights: Array2<f64>, bias: Array1<f64>) -> (Array2<f64>, Array1<f64>) {
+    pub(crate) fn unfold(
+        &self,
+        weights: Array2<f64>,
+        bias: Array1<f64>,
+    ) -> (Array2<f64>, Array1<f64>) {
         let w_raw = weights / self.scale.view().insert_axis(Axis(1));
         let b_raw = bias - self.mean.dot(&w_raw);
         (w_raw, b_raw)

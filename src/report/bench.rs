@@ -318,9 +318,6 @@ pub fn fhe_summary(runs: &[FheBench]) -> String {
 pub struct TrainBench {
     pub features: PathBuf,
     pub backend: Backend,
-    /// What the rows are: "chunks" (one per 0.5 s chunk) or "windows of J" (sums of J
-    /// consecutive chunks).
-    pub rows_kind: String,
     pub songs: usize,
     pub rows: usize,
     pub dim: usize,
@@ -339,7 +336,25 @@ pub struct TrainBench {
     pub chunk_accuracy: f64,
     /// Peak resident memory of the process at the end of the fit.
     pub peak_memory_mib: Option<f64>,
+    /// `--add-songs K` (lda): the last K songs added by their means to an LDA fitted on the
+    /// others, against the fit on all songs above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_songs: Option<AddSongsBench>,
     pub provenance: Provenance,
+}
+
+/// Adding songs to an LDA catalogue without refitting, against refitting on all songs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddSongsBench {
+    /// K, the songs added.
+    pub songs: usize,
+    /// Fit on the others and add the K.
+    pub seconds: f64,
+    /// Top-1 over all training rows (all songs) of the model with the songs added.
+    pub chunk_accuracy: f64,
+    /// Top-1 over the added songs' rows: added, and refitted (the run's own model).
+    pub chunk_accuracy_added_songs: f64,
+    pub refit_chunk_accuracy_added_songs: f64,
 }
 
 impl TrainBench {
@@ -350,8 +365,12 @@ impl TrainBench {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let rows = self.rows_kind.replace(' ', "-");
-        format!("train-{set}-{}-{rows}-t{}.json", self.backend, self.threads)
+        let add = self
+            .add_songs
+            .as_ref()
+            .map(|a| format!("-add{}", a.songs))
+            .unwrap_or_default();
+        format!("train-{set}-{}{add}-t{}.json", self.backend, self.threads)
     }
 
     pub fn markdown(&self) -> String {
@@ -369,10 +388,9 @@ impl TrainBench {
         fsutil::write_json_atomic(&json, self).map_err(io(&json))?;
         let mut runs: Vec<TrainBench> = read_runs(dir)?;
         runs.sort_by(|a, b| {
-            (a.songs, a.dim, &a.rows_kind, a.backend.name(), a.threads).cmp(&(
+            (a.songs, a.dim, a.backend.name(), a.threads).cmp(&(
                 b.songs,
                 b.dim,
-                &b.rows_kind,
                 b.backend.name(),
                 b.threads,
             ))
@@ -401,7 +419,6 @@ fn train_table(runs: &[TrainBench]) -> String {
         "songs",
         "rows",
         "d",
-        "row kind",
         "backend",
         "threads",
         "seconds",
@@ -421,7 +438,6 @@ fn train_table(runs: &[TrainBench]) -> String {
             r.songs.to_string(),
             r.rows.to_string(),
             r.dim.to_string(),
-            r.rows_kind.clone(),
             r.backend.to_string(),
             r.threads.to_string(),
             format!("{:.2}", r.seconds),
@@ -433,7 +449,44 @@ fn train_table(runs: &[TrainBench]) -> String {
             r.peak_memory_mib.map_or("-".into(), |m| format!("{m:.0}")),
         ]);
     }
-    table.to_string()
+    let added: Vec<&TrainBench> = runs.iter().filter(|r| r.add_songs.is_some()).collect();
+    if added.is_empty() {
+        return table.to_string();
+    }
+    let mut adds = Table::new([
+        "features",
+        "songs",
+        "added",
+        "seconds (fit others + add)",
+        "chunk accuracy, all songs: added / refit",
+        "chunk accuracy, added songs: added / refit",
+    ]);
+    for r in added {
+        let a = r.add_songs.as_ref().expect("filtered");
+        adds.row([
+            r.features
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            r.songs.to_string(),
+            a.songs.to_string(),
+            format!("{:.2} (refit {:.2})", a.seconds, r.seconds),
+            format!(
+                "{:.2} % / {:.2} %",
+                100.0 * a.chunk_accuracy,
+                100.0 * r.chunk_accuracy
+            ),
+            format!(
+                "{:.2} % / {:.2} %",
+                100.0 * a.chunk_accuracy_added_songs,
+                100.0 * a.refit_chunk_accuracy_added_songs
+            ),
+        ]);
+    }
+    format!(
+        "{table}\nAdding songs to an LDA catalogue by their means (covariance and \
+         standardisation of the other songs kept), against refitting on all songs:\n\n{adds}"
+    )
 }
 
 #[cfg(test)]
