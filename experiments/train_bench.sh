@@ -27,9 +27,9 @@ for f in "${sets[@]}"; do
     --out reports/train-bench >/dev/null
 done
 # sklearn side by side where one fit takes seconds (at C = 8 000 sklearn would take hours).
-python3 experiments/sklearn_baseline.py data/features/bench-synth-400 --threads 2 \
+python3 experiments/sklearn_baseline.py data/features/bench-synth-400 \
   --out reports/train-bench/sklearn-synth-400.json --rust-bin "$BIN" --md reports/train-bench/sklearn-synth-400.md
 if have_dev; then
-  python3 experiments/sklearn_baseline.py data/features/bench-dev --threads 2 \
+  python3 experiments/sklearn_baseline.py data/features/bench-dev \
     --out reports/train-bench/sklearn-dev.json --rust-bin "$BIN" --md reports/train-bench/sklearn-dev.md
 fi

@@ -40,6 +40,14 @@ fn lbfgs_reaches_sklearns_loss_tight_and_at_defaults() {
         let model = fit(x.view(), &y, classes, &params).unwrap();
         let info = model.fit.as_ref().unwrap();
         let want = expected[setting]["loss"].as_f64().unwrap();
+        eprintln!(
+            "{setting}: ours {:.10} ({:?} iterations) vs sklearn {want:.10} ({} iterations): \
+             relative {:.2e}",
+            info.final_loss,
+            info.iterations,
+            expected[setting]["n_iter"],
+            relative(info.final_loss, want)
+        );
         assert!(
             relative(info.final_loss, want) < 1e-4,
             "{setting}: our loss {} vs sklearn's {want}",

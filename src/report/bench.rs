@@ -429,7 +429,8 @@ fn train_table(runs: &[TrainBench]) -> String {
         "chunk accuracy",
         "peak MiB",
     ]);
-    for r in runs {
+    // A run with `--add-songs` fits the same model as the plain run: it is listed below.
+    for r in runs.iter().filter(|r| r.add_songs.is_none()) {
         table.row([
             r.features
                 .file_name()
