@@ -358,13 +358,17 @@ pub struct AddSongsBench {
 }
 
 impl TrainBench {
-    /// The run's file name in a report folder.
-    pub fn file_name(&self) -> String {
-        let set = self
-            .features
+    /// The feature set's folder name.
+    pub fn set_name(&self) -> String {
+        self.features
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// The run's file name in a report folder.
+    pub fn file_name(&self) -> String {
+        let set = self.set_name();
         let add = self
             .add_songs
             .as_ref()
@@ -432,10 +436,7 @@ fn train_table(runs: &[TrainBench]) -> String {
     // A run with `--add-songs` fits the same model as the plain run: it is listed below.
     for r in runs.iter().filter(|r| r.add_songs.is_none()) {
         table.row([
-            r.features
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            r.set_name(),
             r.songs.to_string(),
             r.rows.to_string(),
             r.dim.to_string(),
@@ -465,10 +466,7 @@ fn train_table(runs: &[TrainBench]) -> String {
     for r in added {
         let a = r.add_songs.as_ref().expect("filtered");
         adds.row([
-            r.features
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            r.set_name(),
             r.songs.to_string(),
             a.songs.to_string(),
             format!("{:.2} (refit {:.2})", a.seconds, r.seconds),
