@@ -4,9 +4,10 @@
 # `fhe-shazam bench train` (one fit per row → reports/train-bench/summary.md) for LR and LDA at
 # C = 400 and C = 8 000 synthetic songs (20 coefficients) and on the dev corpus when present.
 # Wall-clock times: run it on an otherwise idle machine. SIZES=400 skips the 8 000-song corpus
-# (~11 GB of WAV, ~9 min to synthesise and extract).
+# (~11 GB of WAV, ~9 min to synthesise and extract); SKLEARN=0 skips the sklearn side by side.
 source "$(dirname "$0")/common.sh"
 SIZES=${SIZES:-"400 8000"}
+SKLEARN=${SKLEARN:-1}
 sets=()
 for n in $SIZES; do
   $BIN synth --songs "$n" --out "data/synth-${n}x30s-seed42" >/dev/null
@@ -27,6 +28,7 @@ for f in "${sets[@]}"; do
     --out reports/train-bench >/dev/null
 done
 # sklearn side by side where one fit takes seconds (at C = 8 000 sklearn would take hours).
+[ "$SKLEARN" = 1 ] || exit 0
 python3 experiments/sklearn_baseline.py data/features/bench-synth-400 \
   --out reports/train-bench/sklearn-synth-400.json --rust-bin "$BIN" --md reports/train-bench/sklearn-synth-400.md
 if have_dev; then

@@ -76,6 +76,13 @@ fn lr_and_lda_report_the_contract_and_the_summary_lists_both() {
         // Five distinct synthetic songs: far above the 20 % of chance on their own rows.
         let acc = r["chunk_accuracy"].as_f64().unwrap();
         assert!(acc > 0.8 && acc <= 1.0, "{backend}: {acc}");
+        // Songs of 4 s give 8-chunk queries: the vote may say unknown (below 5 votes), the
+        // summed log-probabilities always name a song.
+        for key in ["seed_top1", "summed_top1"] {
+            let v = r[key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{key}: {v}");
+        }
+        assert!(r["summed_top1"].as_f64().unwrap() > 0.8, "{r}");
         assert!(r["loss"].as_f64().unwrap() > 0.0);
         runs.push(r);
     }

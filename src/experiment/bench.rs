@@ -7,7 +7,8 @@
 use crate::audio::{decode, resample, LoadOptions};
 use crate::dataset::Catalog;
 use crate::error::{ExperimentError, FheError, ModelError};
-use crate::eval::metrics::quantile;
+use crate::eval::metrics::{evaluate_clear, quantile};
+use crate::eval::{seed_queries, Decision, SEED_QUERY_SECONDS};
 use crate::features::FeatureSet;
 use crate::features::{chunk_features, FeatureParams, Mfcc};
 use crate::fhe::{simulate, wire, Circuit, ClientKey, FhePlan, IntegerLinear, ServerModel};
@@ -275,14 +276,19 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
         }
     }
     let (x, y) = (rows.features.view(), rows.labels.as_slice());
-    let (model, correct, add_songs) = pool.install(|| -> Result<_, ExperimentError> {
+    let queries = seed_queries(&set, SEED_QUERY_SECONDS);
+    let (model, correct, top1, add_songs) = pool.install(|| -> Result<_, ExperimentError> {
         let model = params.fit(x, y, songs)?;
         let correct = correct_rows(&model, x, y)?;
+        let top1 = |decision: Decision| -> Result<f64, ModelError> {
+            Ok(evaluate_clear(&model, &queries, &decision)?.0.top1)
+        };
+        let top1 = (top1(Decision::SEED)?, top1(Decision::LOG_PROB_SUM)?);
         let add_songs = spec
             .add_songs
             .map(|k| add_songs_bench(&model, x, y, songs, k))
             .transpose()?;
-        Ok((model, correct, add_songs))
+        Ok((model, correct, top1, add_songs))
     })?;
     let peak_memory_mib = memory_mib("VmHWM");
     let fit = model.fit.as_ref().ok_or_else(|| {
@@ -304,6 +310,8 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
         gradient_max_norm: fit.gradient_max_norm,
         converged: fit.converged,
         chunk_accuracy: correct as f64 / n.max(1) as f64,
+        seed_top1: top1.0,
+        summed_top1: top1.1,
         peak_memory_mib,
         add_songs,
         provenance: Provenance::collect(),

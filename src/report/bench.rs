@@ -334,6 +334,11 @@ pub struct TrainBench {
     pub converged: bool,
     /// Top-1 of the fitted float model over the training rows, one row at a time.
     pub chunk_accuracy: f64,
+    /// Song top-1 on the seed protocol's queries (the first 15 s of every song, in the clear;
+    /// training audio): the seed's majority vote (unknown below 5 votes) …
+    pub seed_top1: f64,
+    /// … and the log-prob-sum decision the summed circuit computes.
+    pub summed_top1: f64,
     /// Peak resident memory of the process at the end of the fit.
     pub peak_memory_mib: Option<f64>,
     /// `--add-songs K` (lda): the last K songs added by their means to an LDA fitted on the
@@ -408,7 +413,9 @@ impl TrainBench {
              (`fhe-shazam bench train`); seconds are the fit's wall time on the given threads \
              (standardisation + optimisation, not loading). Loss is sklearn's 1/n-scaled \
              objective on the standardised problem; chunk accuracy is the float model's top-1 \
-             over the training rows.\n\n{}\n{footer}",
+             over the training rows; seed top-1 is song top-1 on the seed protocol's queries \
+             (the first 15 s of every song, in the clear) by majority vote and by the summed \
+             log-probabilities. Both are measured on training audio, not held-out audio.\n\n{}\n{footer}",
             train_table(&runs)
         );
         let path = dir.join("summary.md");
@@ -431,6 +438,7 @@ fn train_table(runs: &[TrainBench]) -> String {
         "max |grad|",
         "converged",
         "chunk accuracy",
+        "seed top-1 (votes / log-prob sum)",
         "peak MiB",
     ]);
     // A run with `--add-songs` fits the same model as the plain run: it is listed below.
@@ -448,6 +456,11 @@ fn train_table(runs: &[TrainBench]) -> String {
             format!("{:.1e}", r.gradient_max_norm),
             if r.converged { "yes" } else { "no" }.into(),
             format!("{:.2} %", 100.0 * r.chunk_accuracy),
+            format!(
+                "{:.2} % / {:.2} %",
+                100.0 * r.seed_top1,
+                100.0 * r.summed_top1
+            ),
             r.peak_memory_mib.map_or("-".into(), |m| format!("{m:.0}")),
         ]);
     }
