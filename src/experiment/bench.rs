@@ -23,8 +23,6 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::augment::TrainingRows;
-
 /// Times every song of `catalog` (under `root`) with the seed's loading and feature
 /// parameters; `on_song` ticks once per song of the one-thread pass.
 pub fn bench_extract(
@@ -226,22 +224,25 @@ pub struct TrainBenchSpec {
     pub add_songs: Option<usize>,
 }
 
-/// Rows of `x` whose top-1 under `model` is their label, counted in row blocks (all n × C
-/// scores at once would be 31 GB at C = 8 000).
-fn correct_rows(model: &FloatModel, x: ArrayView2<f32>, y: &[usize]) -> Result<usize, ModelError> {
+/// The share of rows of `x` whose top-1 under `model` is their label, counted in row blocks
+/// (all n × C scores at once would be 31 GB at C = 8 000).
+fn chunk_accuracy(model: &FloatModel, x: ArrayView2<f32>, y: &[usize]) -> Result<f64, ModelError> {
     const BLOCK: usize = 4096;
-    (0..y.len().div_ceil(BLOCK))
+    let correct: usize = (0..y.len().div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
             let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(y.len()));
             let predicted = model.predict(x.slice(s![lo..hi, ..]))?;
-            Ok(predicted
-                .iter()
-                .zip(&y[lo..hi])
-                .filter(|(p, t)| p == t)
-                .count())
+            Ok::<_, ModelError>(
+                predicted
+                    .iter()
+                    .zip(&y[lo..hi])
+                    .filter(|(p, t)| p == t)
+                    .count(),
+            )
         })
-        .sum()
+        .sum::<Result<_, _>>()?;
+    Ok(correct as f64 / y.len().max(1) as f64)
 }
 
 /// Fits the float model on the clean rows of `spec.features` in a pool of `spec.threads`
@@ -260,7 +261,6 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
         ));
     }
     let set = FeatureSet::load(&spec.features)?;
-    let rows = TrainingRows::clean(&set);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(spec.threads)
         .build()
@@ -275,30 +275,30 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
             )));
         }
     }
-    let (x, y) = (rows.features.view(), rows.labels.as_slice());
+    let (x, y) = (set.features.view(), set.labels.as_slice());
     let queries = seed_queries(&set, SEED_QUERY_SECONDS);
-    let (model, correct, top1, add_songs) = pool.install(|| -> Result<_, ExperimentError> {
+    let (model, accuracy, top1, add_songs) = pool.install(|| -> Result<_, ExperimentError> {
         let model = params.fit(x, y, songs)?;
-        let correct = correct_rows(&model, x, y)?;
+        let accuracy = chunk_accuracy(&model, x, y)?;
         let top1 = |decision: Decision| -> Result<f64, ModelError> {
             Ok(evaluate_clear(&model, &queries, &decision)?.0.top1)
         };
         let top1 = (top1(Decision::SEED)?, top1(Decision::LOG_PROB_SUM)?);
         let add_songs = spec
             .add_songs
-            .map(|k| add_songs_bench(&model, x, y, songs, k))
+            .map(|k| add_songs_bench(&model, &set, k))
             .transpose()?;
-        Ok((model, correct, top1, add_songs))
+        Ok((model, accuracy, top1, add_songs))
     })?;
     let peak_memory_mib = memory_mib("VmHWM");
     let fit = model.fit.as_ref().ok_or_else(|| {
         ExperimentError::InvalidArgument("the trainer returned no fit record".into())
     })?;
-    let (n, d) = rows.features.dim();
+    let (n, d) = x.dim();
     Ok(TrainBench {
         features: spec.features.clone(),
         backend: fit.backend,
-        songs: set.n_songs(),
+        songs,
         rows: n,
         dim: d,
         threads: spec.threads,
@@ -309,7 +309,7 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
         loss: fit.final_loss,
         gradient_max_norm: fit.gradient_max_norm,
         converged: fit.converged,
-        chunk_accuracy: correct as f64 / n.max(1) as f64,
+        chunk_accuracy: accuracy,
         seed_top1: top1.0,
         summed_top1: top1.1,
         peak_memory_mib,
@@ -318,44 +318,29 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
     })
 }
 
-/// LDA fitted on songs `0..songs − k`, the last `k` added by their means
-/// (`model::lda::fit_then_add`), scored against `refit` (LDA on all songs).
+/// LDA fitted on the clean rows of all but the last `k` songs of `set`, those added by their
+/// means (`model::lda::fit_then_add`), scored against `refit` (LDA on all songs).
 fn add_songs_bench(
     refit: &FloatModel,
-    x: ArrayView2<f32>,
-    y: &[usize],
-    songs: usize,
+    set: &FeatureSet,
     k: usize,
 ) -> Result<AddSongsBench, ModelError> {
-    let base = songs - k;
-    let keep: Vec<usize> = (0..y.len()).filter(|&i| y[i] < base).collect();
-    let added_rows: Vec<usize> = (0..y.len()).filter(|&i| y[i] >= base).collect();
+    let (x, y) = (set.features.view(), set.labels.as_slice());
+    let base = set.n_songs() - k;
+    let (keep, added_rows): (Vec<usize>, Vec<usize>) = (0..y.len()).partition(|&i| y[i] < base);
     let t = Instant::now();
     let x_base = x.select(Axis(0), &keep);
     let y_base: Vec<usize> = keep.iter().map(|&i| y[i]).collect();
-    let per_song: Vec<Array2<f32>> = (base..songs)
-        .map(|s| {
-            let rows: Vec<usize> = added_rows.iter().copied().filter(|&i| y[i] == s).collect();
-            x.select(Axis(0), &rows)
-        })
-        .collect();
-    let views: Vec<ArrayView2<f32>> = per_song.iter().map(|a| a.view()).collect();
-    let added = lda::fit_then_add(x_base.view(), &y_base, base, &views)?;
+    let per_song: Vec<ArrayView2<f32>> = (base..set.n_songs()).map(|s| set.song_rows(s)).collect();
+    let added = lda::fit_then_add(x_base.view(), &y_base, base, &per_song)?;
     let seconds = t.elapsed().as_secs_f64();
     let x_added = x.select(Axis(0), &added_rows);
     let y_added: Vec<usize> = added_rows.iter().map(|&i| y[i]).collect();
-    let share = |correct: usize, n: usize| correct as f64 / n.max(1) as f64;
     Ok(AddSongsBench {
         songs: k,
         seconds,
-        chunk_accuracy: share(correct_rows(&added, x, y)?, y.len()),
-        chunk_accuracy_added_songs: share(
-            correct_rows(&added, x_added.view(), &y_added)?,
-            y_added.len(),
-        ),
-        refit_chunk_accuracy_added_songs: share(
-            correct_rows(refit, x_added.view(), &y_added)?,
-            y_added.len(),
-        ),
+        chunk_accuracy: chunk_accuracy(&added, x, y)?,
+        chunk_accuracy_added_songs: chunk_accuracy(&added, x_added.view(), &y_added)?,
+        refit_chunk_accuracy_added_songs: chunk_accuracy(refit, x_added.view(), &y_added)?,
     })
 }

@@ -115,17 +115,13 @@ pub fn fit_then_add(
     let mut means = Array2::<f64>::zeros((added.len(), d));
     let mut counts = Vec::with_capacity(added.len());
     for (i, rows) in added.iter().enumerate() {
-        if rows.nrows() == 0 || rows.ncols() != d {
+        check_features(*rows, d, "added song features")?;
+        if rows.nrows() == 0 {
             return Err(ModelError::InvalidParams {
                 param: "added",
-                reason: format!(
-                    "added song {i} has {} rows of {} features (need ≥ 1 row of {d})",
-                    rows.nrows(),
-                    rows.ncols()
-                ),
+                reason: format!("added song {i} has no rows"),
             });
         }
-        check_features(*rows, d, "added song features")?;
         means
             .row_mut(i)
             .assign(&scaler.apply(*rows).mean_axis(Axis(0)).expect("≥ 1 row"));

@@ -396,14 +396,7 @@ impl TrainBench {
         let json = dir.join(self.file_name());
         fsutil::write_json_atomic(&json, self).map_err(io(&json))?;
         let mut runs: Vec<TrainBench> = read_runs(dir)?;
-        runs.sort_by(|a, b| {
-            (a.songs, a.dim, a.backend.name(), a.threads).cmp(&(
-                b.songs,
-                b.dim,
-                b.backend.name(),
-                b.threads,
-            ))
-        });
+        runs.sort_by_key(|r| (r.songs, r.dim, r.backend.name(), r.threads));
         let footer = runs
             .last()
             .map(|r| r.provenance.footer())
