@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Issue 8: accuracy, FHE latency and reply bytes, training time and memory against the catalog size.
 # configs/scale.toml (seed model + landmark) at SIZES synthetic songs, configs/scale-aug40.toml (the
-# augmented 40-coefficient model) at AUG_SIZES, and scale.toml on the real dev corpus when present
+# augmented 40-coefficient model) at AUG_SIZES, configs/scale-lda.toml (the closed-form LDA
+# trainer, issue 18) at every size, and scale.toml and scale-lda.toml on the real dev corpus when present
 # → reports/scale/<family>-c<N>/ per run and reports/scale/summary.md + plots (`fhe-shazam scale-report`).
 # Training times are wall clock: run it on an otherwise idle machine.
 source "$(dirname "$0")/common.sh"
 SIZES=${SIZES:-"100 400 1000 2000 8000"}
-AUG_SIZES=${AUG_SIZES:-"400 1000"}
+AUG_SIZES=${AUG_SIZES:-"400 1000 2000"}
+LDA_SIZES=${LDA_SIZES:-$SIZES}
 # run CONFIG FAMILY SIZE [reproduce flags…]: one catalog size of one model family.
 run() {
   local config=$1 family=$2 n=$3; shift 3
@@ -20,9 +22,11 @@ run() {
 }
 for n in $SIZES; do run scale synthetic "$n"; done
 for n in $AUG_SIZES; do run scale-aug40 synthetic-aug40 "$n"; done
+for n in $LDA_SIZES; do run scale-lda synthetic-lda "$n"; done
 if have_dev; then
   n=$(find "$DEV_CORPUS/audio" -type f | wc -l)
   run scale real "$n" --dataset "$DEV_CORPUS"
+  run scale-lda real-lda "$n" --dataset "$DEV_CORPUS"
 fi
-# Every report under reports/scale/, so one size can be rerun alone (SIZES=8000 AUG_SIZES= …).
+# Every report under reports/scale/, so one size can be rerun alone (SIZES=8000 AUG_SIZES= LDA_SIZES= …).
 $BIN scale-report reports/scale/*/ --out reports/scale/summary.md
