@@ -194,15 +194,23 @@ impl EvaluationConfig {
     }
 }
 
-/// Training-time augmentation: extra copies of every training song, each degraded like a
-/// query condition (without the query's cut: the whole training window), added to the
-/// training rows with the song's label.
+/// The training rows: which copies of every training song are extracted and what one row is.
+/// Extra copies are degraded like a query condition (without the query's cut: the whole
+/// training window) or started off the chunk grid, and added with the song's label.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AugmentationConfig {
     /// One degraded copy per entry (a condition may repeat: each copy draws its own noise).
     pub copies: Vec<Condition>,
     pub seed: u64,
+    /// One clean copy per entry, its audio started this fraction of a chunk later (each in
+    /// (0, 1)): rows off the 0.5 s grid, as an unaligned query sees the song.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shifts: Vec<f64>,
+    /// Present: each row is the sum of consecutive chunk vectors (what the summed decision
+    /// scores) instead of one chunk vector (the seed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows: Option<WindowRows>,
 }
 
 impl Default for AugmentationConfig {
@@ -210,6 +218,31 @@ impl Default for AugmentationConfig {
         Self {
             copies: Vec::new(),
             seed: 99,
+            shifts: Vec::new(),
+            windows: None,
+        }
+    }
+}
+
+/// Window-sum training rows: every run of `chunks` consecutive chunks of one song in one copy
+/// (never across songs or copies), starting every `stride` chunks; a song shorter than the
+/// window gives one row, the sum of all its chunks. The fitted bias is divided by the window
+/// length, so the model still scores chunks and a window's summed scores are what it was
+/// trained on; the quantizer calibrates on the chunk rows, which is what the circuit quantizes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WindowRows {
+    /// Chunks per window; 0 = the query length (`evaluation.query_seconds`, 30 for the seed's 15 s).
+    pub chunks: usize,
+    /// Chunks between the starts of consecutive windows.
+    pub stride: usize,
+}
+
+impl Default for WindowRows {
+    fn default() -> Self {
+        Self {
+            chunks: 0,
+            stride: 1,
         }
     }
 }
@@ -345,6 +378,19 @@ impl ExperimentConfig {
                 );
             }
         }
+        let aug = &self.augmentation;
+        if let Some(s) = aug.shifts.iter().find(|s| !(**s > 0.0 && **s < 1.0)) {
+            return bad(
+                "augmentation.shifts",
+                format!("{s} is not a fraction of a chunk inside (0, 1)"),
+            );
+        }
+        if aug.windows.as_ref().is_some_and(|w| w.stride == 0) {
+            return bad(
+                "augmentation.windows.stride",
+                "is 0: give at least 1 chunk".into(),
+            );
+        }
         if let Some(norm) = self.features.mean_norm {
             if norm.window_chunks == 0 {
                 return bad(
@@ -417,6 +463,18 @@ impl ExperimentConfig {
 
     /// How training audio is loaded: at most `dataset.max_seconds`, and only the part before
     /// the held-out split under the robust protocol.
+    /// Chunks per window-sum training row (`augmentation.windows`), its 0 resolved to the
+    /// chunks of one query; `None` for the seed's chunk rows.
+    pub fn window_chunks(&self) -> Option<usize> {
+        let w = self.augmentation.windows.as_ref()?;
+        Some(if w.chunks > 0 {
+            w.chunks
+        } else {
+            let query = self.evaluation.query_seconds * self.features.sample_rate() as f64;
+            ((query / self.features.chunk_samples as f64) as usize).max(1)
+        })
+    }
+
     pub fn load_options(&self) -> LoadOptions {
         let held_out = match self.evaluation.protocol {
             Protocol::Robust => self.evaluation.robust.held_out_from,
@@ -473,6 +531,35 @@ mod tests {
     }
 
     #[test]
+    fn window_rows_and_shifts_parse_check_and_keep_old_cache_keys() {
+        let c: ExperimentConfig =
+            toml::from_str("name = \"x\"\n[augmentation]\nshifts = [0.5]\n[augmentation.windows]")
+                .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.window_chunks(),
+            Some(30),
+            "0 chunks = the 15 s query's 30"
+        );
+        assert_eq!(ExperimentConfig::seed("x").window_chunks(), None);
+        let mut c = c;
+        c.augmentation.windows = Some(WindowRows {
+            chunks: 20,
+            stride: 0,
+        });
+        assert!(c.validate().unwrap_err().to_string().contains("stride"));
+        c.augmentation.windows.as_mut().unwrap().stride = 2;
+        assert_eq!(c.window_chunks(), Some(20));
+        for shift in [0.0, 1.0, -0.5, f64::NAN] {
+            c.augmentation.shifts = vec![shift];
+            assert!(c.validate().unwrap_err().to_string().contains("shifts"));
+        }
+        // The new keys are left out when unused, so existing model caches keep their keys.
+        let json = serde_json::to_string(&AugmentationConfig::default()).unwrap();
+        assert_eq!(json, r#"{"copies":[],"seed":99}"#);
+    }
+
+    #[test]
     fn landmark_section_parses_and_rejects_unknown_keys() {
         let c: ExperimentConfig = toml::from_str("name = \"x\"").unwrap();
         assert!(!c.landmark.enabled, "off unless asked for");
@@ -509,7 +596,15 @@ mod tests {
     fn shipped_configs_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
         let mut n = 0;
-        for dir in [root.clone(), root.join("robust")] {
+        // The top folder and every config family under it (robust, families, windows, …).
+        let mut dirs = vec![root.clone()];
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            }
+        }
+        for dir in dirs {
             for entry in std::fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
                 if path.extension().is_some_and(|e| e == "toml") {
@@ -519,8 +614,8 @@ mod tests {
             }
         }
         assert!(
-            n >= 10,
-            "expected the reproduce, sweep, smoke and robust configs"
+            n >= 40,
+            "expected the reproduce, sweep, smoke and every family's configs"
         );
     }
 }

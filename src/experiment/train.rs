@@ -33,8 +33,10 @@ pub struct TrainedModels {
     pub quantized: Vec<Quantized>,
 }
 
-/// Trains the float model on `rows` and quantizes it (post-training, calibrated on the same
-/// rows) at every n_bits of `quantization`.
+/// Trains the float model on `rows` and quantizes it (post-training, calibrated on the chunk
+/// rows) at every n_bits of `quantization`. A model fitted on window sums of J chunks scores a
+/// sum as w·Σx + b; its bias is divided by J so that it scores chunks, and the J chunk scores
+/// of a window add up to what it was fitted on.
 pub fn train_models(
     rows: &TrainingRows,
     n_classes: usize,
@@ -42,7 +44,8 @@ pub fn train_models(
     quantization: &QuantizationConfig,
 ) -> Result<TrainedModels, ModelError> {
     let t = Instant::now();
-    let float = fit(rows.features.view(), &rows.labels, n_classes, training)?;
+    let mut float = fit(rows.features.view(), &rows.labels, n_classes, training)?;
+    float.bias /= rows.window as f64;
     let float_seconds = t.elapsed().as_secs_f64();
     let quantized = quantization
         .n_bits
@@ -51,7 +54,7 @@ pub fn train_models(
             let t = Instant::now();
             let model = QuantizedModel::from_float(
                 &float,
-                rows.features.view(),
+                rows.chunk_rows(),
                 &quantization.options(n_bits),
             )?;
             Ok(Quantized {

@@ -9,7 +9,7 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 
 pub use chunks::chunk_features;
-pub use extract::{extract, extract_with, AudioTransform, ExtractSummary};
+pub use extract::{extract, extract_with, AudioTransform, ExtractSummary, TransformFn};
 pub use mfcc::{Mfcc, MfccParams};
 pub use store::FeatureSet;
 

@@ -3,15 +3,15 @@
 //!
 //! `f(W, b) = (1/n)·Σ_i CE(softmax(x_i·W + b), y_i) + ‖W‖²/(2·C·n)`, intercept unpenalised.
 //! One evaluation is two n × d × C products and n × C exponentials; at C = 8 000 that is
-//! 3.8·10⁹ `exp` per evaluation, so both run in f32: the products through ndarray's
-//! (matrixmultiply's) vectorised SGEMM, the softmax through a branch-free `exp` that the
-//! compiler vectorises under `pulp::Arch::dispatch` (AVX2/AVX-512 chosen at run time).
-//! Per-row losses and the final reduction stay in f64, and so does the optimiser, so the
-//! result matches sklearn's f64 objective to ~1e-6 relative (tested against a stored sklearn
-//! value in `tests/sklearn_objective.rs`).
+//! 3.8·10⁹ `exp` per evaluation, so everything runs in f32, block by block under one
+//! `pulp::Arch::dispatch` (AVX-512, AVX2 or scalar, chosen at run time): register-tiled
+//! products over the row-major matrices as they are (a GEMM library would repack the
+//! (d + 1) × C weights for every block, which cost more than the product at depth d + 1 = 21)
+//! and a branch-free vectorised `exp`. Per-row losses and the final reduction stay in f64, and
+//! so does the optimiser, so the result matches sklearn's f64 objective to ~1e-6 relative
+//! (tested against a stored sklearn value in `tests/sklearn_objective.rs`).
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayView2, Axis};
+use ndarray::{s, Array2, ArrayView2};
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
@@ -29,12 +29,26 @@ pub(crate) struct Objective<'a> {
     arch: Arch,
 }
 
-/// Rows per block: the block's n_b × C score matrix is about 512 KiB (it stays in L2 while the
-/// softmax makes its two passes), and never fewer than 32 rows (the gradient GEMM's depth).
-/// Measured at C = 8 000 on 2 threads (before the FMA `exp`): 8 rows 6.4 s per evaluation, 16 rows 5.4 s, 32 rows
-/// 5.0 s, 128 rows 5.1 s, 512 rows 6.8 s.
+/// Rows per block: the block's n_b × C score matrix is at most about 512 KiB (it stays in L2
+/// while the softmax makes its two passes and the gradient product reads it), between 32 rows
+/// (fewer re-read the weights from L2 too often) and 128 (more push the gradient product's
+/// panels of X and E out of L1).
 fn row_block(n_classes: usize) -> usize {
-    ((128 * 1024) / n_classes.max(1)).clamp(32, 1024)
+    ((128 * 1024) / n_classes.max(1)).clamp(32, 128)
+}
+
+/// The row stride (in floats) of the weight, score and gradient blocks: C rounded up to whole
+/// 32-float panels (so no panel has a ragged end), plus one panel when that is a multiple of
+/// 4 KiB, whose rows would all fall in the same L1 sets. Measured one thread, 64 × 21 blocks
+/// (GFLOP/s forward / gradient): stride 400 → 44 / 46, 416 → 150 / 159; 1024 → 62 / 61,
+/// 1056 → 96 / 139; 8192 → 92 / 77, 8224 → 125 / 116 (AVX2).
+fn padded_stride(n_classes: usize) -> usize {
+    let ld = n_classes.div_ceil(32) * 32;
+    if ld.is_multiple_of(1024) {
+        ld + 32
+    } else {
+        ld
+    }
 }
 
 /// One worker's running sums over its rows.
@@ -83,7 +97,15 @@ impl<'a> Objective<'a> {
     pub(crate) fn eval(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
         let (n, cols) = self.x.dim();
         let (d, k) = (self.n_features(), self.n_classes);
-        let w = Array2::from_shape_fn((cols, k), |(i, j)| theta[i * k + j] as f32);
+        let ld = padded_stride(k);
+        // Padding columns are zero weights: their scores are 0 and the softmax skips them.
+        let w = Array2::from_shape_fn((cols, ld), |(i, j)| {
+            if j < k {
+                theta[i * k + j] as f32
+            } else {
+                0.0
+            }
+        });
         let block = row_block(k);
         let n_blocks = n.div_ceil(block);
         let n_ranges = (2 * rayon::current_num_threads()).clamp(1, n_blocks.max(1));
@@ -99,8 +121,10 @@ impl<'a> Objective<'a> {
         let mut sums = vec![0.0f64; cols * k];
         for p in &partials {
             loss += p.loss;
-            for (acc, v) in sums.iter_mut().zip(p.grad.iter()) {
-                *acc += f64::from(*v);
+            for (acc, row) in sums.chunks_exact_mut(k).zip(p.grad.rows()) {
+                for (acc, v) in acc.iter_mut().zip(row) {
+                    *acc += f64::from(*v);
+                }
             }
         }
         let inv_n = 1.0 / n as f64;
@@ -120,40 +144,234 @@ impl<'a> Objective<'a> {
 
     /// Loss and unscaled gradient sums over rows `lo..hi`, block by block.
     fn range(&self, lo: usize, hi: usize, block: usize, w: &Array2<f32>) -> Partial {
-        let k = w.ncols();
+        let (cols, ld) = w.dim();
         let mut out = Partial {
             loss: 0.0,
             grad: Array2::zeros(w.dim()),
         };
-        let mut scratch = Array2::<f32>::zeros((block, k));
+        let mut scratch = vec![0.0f32; block * ld];
         let mut inv_sums = vec![0.0f32; block];
-        let mut scaled_x = Array2::<f32>::zeros((block, self.x.ncols()));
-        let blocks = self.x.slice(s![lo..hi, ..]);
-        for (i, xb) in blocks.axis_chunks_iter(Axis(0), block).enumerate() {
-            let start = lo + i * block;
-            let labels = &self.y[start..start + xb.nrows()];
-            let mut z = scratch.slice_mut(s![..xb.nrows(), ..]);
-            general_mat_mul(1.0, &xb, w, 0.0, &mut z);
-            out.loss += self.arch.dispatch(SoftmaxBlock {
-                z: z.as_slice_mut().expect("the scratch block is contiguous"),
-                classes: k,
-                labels,
-                inv_sums: &mut inv_sums[..xb.nrows()],
+        let mut scaled = vec![0.0f32; block * cols];
+        let mut transposed = vec![0.0f32; block * cols];
+        let w = w.as_slice().expect("w is built row-major");
+        let x = self.x.as_slice().expect("x is built row-major");
+        for start in (lo..hi).step_by(block) {
+            let m = block.min(hi - start);
+            out.loss += self.arch.dispatch(BlockPass {
+                x: &x[start * cols..(start + m) * cols],
+                cols,
+                w,
+                labels: &self.y[start..start + m],
+                classes: self.n_classes,
+                z: &mut scratch[..m * ld],
+                scaled: &mut scaled[..m * cols],
+                transposed: &mut transposed[..m * cols],
+                inv_sums: &mut inv_sums[..m],
+                grad: out.grad.as_slice_mut().expect("the gradient is contiguous"),
             });
-            // Xᵀ·(P − Y) with P = diag(1/Σ)·E: the normalisation scales the rows of the small
-            // X block instead of the wide E block, and −Xᵀ·Y subtracts each row from its
-            // label's column.
-            let mut scaled = scaled_x.slice_mut(s![..xb.nrows(), ..]);
-            scaled.assign(&xb);
-            for (mut row, &inv) in scaled.rows_mut().into_iter().zip(&inv_sums) {
-                row *= inv;
-            }
-            general_mat_mul(1.0, &scaled.t(), &z, 1.0, &mut out.grad);
-            for (row, &label) in xb.rows().into_iter().zip(labels) {
-                out.grad.column_mut(label).scaled_add(-1.0, &row);
-            }
         }
         out
+    }
+}
+
+/// One block of rows under one SIMD dispatch: the logits Z = X·W, the softmax (E = e^(Z − max)
+/// and the row sums), and the gradient sums G += Xᵀ·(P − Y) with P = diag(1/Σ)·E — the
+/// normalisation scales the rows of the small X block instead of the wide E block, and −Xᵀ·Y
+/// subtracts each row from its label's column. Both products are register-tiled loops over the
+/// row-major matrices as they are (no packing: W is (d + 1) × C and read once per block from
+/// L2, the block's X and Z panels stay in L1), which the compiler vectorises for the SIMD level
+/// pulp picked. Returns the block's summed loss.
+struct BlockPass<'s> {
+    /// m × cols.
+    x: &'s [f32],
+    cols: usize,
+    /// cols × ld (`padded_stride`: C classes, then zero columns).
+    w: &'s [f32],
+    classes: usize,
+    labels: &'s [usize],
+    /// m × ld scratch.
+    z: &'s mut [f32],
+    /// m × cols scratch.
+    scaled: &'s mut [f32],
+    /// cols × m scratch: the block transposed.
+    transposed: &'s mut [f32],
+    /// m scratch.
+    inv_sums: &'s mut [f32],
+    /// cols × ld, accumulated into.
+    grad: &'s mut [f32],
+}
+
+impl WithSimd for BlockPass<'_> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f64 {
+        let ld = self.grad.len() / self.cols;
+        let m = self.labels.len();
+        for (r, x) in self.x.chunks_exact(self.cols).enumerate() {
+            for (f, &v) in x.iter().enumerate() {
+                self.transposed[f * m + r] = v;
+            }
+        }
+        matmul(simd, self.transposed, self.w, self.z, m, self.cols, ld);
+        let loss = SoftmaxBlock {
+            z: self.z,
+            stride: ld,
+            classes: self.classes,
+            labels: self.labels,
+            inv_sums: self.inv_sums,
+        }
+        .with_simd(simd);
+        for ((s, x), &inv) in self
+            .scaled
+            .chunks_exact_mut(self.cols)
+            .zip(self.x.chunks_exact(self.cols))
+            .zip(self.inv_sums.iter())
+        {
+            s.iter_mut().zip(x).for_each(|(s, &x)| *s = x * inv);
+        }
+        matmul_tn(simd, self.scaled, self.z, self.grad, m, self.cols, ld);
+        for (x, &label) in self.x.chunks_exact(self.cols).zip(self.labels) {
+            for (f, &v) in x.iter().enumerate() {
+                self.grad[f * ld + label] -= v;
+            }
+        }
+        loss
+    }
+}
+
+/// Rows of a register tile: 6 rows × 2 registers of accumulators, plus the two panel registers
+/// and a broadcast, fit AVX2's 16 registers.
+const TILE_ROWS: usize = 6;
+
+/// Where a block's row-major matrices are: the dimensions the tiles index with.
+#[derive(Clone, Copy)]
+struct Dims {
+    /// Rows of the block (m), columns of x (n, = d + 1) and classes (k).
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+/// `c = a·b` from `at` = aᵀ: a is m × n, b is n × k, c is m × k, all row-major (aᵀ, so that
+/// a tile's rows of one column of a are one contiguous read). Column panels of two registers
+/// outermost, so a panel of b (n × 2 lanes) stays in L1 while every row tile passes over it;
+/// the last columns (fewer than a panel) are done one at a time.
+#[inline(always)]
+fn matmul<S: Simd>(simd: S, at: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize) {
+    let dims = Dims { m, n, k };
+    let panel = 2 * S::F32_LANES;
+    let full = k / panel * panel;
+    for j in (0..full).step_by(panel) {
+        let mut r = 0;
+        while r + TILE_ROWS <= m {
+            matmul_tile::<S, TILE_ROWS>(simd, at, b, c, r, j, dims);
+            r += TILE_ROWS;
+        }
+        for r in r..m {
+            matmul_tile::<S, 1>(simd, at, b, c, r, j, dims);
+        }
+    }
+    for r in 0..m {
+        for j in full..k {
+            c[r * k + j] = (0..n).map(|f| at[f * m + r] * b[f * k + j]).sum();
+        }
+    }
+}
+
+/// Rows `r..r + R`, one panel of columns from `j` of `c = a·b` (from `at` = aᵀ), the
+/// accumulators in registers.
+#[inline(always)]
+fn matmul_tile<S: Simd, const R: usize>(
+    simd: S,
+    at: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    r: usize,
+    j: usize,
+    Dims { m, n, k }: Dims,
+) {
+    let lanes = S::F32_LANES;
+    let zero = simd.splat_f32s(0.0);
+    let mut acc = [[zero; 2]; R];
+    for f in 0..n {
+        let (panel, _) = S::as_simd_f32s(&b[f * k + j..f * k + j + 2 * lanes]);
+        let (w0, w1) = (panel[0], panel[1]);
+        let column = &at[f * m + r..f * m + r + R];
+        for q in 0..R {
+            let v = simd.splat_f32s(column[q]);
+            acc[q][0] = simd.mul_add_e_f32s(v, w0, acc[q][0]);
+            acc[q][1] = simd.mul_add_e_f32s(v, w1, acc[q][1]);
+        }
+    }
+    for (q, acc) in acc.iter().enumerate() {
+        let at = (r + q) * k + j;
+        let (out, _) = S::as_mut_simd_f32s(&mut c[at..at + 2 * lanes]);
+        out[0] = acc[0];
+        out[1] = acc[1];
+    }
+}
+
+/// `c += aᵀ·b`: a is m × n, b is m × k, c is n × k, all row-major. Column panels of two
+/// registers outermost, so the panel of b (m × 2 lanes) stays in L1 for every row tile of c.
+#[inline(always)]
+fn matmul_tn<S: Simd>(simd: S, a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize) {
+    let dims = Dims { m, n, k };
+    let panel = 2 * S::F32_LANES;
+    let full = k / panel * panel;
+    for j in (0..full).step_by(panel) {
+        let mut f = 0;
+        while f + TILE_ROWS <= n {
+            matmul_tn_tile::<S, TILE_ROWS>(simd, a, b, c, f, j, dims);
+            f += TILE_ROWS;
+        }
+        // d + 1 = 21 (or 41) rows of c leave a remainder: one tile of its own height.
+        match n - f {
+            0 => {}
+            1 => matmul_tn_tile::<S, 1>(simd, a, b, c, f, j, dims),
+            2 => matmul_tn_tile::<S, 2>(simd, a, b, c, f, j, dims),
+            3 => matmul_tn_tile::<S, 3>(simd, a, b, c, f, j, dims),
+            4 => matmul_tn_tile::<S, 4>(simd, a, b, c, f, j, dims),
+            _ => matmul_tn_tile::<S, 5>(simd, a, b, c, f, j, dims),
+        }
+    }
+    for f in 0..n {
+        for j in full..k {
+            c[f * k + j] += (0..m).map(|r| a[r * n + f] * b[r * k + j]).sum::<f32>();
+        }
+    }
+}
+
+/// Rows `f..f + R`, one panel of columns from `j` of `c += aᵀ·b`, the accumulators in
+/// registers.
+#[inline(always)]
+fn matmul_tn_tile<S: Simd, const R: usize>(
+    simd: S,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    f: usize,
+    j: usize,
+    Dims { m, n, k }: Dims,
+) {
+    let lanes = S::F32_LANES;
+    let zero = simd.splat_f32s(0.0);
+    let mut acc = [[zero; 2]; R];
+    for r in 0..m {
+        let (panel, _) = S::as_simd_f32s(&b[r * k + j..r * k + j + 2 * lanes]);
+        let (e0, e1) = (panel[0], panel[1]);
+        let row = &a[r * n + f..r * n + f + R];
+        for q in 0..R {
+            let v = simd.splat_f32s(row[q]);
+            acc[q][0] = simd.mul_add_e_f32s(v, e0, acc[q][0]);
+            acc[q][1] = simd.mul_add_e_f32s(v, e1, acc[q][1]);
+        }
+    }
+    for (q, acc) in acc.iter().enumerate() {
+        let at = (f + q) * k + j;
+        let (out, _) = S::as_mut_simd_f32s(&mut c[at..at + 2 * lanes]);
+        out[0] = simd.add_f32s(out[0], acc[0]);
+        out[1] = simd.add_f32s(out[1], acc[1]);
     }
 }
 
@@ -162,8 +380,10 @@ impl<'a> Objective<'a> {
 /// which the compiler then vectorises for that level (a closure would not be inlined, and
 /// would stay at the baseline's SSE2).
 struct SoftmaxBlock<'s> {
-    /// rows × classes, row-major: logits in, `e^(z − max)` out.
+    /// rows × stride, row-major, the first `classes` of each row used: logits in,
+    /// `e^(z − max)` out.
     z: &'s mut [f32],
+    stride: usize,
     classes: usize,
     labels: &'s [usize],
     /// Out: 1 / Σ e^(z − max) of each row.
@@ -176,7 +396,10 @@ impl WithSimd for SoftmaxBlock<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, _simd: S) -> f64 {
         let mut loss = 0.0f64;
-        let rows = self.z.chunks_exact_mut(self.classes);
+        let rows = self
+            .z
+            .chunks_exact_mut(self.stride)
+            .map(|row| &mut row[..self.classes]);
         for ((row, &label), inv) in rows.zip(self.labels).zip(self.inv_sums.iter_mut()) {
             let max = lane_max(row);
             let z_label = row[label];
@@ -326,27 +549,54 @@ mod tests {
         }
     }
 
-    /// Many rows (several blocks and ranges), many classes (a row longer than the lanes,
-    /// with a remainder), logits large enough that the max shift and the flush matter.
+    /// Every SIMD level this machine has (the scalar fallback always).
+    fn arches() -> Vec<Arch> {
+        let mut arches = vec![Arch::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            arches.extend(pulp::x86::V3::try_new().map(Arch::V3));
+            arches.extend(pulp::x86::V4::try_new().map(Arch::V4));
+        }
+        arches
+    }
+
+    /// Many rows (several blocks and ranges, rows left over from the register tiles), classes
+    /// padded to a panel (37 → 64) and to the extra panel after a 4 KiB stride (1024 → 1056),
+    /// widths with and without a partial tile, logits large enough that the max shift and the
+    /// flush matter; at every SIMD level.
     #[test]
     fn kernel_matches_the_f64_reference() {
-        let (n, d, k) = (700, 5, 37);
-        let x = Array2::from_shape_fn((n, d), |(i, f)| ((i * 7 + f * 13) as f64 * 0.173).sin());
-        let y: Vec<usize> = (0..n).map(|i| (i * 11) % k).collect();
-        for fit_intercept in [true, false] {
-            let obj = Objective::new(x.view(), &y, k, 0.5, fit_intercept);
-            let theta: Vec<f64> = (0..obj.n_params())
-                .map(|i| 4.0 * (i as f64 * 0.61).cos())
-                .collect();
-            let (mut g, mut g_ref) = (vec![0.0; theta.len()], vec![0.0; theta.len()]);
-            let f = obj.eval(&theta, &mut g);
-            let f_ref = reference(x.view(), &y, k, 0.5, fit_intercept, &theta, &mut g_ref);
-            assert!(((f - f_ref) / f_ref).abs() < 1e-6, "{f} vs {f_ref}");
-            let scale = g_ref.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            for (i, (a, b)) in g.iter().zip(&g_ref).enumerate() {
-                assert!((a - b).abs() < 1e-5 * scale, "param {i}: {a} vs {b}");
+        for (n, d, k) in [(700, 5, 37), (150, 20, 1024)] {
+            let x = Array2::from_shape_fn((n, d), |(i, f)| ((i * 7 + f * 13) as f64 * 0.173).sin());
+            let y: Vec<usize> = (0..n).map(|i| (i * 11) % k).collect();
+            for fit_intercept in [true, false] {
+                for arch in arches() {
+                    let mut obj = Objective::new(x.view(), &y, k, 0.5, fit_intercept);
+                    obj.arch = arch;
+                    let theta: Vec<f64> = (0..obj.n_params())
+                        .map(|i| 4.0 * (i as f64 * 0.61).cos())
+                        .collect();
+                    let (mut g, mut g_ref) = (vec![0.0; theta.len()], vec![0.0; theta.len()]);
+                    let f = obj.eval(&theta, &mut g);
+                    let f_ref = reference(x.view(), &y, k, 0.5, fit_intercept, &theta, &mut g_ref);
+                    let at = format!("{arch:?}, n {n} d {d} k {k}, intercept {fit_intercept}");
+                    assert!(((f - f_ref) / f_ref).abs() < 1e-6, "{at}: {f} vs {f_ref}");
+                    let scale = g_ref.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                    for (i, (a, b)) in g.iter().zip(&g_ref).enumerate() {
+                        assert!((a - b).abs() < 1e-5 * scale, "{at}, param {i}: {a} vs {b}");
+                    }
+                }
             }
         }
+    }
+
+    #[test]
+    fn strides_are_whole_panels_off_4k() {
+        assert_eq!(padded_stride(37), 64);
+        assert_eq!(padded_stride(400), 416);
+        assert_eq!(padded_stride(1024), 1056);
+        assert_eq!(padded_stride(8000), 8000);
+        assert_eq!(padded_stride(8192), 8224);
     }
 
     #[test]

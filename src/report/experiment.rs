@@ -269,21 +269,7 @@ pub fn write_report(
         "Quantization: standardize_inputs {}, symmetric_weights {}.",
         config.quantization.standardize_inputs, config.quantization.symmetric_weights
     );
-    let training = if config.augmentation.copies.is_empty() {
-        format!("Training rows: {} (no augmentation).", rep.training_rows)
-    } else {
-        let copies: Vec<&str> = config
-            .augmentation
-            .copies
-            .iter()
-            .map(|c| c.name())
-            .collect();
-        format!(
-            "Training rows: {} (clean + augmented copies: {}).",
-            rep.training_rows,
-            copies.join(", ")
-        )
-    };
+    let training = training_rows_line(config, rep.training_rows);
     let chunking = format!(
         "Training chunks: {} samples every {} samples.",
         config.features.chunk_samples, config.features.chunk_hop
@@ -349,6 +335,28 @@ pub fn write_report(
     let summary = dir.join("summary.md");
     fsutil::write_atomic(&summary, md.as_bytes()).map_err(io(&summary))?;
     Ok(md)
+}
+
+/// "Training rows: N (…)": which copies they come from and what one row is.
+fn training_rows_line(config: &ExperimentConfig, rows: usize) -> String {
+    let aug = &config.augmentation;
+    let mut parts = vec!["clean".to_string()];
+    if !aug.copies.is_empty() {
+        let copies: Vec<&str> = aug.copies.iter().map(|c| c.name()).collect();
+        parts.push(format!("augmented copies: {}", copies.join(", ")));
+    }
+    if !aug.shifts.is_empty() {
+        let shifts: Vec<String> = aug.shifts.iter().map(|s| s.to_string()).collect();
+        parts.push(format!("copies shifted by {} chunk", shifts.join(", ")));
+    }
+    let kind = match (config.window_chunks(), &aug.windows) {
+        (Some(j), Some(w)) => format!(
+            "; each row the sum of {j} consecutive chunks, one every {} chunk(s)",
+            w.stride
+        ),
+        _ => "; one row per chunk".to_string(),
+    };
+    format!("Training rows: {rows} ({}{kind}).", parts.join(" + "))
 }
 
 /// The open-set section of summary.md; writes open_set.csv and one DET plot per condition
