@@ -6,9 +6,9 @@
 # → reports/scale/<family>-c<N>/ per run and reports/scale/summary.md + plots (`fhe-shazam scale-report`).
 # Training times are wall clock: run it on an otherwise idle machine.
 source "$(dirname "$0")/common.sh"
-SIZES=${SIZES:-"100 400 1000 2000 8000"}
-AUG_SIZES=${AUG_SIZES:-"400 1000 2000"}
-LDA_SIZES=${LDA_SIZES:-$SIZES}
+SIZES=${SIZES-"100 400 1000 2000 8000"}
+AUG_SIZES=${AUG_SIZES-"400 1000 2000"}
+LDA_SIZES=${LDA_SIZES-$SIZES}
 # run CONFIG FAMILY SIZE [reproduce flags…]: one catalog size of one model family.
 run() {
   local config=$1 family=$2 n=$3; shift 3
