@@ -279,8 +279,7 @@ fn matmul<S: Simd>(simd: S, at: &[f32], b: &[f32], c: &mut [f32], m: usize, n: u
     }
 }
 
-/// Rows `r..r + R`, one panel of columns from `j` of `c = a·b` (from `at` = aᵀ), the
-/// accumulators in registers.
+/// Rows `r..r + R`, one panel of columns from `j` of `c = a·b` (from `at` = aᵀ).
 #[inline(always)]
 fn matmul_tile<S: Simd, const R: usize>(
     simd: S,
@@ -291,25 +290,43 @@ fn matmul_tile<S: Simd, const R: usize>(
     j: usize,
     Dims { m, n, k }: Dims,
 ) {
-    let lanes = S::F32_LANES;
-    let zero = simd.splat_f32s(0.0);
-    let mut acc = [[zero; 2]; R];
-    for f in 0..n {
-        let (panel, _) = S::as_simd_f32s(&b[f * k + j..f * k + j + 2 * lanes]);
-        let (w0, w1) = (panel[0], panel[1]);
-        let column = &at[f * m + r..f * m + r + R];
-        for q in 0..R {
-            let v = simd.splat_f32s(column[q]);
-            acc[q][0] = simd.mul_add_e_f32s(v, w0, acc[q][0]);
-            acc[q][1] = simd.mul_add_e_f32s(v, w1, acc[q][1]);
-        }
-    }
+    let acc = tile::<S, R>(simd, at, m, r, b, k, j, n);
     for (q, acc) in acc.iter().enumerate() {
         let at = (r + q) * k + j;
-        let (out, _) = S::as_mut_simd_f32s(&mut c[at..at + 2 * lanes]);
+        let (out, _) = S::as_mut_simd_f32s(&mut c[at..at + 2 * S::F32_LANES]);
         out[0] = acc[0];
         out[1] = acc[1];
     }
+}
+
+/// The register tile both products share: Σ_s a[s·a_stride + off + q] · b[s·k + j .. + 2 lanes]
+/// over `steps` steps s, for q in 0..R, the accumulators in registers.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn tile<S: Simd, const R: usize>(
+    simd: S,
+    a: &[f32],
+    a_stride: usize,
+    off: usize,
+    b: &[f32],
+    k: usize,
+    j: usize,
+    steps: usize,
+) -> [[S::f32s; 2]; R] {
+    let lanes = S::F32_LANES;
+    let zero = simd.splat_f32s(0.0);
+    let mut acc = [[zero; 2]; R];
+    for step in 0..steps {
+        let (panel, _) = S::as_simd_f32s(&b[step * k + j..step * k + j + 2 * lanes]);
+        let (p0, p1) = (panel[0], panel[1]);
+        let column = &a[step * a_stride + off..step * a_stride + off + R];
+        for q in 0..R {
+            let v = simd.splat_f32s(column[q]);
+            acc[q][0] = simd.mul_add_e_f32s(v, p0, acc[q][0]);
+            acc[q][1] = simd.mul_add_e_f32s(v, p1, acc[q][1]);
+        }
+    }
+    acc
 }
 
 /// `c += aᵀ·b`: a is m × n, b is m × k, c is n × k, all row-major. Column panels of two
@@ -342,8 +359,7 @@ fn matmul_tn<S: Simd>(simd: S, a: &[f32], b: &[f32], c: &mut [f32], m: usize, n:
     }
 }
 
-/// Rows `f..f + R`, one panel of columns from `j` of `c += aᵀ·b`, the accumulators in
-/// registers.
+/// Rows `f..f + R`, one panel of columns from `j` of `c += aᵀ·b`.
 #[inline(always)]
 fn matmul_tn_tile<S: Simd, const R: usize>(
     simd: S,
@@ -354,22 +370,10 @@ fn matmul_tn_tile<S: Simd, const R: usize>(
     j: usize,
     Dims { m, n, k }: Dims,
 ) {
-    let lanes = S::F32_LANES;
-    let zero = simd.splat_f32s(0.0);
-    let mut acc = [[zero; 2]; R];
-    for r in 0..m {
-        let (panel, _) = S::as_simd_f32s(&b[r * k + j..r * k + j + 2 * lanes]);
-        let (e0, e1) = (panel[0], panel[1]);
-        let row = &a[r * n + f..r * n + f + R];
-        for q in 0..R {
-            let v = simd.splat_f32s(row[q]);
-            acc[q][0] = simd.mul_add_e_f32s(v, e0, acc[q][0]);
-            acc[q][1] = simd.mul_add_e_f32s(v, e1, acc[q][1]);
-        }
-    }
+    let acc = tile::<S, R>(simd, a, n, f, b, k, j, m);
     for (q, acc) in acc.iter().enumerate() {
         let at = (f + q) * k + j;
-        let (out, _) = S::as_mut_simd_f32s(&mut c[at..at + 2 * lanes]);
+        let (out, _) = S::as_mut_simd_f32s(&mut c[at..at + 2 * S::F32_LANES]);
         out[0] = simd.add_f32s(out[0], acc[0]);
         out[1] = simd.add_f32s(out[1], acc[1]);
     }
