@@ -9,12 +9,16 @@ source "$(dirname "$0")/common.sh"
 SIZES=${SIZES-"100 400 1000 2000 8000"}
 AUG_SIZES=${AUG_SIZES-"400 1000 2000"}
 LDA_SIZES=${LDA_SIZES-$SIZES}
-# run CONFIG FAMILY SIZE [reproduce flags…]: one catalog size of one model family.
+# Issue 19: the robust pipeline with the open-set threshold (configs/scale-robust.toml).
+ROBUST_SIZES=${ROBUST_SIZES-$SIZES}
+# run CONFIG FAMILY SIZE [reproduce flags…]: one catalog size of one model family. SIZE is the
+# catalogue; an open-set config's calibration and impostor songs come on top of it.
 run() {
   local config=$1 family=$2 n=$3; shift 3
-  local cfg out="reports/scale/$family-c$n"
+  local cfg out="reports/scale/$family-c$n" songs
+  songs=$((n + $(awk -F' *= *' '/^(calibration|impostor)_songs/ {s += $2} END {print s + 0}' "configs/$config.toml")))
   cfg=$(mktemp --suffix=.toml)
-  sed -e "s/^num_songs = .*/num_songs = $n/" -e "s/^songs = .*/songs = $n/" \
+  sed -e "s/^num_songs = .*/num_songs = $songs/" -e "s/^songs = .*/songs = $songs/" \
       -e "s/^name = .*/name = \"$family-c$n\"/" "configs/$config.toml" > "$cfg"
   echo "== $family at $n songs → $out" >&2
   $BIN reproduce --config "$cfg" --out "$out" "$@" >/dev/null
@@ -23,6 +27,7 @@ run() {
 for n in $SIZES; do run scale synthetic "$n"; done
 for n in $AUG_SIZES; do run scale-aug40 synthetic-aug40 "$n"; done
 for n in $LDA_SIZES; do run scale-lda synthetic-lda "$n"; done
+for n in $ROBUST_SIZES; do run scale-robust robust "$n"; done
 if have_dev; then
   n=$(find "$DEV_CORPUS/audio" -type f | wc -l)
   run scale real "$n" --dataset "$DEV_CORPUS"

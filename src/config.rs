@@ -415,6 +415,9 @@ impl ExperimentConfig {
         }
         self.training.check().map_err(InvalidConfig::Training)?;
         crate::features::Mfcc::new(self.features.mfcc.clone()).map_err(InvalidConfig::Features)?;
+        self.features
+            .check_frame_stats()
+            .map_err(InvalidConfig::Features)?;
         let query_samples = self.evaluation.query_seconds * (self.features.sample_rate() as f64);
         if query_samples.is_nan() || query_samples < self.features.chunk_samples as f64 {
             return bad(

@@ -1,6 +1,6 @@
 //! The seed's chunk features: consecutive 0.5 s windows, MFCC summed over frames.
 
-use super::{FeatureParams, MeanNorm, Mfcc, NormCoefficients};
+use super::{FeatureParams, FrameStat, MeanNorm, Mfcc, NormCoefficients};
 use crate::error::FeatureError;
 use ndarray::Array2;
 
@@ -42,27 +42,38 @@ pub fn chunk_features(
             return Err(FeatureError::NonFiniteAudio { index, value });
         }
     }
+    params.check_frame_stats()?;
     let n_chunks = 1 + (y.len() - len) / hop;
-    let d = mfcc.params().n_mfcc;
+    let d = params.dim();
     let mut out = vec![0f32; n_chunks * d];
     let mut scratch = mfcc.scratch();
+    let seed = params.frame_stats == [FrameStat::Sum];
     for (i, row) in out.chunks_exact_mut(d).enumerate() {
-        mfcc.frame_sum_with(&y[i * hop..i * hop + len], &mut scratch, row);
+        let chunk = &y[i * hop..i * hop + len];
+        if seed {
+            mfcc.frame_sum_with(chunk, &mut scratch, row);
+        } else {
+            mfcc.frame_stats_with(chunk, &mut scratch, &params.frame_stats, row);
+        }
     }
     let mut features =
         Array2::from_shape_vec((n_chunks, d), out).map_err(|e| FeatureError::InvalidParams {
             param: "chunk_samples",
             reason: format!("chunks: feature matrix shape: {e}"),
         })?;
-    if let Some(norm) = params.mean_norm {
-        subtract_window_mean(&mut features, norm)?;
+    if let (Some(norm), Some(columns)) = (params.mean_norm, params.sum_columns()) {
+        subtract_window_mean(&mut features, norm, columns)?;
     }
     Ok(features)
 }
 
-/// [`MeanNorm`] in place: prefix sums in f64 per normalised column, so the cost is linear in the
-/// number of chunks whatever the window.
-fn subtract_window_mean(x: &mut Array2<f32>, norm: MeanNorm) -> Result<(), FeatureError> {
+/// [`MeanNorm`] in place on the sum block `sum` (c0 is its first column): prefix sums in f64
+/// per normalised column, so the cost is linear in the number of chunks whatever the window.
+fn subtract_window_mean(
+    x: &mut Array2<f32>,
+    norm: MeanNorm,
+    sum: std::ops::Range<usize>,
+) -> Result<(), FeatureError> {
     if norm.window_chunks == 0 {
         return Err(FeatureError::InvalidParams {
             param: "mean_norm.window_chunks",
@@ -72,8 +83,8 @@ fn subtract_window_mean(x: &mut Array2<f32>, norm: MeanNorm) -> Result<(), Featu
     let n = x.nrows();
     let w = norm.window_chunks.min(n);
     let columns = match norm.coefficients {
-        NormCoefficients::C0 => 0..x.ncols().min(1),
-        NormCoefficients::All => 0..x.ncols(),
+        NormCoefficients::C0 => sum.start..(sum.start + 1).min(sum.end),
+        NormCoefficients::All => sum,
     };
     let mut prefix = vec![0f64; n + 1];
     for c in columns {
@@ -174,7 +185,7 @@ mod tests {
             coefficients: NormCoefficients::All,
             window_chunks: 3,
         };
-        subtract_window_mean(&mut x, norm).unwrap();
+        subtract_window_mean(&mut x, norm, 0..2).unwrap();
         // Row 0: window rows 0..3 (mean 1); row 3: rows 2..5 (mean 3); row 5: rows 3..6 (mean 4).
         assert_eq!(x.column(0).to_vec(), vec![-1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
         assert_eq!(x.column(1).to_vec(), vec![-2.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
@@ -186,6 +197,7 @@ mod tests {
                 window_chunks: 30,
                 ..norm
             },
+            0..1,
         )
         .unwrap();
         assert_eq!(y.column(0).to_vec(), vec![-1.0, 0.0, 1.0]);
@@ -193,7 +205,7 @@ mod tests {
             window_chunks: 0,
             ..norm
         };
-        assert!(subtract_window_mean(&mut y, zero).is_err());
+        assert!(subtract_window_mean(&mut y, zero, 0..1).is_err());
     }
 
     #[test]
@@ -231,5 +243,79 @@ mod tests {
             chunk_features(&mfcc, &zero_hop, &signal(11_025)),
             Err(FeatureError::InvalidParams { .. })
         ));
+    }
+
+    #[test]
+    fn frame_stats_blocks_match_the_per_frame_mfcc() {
+        let (mfcc, seed) = setup();
+        let params = FeatureParams {
+            frame_stats: vec![FrameStat::Std, FrameStat::Sum, FrameStat::Delta],
+            ..seed.clone()
+        };
+        assert_eq!(params.dim(), 60);
+        assert_eq!(params.sum_columns(), Some(20..40));
+        let y = signal(2 * 11_025);
+        let f = chunk_features(&mfcc, &params, &y).unwrap();
+        let plain = chunk_features(&mfcc, &seed, &y).unwrap();
+        assert_eq!(f.dim(), (2, 60));
+        for i in 0..2 {
+            let m = mfcc.compute(&y[i * 11_025..(i + 1) * 11_025]);
+            let t = m.ncols() as f64;
+            for k in 0..20 {
+                let row: Vec<f64> = m.row(k).iter().map(|&v| f64::from(v)).collect();
+                let mean = row.iter().sum::<f64>() / t;
+                let std = (row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / t).sqrt();
+                let delta = row.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / (t - 1.0);
+                let close = |got: f32, want: f64| {
+                    (f64::from(got) - want).abs() <= 1e-3 * want.abs().max(1.0)
+                };
+                assert!(
+                    close(f[(i, k)], std),
+                    "chunk {i} std {k}: {} vs {std}",
+                    f[(i, k)]
+                );
+                assert!(close(f[(i, 40 + k)], delta), "chunk {i} delta {k}");
+                // The sum block is the seed's feature exactly.
+                assert_eq!(f[(i, 20 + k)], plain[(i, k)]);
+            }
+        }
+        // The spread of a frame's envelope does not move with the level.
+        let quiet: Vec<f32> = y.iter().map(|v| v * 0.01).collect();
+        let g = chunk_features(&mfcc, &params, &quiet).unwrap();
+        for k in (0..20).chain(40..60) {
+            assert!(
+                (f[(0, k)] - g[(0, k)]).abs() < 1e-2 * f[(0, k)].abs().max(1.0),
+                "{k}"
+            );
+        }
+    }
+
+    #[test]
+    fn frame_stats_must_be_a_list_without_repeats_with_a_sum_to_normalise() {
+        let (mfcc, seed) = setup();
+        let y = signal(11_025);
+        for stats in [vec![], vec![FrameStat::Std, FrameStat::Std]] {
+            let p = FeatureParams {
+                frame_stats: stats,
+                ..seed.clone()
+            };
+            assert!(matches!(
+                chunk_features(&mfcc, &p, &y),
+                Err(FeatureError::InvalidParams {
+                    param: "frame_stats",
+                    ..
+                })
+            ));
+        }
+        let no_sum = FeatureParams {
+            frame_stats: vec![FrameStat::Std],
+            mean_norm: Some(MeanNorm {
+                coefficients: NormCoefficients::C0,
+                window_chunks: 30,
+            }),
+            ..seed
+        };
+        let err = no_sum.check_frame_stats().unwrap_err().to_string();
+        assert!(err.contains("sum"), "{err}");
     }
 }

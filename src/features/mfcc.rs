@@ -7,6 +7,7 @@
 //! FFT plan) is built once in [`Mfcc::new`]; per-call buffers live in an [`MfccScratch`], so
 //! one extractor can be shared by many threads and no frame allocates.
 
+use super::FrameStat;
 use crate::error::FeatureError;
 use ndarray::Array2;
 use rustfft::num_complex::Complex;
@@ -382,6 +383,8 @@ pub struct MfccScratch {
     mel: Vec<f32>,
     /// Per-band dB sums over frames (float64).
     db_sum: Vec<f64>,
+    /// Per-frame cepstra (float64), frame-major, for the statistics beyond the sum.
+    cepstra: Vec<f64>,
 }
 
 /// A prepared MFCC extractor (window, mel filterbank, DCT matrix, FFT plan), reusable
@@ -443,6 +446,7 @@ impl Mfcc {
             power: vec![0.0; SparseMel::padded_bins(1 + self.params.n_fft / 2)],
             mel: Vec::new(),
             db_sum: vec![0.0; self.params.n_mels],
+            cepstra: Vec::new(),
         }
     }
 
@@ -529,6 +533,54 @@ impl Mfcc {
                 .zip(db_sum.iter())
                 .map(|(a, b)| a * b)
                 .sum::<f64>() as f32;
+        }
+    }
+
+    /// The chunk feature with the frame statistics `stats`: one block of n_mfcc values per
+    /// entry, in order (`out.len()` must be n_mfcc × `stats.len()`). The sum block equals
+    /// [`Mfcc::frame_sum_with`]; std and delta are taken over the per-frame cepstra in float64.
+    pub fn frame_stats_with(
+        &self,
+        y: &[f32],
+        scratch: &mut MfccScratch,
+        stats: &[FrameStat],
+        out: &mut [f32],
+    ) {
+        let (n, n_mels) = (self.params.n_mfcc, self.params.n_mels);
+        let mut sum = vec![0f32; n];
+        // Also leaves the dB frames in scratch.mel.
+        self.frame_sum_with(y, scratch, &mut sum);
+        let frames = scratch.mel.len() / n_mels;
+        let c = &mut scratch.cepstra;
+        c.clear();
+        for frame in scratch.mel.chunks_exact(n_mels) {
+            c.extend(self.dct64.chunks_exact(n_mels).map(|basis| {
+                basis
+                    .iter()
+                    .zip(frame)
+                    .map(|(a, &b)| a * f64::from(b))
+                    .sum::<f64>()
+            }));
+        }
+        let at = |t: usize, k: usize| c[t * n + k];
+        for (stat, block) in stats.iter().zip(out.chunks_exact_mut(n)) {
+            match stat {
+                FrameStat::Sum => block.copy_from_slice(&sum),
+                FrameStat::Std => {
+                    for (k, o) in block.iter_mut().enumerate() {
+                        let mean = (0..frames).map(|t| at(t, k)).sum::<f64>() / frames as f64;
+                        let var = (0..frames).map(|t| (at(t, k) - mean).powi(2)).sum::<f64>()
+                            / frames as f64;
+                        *o = var.sqrt() as f32;
+                    }
+                }
+                FrameStat::Delta => {
+                    for (k, o) in block.iter_mut().enumerate() {
+                        let moves = (1..frames).map(|t| (at(t, k) - at(t - 1, k)).abs());
+                        *o = (moves.sum::<f64>() / frames.saturating_sub(1).max(1) as f64) as f32;
+                    }
+                }
+            }
         }
     }
 

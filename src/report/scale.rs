@@ -11,6 +11,7 @@ use super::plots::{line_plot, LinePlot, Series};
 use super::schema::{ModelKind, Reproduction, ResultRow};
 use super::tables::conditions;
 use crate::error::ReportError;
+use crate::eval::open_set::OpenSetRow;
 use crate::eval::Mode;
 use crate::fsutil;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,27 @@ impl ScalePoint {
         conditions(self.rows())
             .iter()
             .find_map(|c| quantized(self.rows(), c, Mode::Execute))
+    }
+
+    fn catalogue_songs(&self) -> Option<usize> {
+        self.reproduction
+            .open_set
+            .as_ref()
+            .map(|o| o.catalogue_songs)
+    }
+
+    /// The open-set row of the quantized model (simulate, the FHE circuit's scores) or of the
+    /// landmark baseline in `condition`.
+    fn open_set_row(&self, condition: &str, landmark: bool) -> Option<&OpenSetRow> {
+        let open = self.reproduction.open_set.as_ref()?;
+        open.rows.iter().find(|r| {
+            r.condition == condition
+                && if landmark {
+                    r.model == "landmark"
+                } else {
+                    r.model.starts_with("n_bits") && r.mode == Mode::Simulate
+                }
+        })
     }
 
     fn landmark_query_ms(&self) -> Option<f64> {
@@ -129,6 +151,7 @@ pub fn scale_tables(points: &[ScalePoint]) -> String {
         accuracy.row(cells);
     }
     let mut md = format!("### Top-1 accuracy\n\n{accuracy}");
+    md += &open_set_table(points, &conds);
 
     let mut training = Table::new([
         "experiment",
@@ -214,6 +237,48 @@ pub fn scale_tables(points: &[ScalePoint]) -> String {
     md
 }
 
+/// The open-set figures of the reports that ran the protocol: per condition, identification
+/// and false-match rate at each model's calibrated threshold, for the quantized model
+/// (simulate = FHE) and the landmark baseline. Empty when no report ran it.
+fn open_set_table(points: &[ScalePoint], conds: &[String]) -> String {
+    let open: Vec<&ScalePoint> = points
+        .iter()
+        .filter(|p| p.reproduction.open_set.is_some())
+        .collect();
+    if open.is_empty() {
+        return String::new();
+    }
+    let models = ["n_bits max (FHE)", "landmark"];
+    let mut table = Table::new(
+        ["experiment".to_string(), "catalogue songs".into()]
+            .into_iter()
+            .chain(
+                conds
+                    .iter()
+                    .flat_map(|c| models.iter().map(move |m| format!("{c}: {m}"))),
+            ),
+    );
+    for p in open {
+        let mut cells = vec![p.name.clone(), or_dash(p.catalogue_songs())];
+        for c in conds {
+            for landmark in [false, true] {
+                cells.push(match p.open_set_row(c, landmark) {
+                    Some(r) => format!(
+                        "{:.2} % / {:.2} %",
+                        100.0 * r.identification,
+                        100.0 * r.false_match
+                    ),
+                    None => "-".into(),
+                });
+            }
+        }
+        table.row(cells);
+    }
+    format!(
+        "\n### Open set: identified / false matches at the calibrated threshold\n\nEach cell: catalogue queries answered with their own song / impostor queries (songs outside the catalogue) answered with any song, at the threshold calibrated on other songs kept out (`[evaluation.open_set]`).\n\n{table}"
+    )
+}
+
 /// One line per family: `value(point)` against the number of songs.
 fn by_family(
     points: &[ScalePoint],
@@ -287,6 +352,14 @@ pub fn write_scale_report(points: &[ScalePoint], out: &Path) -> Result<String, R
         }));
         series.extend(by_family(points, "landmark", |p| {
             clear_row(p.rows(), &c, ModelKind::Landmark).map(|r| 100.0 * r.top1)
+        }));
+        series.extend(by_family(
+            points,
+            "n_bits max, FHE, open-set threshold",
+            |p| p.open_set_row(&c, false).map(|r| 100.0 * r.identification),
+        ));
+        series.extend(by_family(points, "landmark, open-set threshold", |p| {
+            p.open_set_row(&c, true).map(|r| 100.0 * r.identification)
         }));
         let title = format!("Top-1 accuracy vs catalog size: {c} queries");
         md += &plot(
@@ -470,6 +543,50 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("equals simulate's"), "{md}");
+    }
+
+    #[test]
+    fn open_set_figures_get_their_own_table() {
+        use crate::eval::open_set::OpenSetResult;
+        use crate::model::threshold::ScoreKind;
+        let open_row = |model: &str, mode: Mode, identification: f64| OpenSetRow {
+            condition: "aligned".into(),
+            model: model.into(),
+            mode,
+            score: ScoreKind::Margin,
+            threshold: 1.0,
+            identification,
+            misidentification: 0.0,
+            false_match: 0.02,
+            closed_set_top1: 0.99,
+            catalogue_queries: 100,
+            impostor_queries: 50,
+        };
+        let mut p = point("robust-c100", 200, 0.99);
+        p.reproduction.open_set = Some(OpenSetResult {
+            catalogue_songs: 100,
+            calibration_songs: 50,
+            impostor_songs: 50,
+            thresholds: vec![],
+            models: None,
+            rows: vec![
+                open_row("float", Mode::Clear, 0.5),
+                open_row("n_bits=8", Mode::Simulate, 0.4),
+                open_row("landmark", Mode::Clear, 0.9),
+            ],
+            det: vec![],
+        });
+        let md = scale_tables(&[p, point("scale-c100", 100, 0.99)]);
+        assert!(
+            md.contains("| robust-c100 | 100 | 40.00 % / 2.00 % | 90.00 % / 2.00 % | - | - |"),
+            "{md}"
+        );
+        assert!(
+            !md.contains("| scale-c100 | - |"),
+            "only reports that ran it: {md}"
+        );
+        // Without any open-set report there is no such table.
+        assert!(!scale_tables(&[point("scale-c100", 100, 0.99)]).contains("Open set"));
     }
 
     #[test]
