@@ -171,6 +171,7 @@ pub struct OpenSetRow {
     pub model: String,
     pub mode: Mode,
     pub score: ScoreKind,
+    #[serde(with = "crate::model::threshold::threshold_value")]
     pub threshold: f64,
     /// Catalogue queries answered with their own song at the threshold.
     pub identification: f64,
