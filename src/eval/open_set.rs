@@ -25,10 +25,14 @@ impl Answer {
             // A missing runner-up scores 0: no votes or no aligned hashes for any other song.
             ScoreKind::Margin => (best - self.ranking.get(1).map_or(0.0, |r| r.1)) / per,
             // Shift and scale cancel, so per-chunk normalisers and J do not matter.
-            ScoreKind::ZScore => {
+            ScoreKind::ZScore | ScoreKind::Gap => {
                 let s = self.spread?;
+                let above = match kind {
+                    ScoreKind::ZScore => best - s.mean,
+                    _ => best - self.ranking.get(1).map_or(s.mean, |r| r.1),
+                };
                 if s.std > 0.0 {
-                    (best - s.mean) / s.std
+                    above / s.std
                 } else {
                     0.0
                 }
@@ -237,8 +241,9 @@ mod tests {
         let mut withdrawn = o.answer.clone();
         withdrawn.song = None;
         assert_eq!(withdrawn.confidence(ScoreKind::Margin), None);
-        // The z-score needs every song's score: none kept by the landmark baseline.
+        // The z-score and the gap need every song's score: none kept by the landmark baseline.
         assert_eq!(o.answer.confidence(ScoreKind::ZScore), None);
+        assert_eq!(o.answer.confidence(ScoreKind::Gap), None);
     }
 
     #[test]
@@ -258,9 +263,15 @@ mod tests {
         let shifted = s + ndarray::array![[5.0], [-3.0]];
         let z2 = decide(shifted).confidence(ScoreKind::ZScore).unwrap();
         assert!((z - z2).abs() < 1e-9);
+        // The gap: (4 − 0) / 1.6, with the same invariances.
+        let g = decide(s.clone()).confidence(ScoreKind::Gap).unwrap();
+        assert!((g - 2.5).abs() < 1e-9, "{g}");
+        let scaled = decide(&s * 3.0).confidence(ScoreKind::Gap).unwrap();
+        assert!((g - scaled).abs() < 1e-9);
         // All songs equal: nothing stands out.
         let flat = decide(ndarray::Array2::zeros((3, 4)));
         assert_eq!(flat.confidence(ScoreKind::ZScore), Some(0.0));
+        assert_eq!(flat.confidence(ScoreKind::Gap), Some(0.0));
     }
 
     #[test]

@@ -45,16 +45,27 @@ pub enum ScoreKind {
     #[serde(rename = "zscore")]
     #[value(name = "zscore")]
     ZScore,
+    /// (best − second best) / standard deviation of all C songs' scores: the margin in units
+    /// of the catalogue's spread. Among C unrelated songs the top two are close in those
+    /// units; noise shrinks every score difference alike, which the plain margin takes for
+    /// doubt and this does not. Not defined for the landmark baseline.
+    Gap,
 }
 
 impl ScoreKind {
-    pub const ALL: [ScoreKind; 3] = [ScoreKind::Margin, ScoreKind::Best, ScoreKind::ZScore];
+    pub const ALL: [ScoreKind; 4] = [
+        ScoreKind::Margin,
+        ScoreKind::Best,
+        ScoreKind::ZScore,
+        ScoreKind::Gap,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             ScoreKind::Margin => "margin",
             ScoreKind::Best => "best",
             ScoreKind::ZScore => "zscore",
+            ScoreKind::Gap => "gap",
         }
     }
 }
