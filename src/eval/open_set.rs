@@ -260,7 +260,7 @@ mod tests {
         let z = decide(s.clone()).confidence(ScoreKind::ZScore).unwrap();
         assert!((z - 2.0).abs() < 1e-9, "(4 − 0.8) / 1.6 = 2, got {z}");
         // Shifting a chunk's logits changes nothing.
-        let shifted = s + ndarray::array![[5.0], [-3.0]];
+        let shifted = &s + ndarray::array![[5.0], [-3.0]];
         let z2 = decide(shifted).confidence(ScoreKind::ZScore).unwrap();
         assert!((z - z2).abs() < 1e-9);
         // The gap: (4 − 0) / 1.6, with the same invariances.
