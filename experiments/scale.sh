@@ -42,3 +42,7 @@ fi
 # Every report under reports/scale/, so one size can be rerun alone (SIZES=8000 AUG_SIZES= LDA_SIZES= …;
 # REAL= skips the dev corpus, REAL="scale-heldout:real-heldout" runs one config on it).
 $BIN scale-report reports/scale/*/ --out reports/scale/summary.md
+# Issue 19's two families alone (the summary above has too many lines per plot to read).
+if compgen -G "reports/scale/robust*-c*/" >/dev/null; then
+  $BIN scale-report reports/scale/robust-c*/ reports/scale/robust60-c*/ --out reports/scale/robust.md
+fi
