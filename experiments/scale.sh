@@ -44,5 +44,5 @@ fi
 $BIN scale-report reports/scale/*/ --out reports/scale/summary.md
 # Issue 19's two families alone (the summary above has too many lines per plot to read).
 if compgen -G "reports/scale/robust*-c*/" >/dev/null; then
-  $BIN scale-report reports/scale/robust-c*/ reports/scale/robust60-c*/ --out reports/scale/robust.md
+  $BIN scale-report reports/scale/robust*-c*/ --out reports/scale/robust.md
 fi
