@@ -2,7 +2,9 @@
 # Issue 8: accuracy, FHE latency and reply bytes, training time and memory against the catalog size.
 # configs/scale.toml (seed model + landmark) at SIZES synthetic songs, configs/scale-aug40.toml (the
 # augmented 40-coefficient model) at AUG_SIZES, configs/scale-lda.toml (the closed-form LDA
-# trainer, issue 18) at every size, and scale.toml and scale-lda.toml on the real dev corpus when present
+# trainer, issue 18) at every size, configs/scale-robust{,60}.toml (issue 19: the robust pipeline
+# and its 60-band variant with the open-set threshold) at ROBUST_SIZES / ROBUST60_SIZES, and the
+# REAL configs (scale, scale-lda, scale-robust{,60}, scale-heldout{,60}) on the real dev corpus when present
 # → reports/scale/<family>-c<N>/ per run and reports/scale/summary.md + plots (`fhe-shazam scale-report`).
 # Training times are wall clock: run it on an otherwise idle machine.
 source "$(dirname "$0")/common.sh"
