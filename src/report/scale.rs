@@ -130,15 +130,7 @@ pub fn scale_tables(points: &[ScalePoint]) -> String {
         "n_bits max (simulate = FHE)",
         "landmark (clear)",
     ];
-    let mut accuracy = Table::new(
-        ["experiment".to_string(), "songs".into()]
-            .into_iter()
-            .chain(
-                conds
-                    .iter()
-                    .flat_map(|c| models.iter().map(move |m| format!("{c}: {m}"))),
-            ),
-    );
+    let mut accuracy = per_condition_table("songs", &conds, &models);
     for p in points {
         let mut cells = vec![p.name.clone(), p.reproduction.songs.to_string()];
         for c in &conds {
@@ -237,6 +229,19 @@ pub fn scale_tables(points: &[ScalePoint]) -> String {
     md
 }
 
+/// A table with columns experiment, `size`, then one per condition and model.
+fn per_condition_table(size: &str, conds: &[String], models: &[&str]) -> Table {
+    Table::new(
+        ["experiment".to_string(), size.to_string()]
+            .into_iter()
+            .chain(
+                conds
+                    .iter()
+                    .flat_map(|c| models.iter().map(move |m| format!("{c}: {m}"))),
+            ),
+    )
+}
+
 /// The open-set figures of the reports that ran the protocol: per condition, identification
 /// and false-match rate at each model's calibrated threshold, for the quantized model
 /// (simulate = FHE) and the landmark baseline. Empty when no report ran it.
@@ -249,15 +254,7 @@ fn open_set_table(points: &[ScalePoint], conds: &[String]) -> String {
         return String::new();
     }
     let models = ["n_bits max (FHE)", "landmark"];
-    let mut table = Table::new(
-        ["experiment".to_string(), "catalogue songs".into()]
-            .into_iter()
-            .chain(
-                conds
-                    .iter()
-                    .flat_map(|c| models.iter().map(move |m| format!("{c}: {m}"))),
-            ),
-    );
+    let mut table = per_condition_table("catalogue songs", conds, &models);
     for p in open {
         let mut cells = vec![p.name.clone(), or_dash(p.catalogue_songs())];
         for c in conds {
