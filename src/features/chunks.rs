@@ -1,6 +1,6 @@
 //! The seed's chunk features: consecutive 0.5 s windows, MFCC summed over frames.
 
-use super::{FeatureParams, FrameStat, MeanNorm, Mfcc, NormCoefficients};
+use super::{FeatureParams, MeanNorm, Mfcc, NormCoefficients};
 use crate::error::FeatureError;
 use ndarray::Array2;
 
@@ -47,14 +47,9 @@ pub fn chunk_features(
     let d = params.dim();
     let mut out = vec![0f32; n_chunks * d];
     let mut scratch = mfcc.scratch();
-    let seed = params.frame_stats == [FrameStat::Sum];
     for (i, row) in out.chunks_exact_mut(d).enumerate() {
         let chunk = &y[i * hop..i * hop + len];
-        if seed {
-            mfcc.frame_sum_with(chunk, &mut scratch, row);
-        } else {
-            mfcc.frame_stats_with(chunk, &mut scratch, &params.frame_stats, row);
-        }
+        mfcc.frame_stats_with(chunk, &mut scratch, &params.frame_stats, row);
     }
     let mut features =
         Array2::from_shape_vec((n_chunks, d), out).map_err(|e| FeatureError::InvalidParams {
@@ -104,7 +99,7 @@ fn subtract_window_mean(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::MfccParams;
+    use crate::features::{FrameStat, MfccParams};
 
     fn setup() -> (Mfcc, FeatureParams) {
         let params = FeatureParams::default();

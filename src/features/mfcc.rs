@@ -385,6 +385,8 @@ pub struct MfccScratch {
     db_sum: Vec<f64>,
     /// Per-frame cepstra (float64), frame-major, for the statistics beyond the sum.
     cepstra: Vec<f64>,
+    /// The frame-sum block of [`Mfcc::frame_stats_with`].
+    sum: Vec<f32>,
 }
 
 /// A prepared MFCC extractor (window, mel filterbank, DCT matrix, FFT plan), reusable
@@ -447,6 +449,7 @@ impl Mfcc {
             mel: Vec::new(),
             db_sum: vec![0.0; self.params.n_mels],
             cepstra: Vec::new(),
+            sum: Vec::new(),
         }
     }
 
@@ -537,8 +540,9 @@ impl Mfcc {
     }
 
     /// The chunk feature with the frame statistics `stats`: one block of n_mfcc values per
-    /// entry, in order (`out.len()` must be n_mfcc × `stats.len()`). The sum block equals
-    /// [`Mfcc::frame_sum_with`]; std and delta are taken over the per-frame cepstra in float64.
+    /// entry, in order (`out.len()` must be n_mfcc × `stats.len()`). The sum block is
+    /// [`Mfcc::frame_sum_with`]'s; std and delta are taken over the per-frame cepstra in
+    /// float64, which are computed only when asked for.
     pub fn frame_stats_with(
         &self,
         y: &[f32],
@@ -547,20 +551,23 @@ impl Mfcc {
         out: &mut [f32],
     ) {
         let (n, n_mels) = (self.params.n_mfcc, self.params.n_mels);
-        let mut sum = vec![0f32; n];
         // Also leaves the dB frames in scratch.mel.
+        let mut sum = std::mem::take(&mut scratch.sum);
+        sum.resize(n, 0.0);
         self.frame_sum_with(y, scratch, &mut sum);
         let frames = scratch.mel.len() / n_mels;
         let c = &mut scratch.cepstra;
         c.clear();
-        for frame in scratch.mel.chunks_exact(n_mels) {
-            c.extend(self.dct64.chunks_exact(n_mels).map(|basis| {
-                basis
-                    .iter()
-                    .zip(frame)
-                    .map(|(a, &b)| a * f64::from(b))
-                    .sum::<f64>()
-            }));
+        if stats.iter().any(|s| *s != FrameStat::Sum) {
+            for frame in scratch.mel.chunks_exact(n_mels) {
+                c.extend(self.dct64.chunks_exact(n_mels).map(|basis| {
+                    basis
+                        .iter()
+                        .zip(frame)
+                        .map(|(a, &b)| a * f64::from(b))
+                        .sum::<f64>()
+                }));
+            }
         }
         let at = |t: usize, k: usize| c[t * n + k];
         for (stat, block) in stats.iter().zip(out.chunks_exact_mut(n)) {
@@ -582,6 +589,7 @@ impl Mfcc {
                 }
             }
         }
+        scratch.sum = sum;
     }
 
     /// Fills `s.mel` (frame-major) with the power mel spectrogram of `y`; returns the frame count.
