@@ -8,7 +8,7 @@ use crate::dataset::synth::SynthParams;
 use crate::error::{ConfigError, InvalidConfig};
 use crate::eval::{Decision, Mode, Rule, ScoreKind};
 use crate::features::FeatureParams;
-use crate::fhe::Circuit;
+use crate::fhe::{Circuit, ModelPrivacy};
 use crate::fingerprint::LandmarkParams;
 use crate::model::{LogisticParams, QuantOptions};
 use serde::{Deserialize, Serialize};
@@ -131,6 +131,10 @@ pub struct EvaluationConfig {
     pub robust: RobustConfig,
     /// Open-set identification ("not in the catalogue"): songs kept out of the catalogue.
     pub open_set: Option<OpenSetConfig>,
+    /// Serve the quantized models with model privacy (`[evaluation.model_privacy]
+    /// flood_bits = λ`): simulate and execute modes and the open-set curve then decide on
+    /// re-randomised, flooded, rounded replies (docs/ARCHITECTURE.md §4). Off: the seed.
+    pub model_privacy: Option<ModelPrivacy>,
 }
 
 /// The open-set protocol: `calibration_songs` + `impostor_songs` songs of the dataset, drawn
@@ -172,6 +176,7 @@ impl Default for EvaluationConfig {
             circuit: None,
             robust: RobustConfig::default(),
             open_set: None,
+            model_privacy: None,
         }
     }
 }
@@ -290,7 +295,34 @@ pub struct ExperimentConfig {
     pub quantization: QuantizationConfig,
     pub evaluation: EvaluationConfig,
     pub landmark: LandmarkConfig,
+    /// The extraction attack against the served models, with and without model privacy
+    /// (`[extraction]`; off by default).
+    pub extraction: Option<ExtractionConfig>,
     pub output: OutputConfig,
+}
+
+/// The model-extraction experiment: a client queries chosen vectors and fits W by least
+/// squares from the scores it decrypts. For each flood level (0 = no model privacy) the
+/// report gives each model's top-1 under that level and, for each query count, the error of
+/// the stolen weights and the stolen model's top-1 agreement with the real one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtractionConfig {
+    /// λ of model privacy per line, after the plain protocol's line (always first).
+    pub flood_bits: Vec<u32>,
+    /// Chosen queries the attacker spends.
+    pub queries: Vec<usize>,
+    pub seed: u64,
+}
+
+impl Default for ExtractionConfig {
+    fn default() -> Self {
+        Self {
+            flood_bits: vec![0, 8, 16, 24, 32],
+            queries: vec![1, 21, 100, 1000, 10000],
+            seed: 20,
+        }
+    }
 }
 
 impl ExperimentConfig {
@@ -338,6 +370,31 @@ impl ExperimentConfig {
                  chunk's: use \"chunks\" (or decision = \"log_prob_sum\")"
                     .into(),
             );
+        }
+        let floods = self.evaluation.model_privacy.iter().map(|p| p.flood_bits);
+        let sweep = self
+            .extraction
+            .iter()
+            .flat_map(|e| e.flood_bits.iter().copied());
+        if let Some(l) = floods
+            .chain(sweep)
+            .find(|&l| l > ModelPrivacy::MAX_FLOOD_BITS)
+        {
+            return bad(
+                "flood_bits",
+                format!(
+                    "{l} is more than the {} a 64-bit torus allows",
+                    ModelPrivacy::MAX_FLOOD_BITS
+                ),
+            );
+        }
+        if let Some(e) = &self.extraction {
+            if e.queries.is_empty() || e.queries.contains(&0) {
+                return bad(
+                    "extraction.queries",
+                    format!("{:?}: give at least one count, each at least 1", e.queries),
+                );
+            }
         }
         if self.evaluation.protocol == Protocol::Robust && robust.conditions.is_empty() {
             return bad("evaluation.robust.conditions", "is empty".into());

@@ -55,6 +55,11 @@ pub struct Args {
     /// votes → chunks, log-prob-sum → summed (chunks for a model whose threshold is `best`).
     #[arg(long, value_enum)]
     circuit: Option<Circuit>,
+    /// Serve the models with model privacy at this λ (flood bits): the replies are
+    /// re-randomised with the client's public key, flooded so two models with the same scores
+    /// are within 2^-λ per score, and rounded to the bits that keep the noise budget.
+    #[arg(long, value_name = "LAMBDA")]
+    model_privacy: Option<u32>,
     /// Report folder (default reports/evaluate, or reports/evaluate-queries with --queries).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -76,6 +81,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             min_votes: args.min_votes,
         },
         circuit: args.circuit,
+        privacy: args
+            .model_privacy
+            .map(|flood_bits| fhe_shazam::fhe::ModelPrivacy { flood_bits }),
     };
     if plan.circuit == Some(Circuit::Summed) && plan.decision.rule == Rule::Votes {
         anyhow::bail!(

@@ -14,5 +14,7 @@ pub use open_set::{
     OpenSetRow, ScoreKind, Threshold,
 };
 pub use protocol::{queries_from_files, seed_queries, Query, QueryFile, SEED_QUERY_SECONDS};
-pub use runner::{evaluate_modes, evaluate_quantized, FheCosts, Mode, ModeResult, ModeRun};
+pub use runner::{
+    evaluate_modes, evaluate_quantized, fhe_plan, FheCosts, FheScoring, Mode, ModeResult, ModeRun,
+};
 pub use vote::{majority_vote, Answer, Decision, Rule};

@@ -7,9 +7,10 @@ use super::metrics::{quantile, Metrics, Outcome};
 use super::protocol::Query;
 use super::vote::{Decision, Rule};
 use crate::error::{EvalError, FheError};
-use crate::fhe::{Circuit, FhePlan, Session};
+use crate::fhe::{simulate, Circuit, FhePlan, ModelPrivacy, Session};
 use crate::model::{argmax_rows, QuantizedModel};
 use ndarray::s;
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -31,6 +32,9 @@ impl std::fmt::Display for Mode {
     }
 }
 
+/// Seed of the flood sampled by simulate mode under model privacy.
+const PRIVATE_SIMULATION_SEED: u64 = 0x000F_100D;
+
 /// Per-query FHE costs (execute mode only), medians over the evaluated queries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FheCosts {
@@ -45,6 +49,45 @@ pub struct FheCosts {
     /// The circuit the queries were scored with (older reports: `chunks`).
     #[serde(default)]
     pub circuit: Circuit,
+    /// Model privacy's λ, when the model was served with it (scores then checked to within
+    /// 2^ρ, `rounding_bits`, of the circuit's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flood_bits: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounding_bits: Option<u32>,
+    /// The client's public key, sent once (model privacy only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_bytes: Option<usize>,
+}
+
+/// How execute and simulate modes score a query: the circuit, and the model-privacy option
+/// (fhe::privacy) if the model is served with it. A bare [`Circuit`] means no privacy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FheScoring {
+    pub circuit: Circuit,
+    pub privacy: Option<ModelPrivacy>,
+}
+
+impl From<Circuit> for FheScoring {
+    fn from(circuit: Circuit) -> Self {
+        Self {
+            circuit,
+            privacy: None,
+        }
+    }
+}
+
+/// The FHE plan of `model` under `scoring`.
+pub fn fhe_plan(
+    model: &QuantizedModel,
+    scoring: FheScoring,
+    chunks: usize,
+) -> Result<FhePlan, FheError> {
+    let plan = FhePlan::for_circuit(&model.integer_layer(), scoring.circuit, chunks)?;
+    match scoring.privacy {
+        Some(privacy) => plan.with_privacy(privacy),
+        None => Ok(plan),
+    }
 }
 
 /// The result of one model in one mode.
@@ -59,23 +102,33 @@ pub struct ModeResult {
 /// queries of up to J = `chunks` chunks with `circuit`: `chunks` pads shorter queries with
 /// zeros and ignores the padding's scores; `summed` adds the query's chunks and decides on
 /// the summed scores ([`Decision::decide_summed`]; the vote rule cannot). Clear and simulate
-/// modes score every chunk, which gives the same decisions.
+/// modes score every chunk, which gives the same decisions. With model privacy, simulate
+/// mode decides on the circuit's scores rounded and flooded as a client decrypts them
+/// ([`simulate::sample_private_scores`], seeded, so a run is reproducible), and execute mode
+/// on the real private replies.
 pub fn evaluate_quantized(
     model: &QuantizedModel,
     queries: &[Query],
     mode: Mode,
     decision: &Decision,
     chunks: usize,
-    circuit: Circuit,
+    scoring: impl Into<FheScoring>,
 ) -> Result<(ModeResult, Vec<Outcome>), EvalError> {
+    let scoring = scoring.into();
+    let circuit = scoring.circuit;
     if mode == Mode::Execute && circuit == Circuit::Summed && decision.rule == Rule::Votes {
         return Err(EvalError::Circuit(
             "the votes rule needs every chunk's scores: use the chunks circuit".into(),
         ));
     }
+    let private_plan = match (mode, scoring.privacy) {
+        (Mode::Simulate, Some(_)) => Some(fhe_plan(model, scoring, chunks)?),
+        _ => None,
+    };
+    let mut flood_rng = rand_chacha::ChaCha8Rng::seed_from_u64(PRIVATE_SIMULATION_SEED);
     let session = match mode {
         Mode::Execute => {
-            let plan = FhePlan::for_circuit(&model.integer_layer(), circuit, chunks)?;
+            let plan = fhe_plan(model, scoring, chunks)?;
             let t = Instant::now();
             let session = Session::from_plan(&plan)?;
             Some((session, t.elapsed().as_secs_f64() * 1e3))
@@ -97,7 +150,30 @@ pub fn evaluate_quantized(
             (Mode::Simulate, _) => {
                 let q_x = model.quantize_input(q.features.view())?;
                 let scores = model.dequantize(model.integer_scores(q_x.view())?.view())?;
-                (scores, None)
+                match &private_plan {
+                    Some(plan) => {
+                        let privacy = plan.privacy.as_ref().expect("planned with privacy");
+                        let rows = circuit.query_rows(q_x.view(), chunks, 0);
+                        let exact = simulate::clear_scores(&plan.layer, rows.view())?;
+                        let rounded = simulate::sample_private_scores(
+                            &exact,
+                            plan.budget.delta_log2,
+                            privacy,
+                            &mut flood_rng,
+                        );
+                        let n = q_x.nrows().min(chunks);
+                        match circuit {
+                            Circuit::Chunks => {
+                                (model.dequantize(rounded.slice(s![..n, ..]))?, None)
+                            }
+                            Circuit::Summed => {
+                                let totals = model.dequantize_summed(rounded.row(0), n)?;
+                                (scores, decision.decide_summed(totals.view(), n))
+                            }
+                        }
+                    }
+                    None => (scores, None),
+                }
             }
             (Mode::Execute, Some((session, _))) => {
                 let q_x = model.quantize_input(q.features.view())?;
@@ -139,7 +215,7 @@ pub fn evaluate_quantized(
             latency_s,
         });
     }
-    let fhe = session.map(|(_, keygen_ms)| FheCosts {
+    let fhe = session.map(|(session, keygen_ms)| FheCosts {
         keygen_ms,
         encrypt_ms: quantile(&enc, 0.5),
         server_ms: quantile(&srv, 0.5),
@@ -148,6 +224,9 @@ pub fn evaluate_quantized(
         bytes_down: down,
         scores_checked: checked,
         circuit,
+        flood_bits: scoring.privacy.map(|p| p.flood_bits),
+        rounding_bits: scoring.privacy.map(|_| session.server.spec().rounding_bits),
+        public_key_bytes: scoring.privacy.map(|_| session.public_key_bytes),
     });
     let result = ModeResult {
         mode,
@@ -191,8 +270,9 @@ pub fn evaluate_modes(
     execute_limit: Option<usize>,
     decision: &Decision,
     chunks: usize,
-    circuit: Circuit,
+    scoring: impl Into<FheScoring>,
 ) -> Result<Vec<ModeRun>, EvalError> {
+    let scoring = scoring.into();
     modes
         .iter()
         .map(|&mode| {
@@ -201,9 +281,7 @@ pub fn evaluate_modes(
                 _ => queries,
             };
             if mode == Mode::Execute {
-                if let Err(e @ FheError::NoiseBudget { .. }) =
-                    FhePlan::for_circuit(&model.integer_layer(), circuit, chunks)
-                {
+                if let Err(e @ FheError::NoiseBudget { .. }) = fhe_plan(model, scoring, chunks) {
                     return Ok(ModeRun {
                         queries: 0,
                         result: ModeResult {
@@ -216,10 +294,10 @@ pub fn evaluate_modes(
                     });
                 }
             }
-            let (result, _) = evaluate_quantized(model, subset, mode, decision, chunks, circuit)?;
+            let (result, _) = evaluate_quantized(model, subset, mode, decision, chunks, scoring)?;
             let simulate_top1_same_queries = match mode {
                 Mode::Execute => Some(
-                    evaluate_quantized(model, subset, Mode::Simulate, decision, chunks, circuit)?
+                    evaluate_quantized(model, subset, Mode::Simulate, decision, chunks, scoring)?
                         .0
                         .metrics
                         .top1,

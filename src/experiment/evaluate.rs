@@ -7,12 +7,12 @@ use crate::config::ExperimentConfig;
 use crate::error::{EvalError, ExperimentError};
 use crate::eval::landmark::{build_index, evaluate_landmark, LandmarkSummary};
 use crate::eval::{
-    evaluate_clear, evaluate_modes, seed_queries, Decision, Mode, ModeResult, ModeRun, Query,
-    SEED_QUERY_SECONDS,
+    evaluate_clear, evaluate_modes, seed_queries, Decision, FheScoring, Mode, ModeResult, ModeRun,
+    Query, SEED_QUERY_SECONDS,
 };
 use crate::features::FeatureSet;
 use crate::fhe::IntegerLinear;
-use crate::fhe::{budget_lines, Circuit};
+use crate::fhe::{budget_lines, Circuit, ModelPrivacy};
 use crate::fingerprint::LandmarkIndex;
 use crate::model::{ScoreKind, Scorer};
 use crate::report::evaluate::{EvaluationReport, EvaluationRow};
@@ -30,6 +30,8 @@ pub struct EvaluationPlan {
     pub decision: Decision,
     /// Execute mode's circuit; None: the one the decision implies ([`Rule::circuit`]).
     pub circuit: Option<Circuit>,
+    /// Simulate and execute with model privacy.
+    pub privacy: Option<ModelPrivacy>,
 }
 
 impl EvaluationPlan {
@@ -94,7 +96,10 @@ pub fn evaluate_models<'a>(
             plan.execute_limit,
             &plan.decision,
             chunks,
-            plan.circuit_for(None),
+            FheScoring {
+                circuit: plan.circuit_for(None),
+                privacy: plan.privacy,
+            },
         )? {
             out.push(Evaluated {
                 quantized: Some(q),
@@ -189,6 +194,7 @@ pub fn condition_rows(
         execute_limit: ev.execute_limit,
         decision: ev.decision(),
         circuit: Some(ev.circuit()),
+        privacy: ev.model_privacy,
     };
     let mut rows = Vec::new();
     for c in conditions {

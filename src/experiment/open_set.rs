@@ -10,8 +10,8 @@ use crate::config::{ExperimentConfig, OpenSetConfig};
 use crate::error::{EvalError, ExperimentError};
 use crate::eval::landmark::evaluate_landmark;
 use crate::eval::{
-    calibrate, det_curve, evaluate_clear, evaluate_quantized, open_set_metrics, DetCurve, Mode,
-    OpenSetResult, OpenSetRow, Outcome, Query, Rule, ScoreKind, Threshold,
+    calibrate, det_curve, evaluate_clear, evaluate_quantized, open_set_metrics, DetCurve,
+    FheScoring, Mode, OpenSetResult, OpenSetRow, Outcome, Query, Rule, ScoreKind, Threshold,
 };
 use crate::features::FeatureSet;
 use crate::fingerprint::LandmarkIndex;
@@ -187,15 +187,19 @@ pub fn evaluate_open_set(
         let quantized = |c: usize, set: Set| {
             let queries = pick(set, c);
             let chunks = layout_chunks(queries);
-            // Simulate scores every chunk; the circuit only matters for execute.
-            let circuit = decision.rule.circuit(Some(open.score));
+            // Simulate scores every chunk; the circuit only matters for execute and for the
+            // rounding and flood of model privacy.
+            let scoring = FheScoring {
+                circuit: decision.rule.circuit(Some(open.score)),
+                privacy: config.evaluation.model_privacy,
+            };
             Ok(evaluate_quantized(
                 &q.model,
                 queries,
                 Mode::Simulate,
                 &decision,
                 chunks,
-                circuit,
+                scoring,
             )?
             .1)
         };

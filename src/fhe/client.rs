@@ -13,7 +13,8 @@ use tfhe::core_crypto::prelude::{
 
 use super::fourier::FourierScratch;
 use super::{
-    check_input_range, expand_mask, EncryptedQuery, EncryptedScores, GlweParams, ScoringSpec,
+    check_input_range, expand_mask, EncryptedQuery, EncryptedScores, GlweParams, PublicKey,
+    ScoringSpec,
 };
 use crate::error::FheError;
 
@@ -123,30 +124,44 @@ impl ClientKey {
         let message = spec.layout.encode_query(q_x)?;
         check_input_range(q_x, spec.input_min, spec.input_max)?;
         let delta_log = spec.delta_log2();
-        let p = &self.params;
-        let n = p.polynomial_size.0;
+        let body: Vec<u64> = message.iter().map(|&m| (m as u64) << delta_log).collect();
+        let (seed, body) = self.encrypt_polynomial(body);
+        Ok(EncryptedQuery {
+            header: spec.header(),
+            seed,
+            body,
+        })
+    }
 
+    /// The client's public key for the model-privacy option: a fresh encryption of zero
+    /// (fhe::privacy). It can be sent to any server of this parameter set.
+    pub fn public_key(&self) -> PublicKey {
+        let (seed, body) = self.encrypt_polynomial(vec![0; self.params.polynomial_size.0]);
+        PublicKey {
+            params_id: self.params.id,
+            seed,
+            body,
+        }
+    }
+
+    /// Seeded GLWE encryption of an encoded plaintext polynomial: (seed, plaintext + e + a·s).
+    fn encrypt_polynomial(&self, mut body: Vec<u64>) -> (u128, Vec<u64>) {
+        let p = &self.params;
         let mut seeder = new_seeder();
         let seed: Seed = seeder.seed();
         let mask = expand_mask(p, seed.0);
-
-        let mut body: Vec<u64> = message.iter().map(|&m| (m as u64) << delta_log).collect();
         let mut noise = RandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
         noise.unsigned_integer_slice_wrapping_add_random_from_distribution_custom_mod_assign(
             &mut body,
             p.noise,
             p.ciphertext_modulus,
         );
-        let mut mask_times_key = vec![0u64; n];
+        let mut mask_times_key = vec![0u64; p.polynomial_size.0];
         self.mask_times_key(&mask, &mut mask_times_key);
         for (b, &v) in body.iter_mut().zip(&mask_times_key) {
             *b = b.wrapping_add(v);
         }
-        Ok(EncryptedQuery {
-            header: spec.header(),
-            seed: seed.0,
-            body,
-        })
+        (seed.0, body)
     }
 
     /// `out` ← a·s mod 2^64, exactly, with two FFT products. a = lo + hi with lo its low 32
@@ -177,6 +192,8 @@ impl ClientKey {
     /// already in the Fourier domain), phase = body − mask·s on the score coefficients,
     /// rounded to the nearest multiple of Δ' = 2^(w−p) in the w-bit reply domain (done here
     /// as Δ after lifting the w-bit values back to 64 bits), decoded as signed p-bit values.
+    /// With model privacy's ρ rounding bits, decoded at Δ·2^ρ and returned as multiples of
+    /// 2^ρ (each less than 2^ρ from the exact score).
     pub fn decrypt_scores(
         &self,
         spec: &ScoringSpec,
@@ -208,8 +225,9 @@ impl ClientKey {
         }
 
         let lift = 64 - w;
-        let delta_log = spec.delta_log2();
-        let p = spec.message_bits;
+        let rho = spec.rounding_bits;
+        let delta_log = spec.delta_log2() + rho;
+        let p = spec.message_bits - rho;
         let (j_count, k_count) = (layout.chunks(), layout.classes_per_product());
         let fft = self.fft.as_view();
         let mut scratch = FourierScratch::new(fft);
@@ -232,7 +250,7 @@ impl ClientKey {
                 for j in 0..j_count {
                     let t = layout.score_position(j, k);
                     let phase = (body[t] << lift).wrapping_sub(mask_times_key[t]);
-                    out[[j, class]] = decode(phase, delta_log, p);
+                    out[[j, class]] = decode(phase, delta_log, p) << rho;
                 }
             }
         }

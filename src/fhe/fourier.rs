@@ -89,4 +89,14 @@ impl FourierScratch {
             }
         });
     }
+
+    /// `self.fourier` ← `self.fourier` + `a` ⊙ `b`.
+    pub(crate) fn add_product(&mut self, a: &[c64], b: &[c64]) {
+        let out = &mut self.fourier.data;
+        self.arch.dispatch(|| {
+            for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+                *o += x * y;
+            }
+        });
+    }
 }

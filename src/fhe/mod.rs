@@ -60,6 +60,7 @@ mod fourier;
 pub mod packing;
 pub mod params;
 pub mod plan;
+pub mod privacy;
 pub mod server;
 pub mod simulate;
 pub mod wire;
@@ -75,6 +76,7 @@ pub use client::ClientKey;
 pub use packing::Layout;
 pub use params::{GlweParams, NoiseBudget, MAX_LOG2_FAILURE};
 pub use plan::{budget_lines, BudgetLine, FhePlan};
+pub use privacy::{ModelPrivacy, PrivacyPlan, PublicKey};
 pub use server::ServerModel;
 
 use crate::error::FheError;
@@ -272,6 +274,10 @@ pub struct ScoringSpec {
     pub input_min: i64,
     pub input_max: i64,
     pub model_id: ModelId,
+    /// Served with the model-privacy option: every query needs the client's public key.
+    pub private: bool,
+    /// ρ: scores come back as multiples of 2^ρ (0 without flooding).
+    pub rounding_bits: u32,
 }
 
 impl ScoringSpec {
@@ -305,6 +311,21 @@ impl ScoringSpec {
                 self.layout.chunks()
             )));
         }
+        if self.rounding_bits + 2 > self.message_bits || (self.rounding_bits > 0 && !self.private) {
+            return Err(FheError::InvalidParams {
+                param: "rounding_bits",
+                reason: format!(
+                    "{} rounding bits of {} message bits{}",
+                    self.rounding_bits,
+                    self.message_bits,
+                    if self.private {
+                        ""
+                    } else {
+                        " without model privacy"
+                    }
+                ),
+            });
+        }
         if self.classes == 0 || self.input_min > self.input_max {
             return Err(FheError::InvalidParams {
                 param: "classes",
@@ -333,6 +354,8 @@ impl ScoringSpec {
             classes: self.classes,
             message_bits: self.message_bits,
             model_id: self.model_id,
+            private: self.private,
+            rounding_bits: self.rounding_bits,
         }
     }
 }
@@ -346,6 +369,8 @@ pub struct CiphertextHeader {
     pub classes: usize,
     pub message_bits: u32,
     pub model_id: ModelId,
+    pub private: bool,
+    pub rounding_bits: u32,
 }
 
 impl CiphertextHeader {
@@ -394,6 +419,13 @@ impl CiphertextHeader {
                 expected.message_bits.to_string(),
                 self.message_bits.to_string(),
             );
+        }
+        if (self.private, self.rounding_bits) != (expected.private, expected.rounding_bits) {
+            let show = |h: &CiphertextHeader| match h.private {
+                true => format!("model privacy, {} rounding bits", h.rounding_bits),
+                false => "no model privacy".to_string(),
+            };
+            return mismatch("model privacy", show(&expected), show(self));
         }
         if self.model_id != expected.model_id {
             return mismatch(
@@ -448,11 +480,15 @@ impl EncryptedScores {
     }
 }
 
-/// A client key and a server model for one layer, for running real encrypted queries.
+/// A client key and a server model for one layer, for running real encrypted queries (with
+/// the client's public key registered when the model is served with model privacy).
 pub struct Session {
     pub client: ClientKey,
     pub server: ServerModel,
     layer: IntegerLinear,
+    public_key: Option<privacy::PreparedPublicKey>,
+    /// Bytes of the public key sent once (0 without model privacy).
+    pub public_key_bytes: usize,
 }
 
 /// One encrypted query, end to end.
@@ -486,26 +522,37 @@ impl Session {
         params: GlweParams,
     ) -> Result<Self, FheError> {
         let server = ServerModel::new(layer, layout, params)?;
-        let client = ClientKey::generate(&params)?;
-        Ok(Self {
-            client,
-            server,
-            layer: layer.clone(),
-        })
+        Self::with_server(server, layer.clone())
     }
 
-    /// Prepares the server for a plan (its circuit's layer) and generates a key.
+    /// Prepares the server for a plan (its circuit's layer) and generates a key; with model
+    /// privacy, the client's public key goes through the wire to the server once.
     pub fn from_plan(plan: &FhePlan) -> Result<Self, FheError> {
-        let server = ServerModel::from_plan(plan)?;
-        let client = ClientKey::generate(&plan.params)?;
+        Self::with_server(ServerModel::from_plan(plan)?, plan.layer.clone())
+    }
+
+    fn with_server(server: ServerModel, layer: IntegerLinear) -> Result<Self, FheError> {
+        let params = server.spec().params;
+        let client = ClientKey::generate(&params)?;
+        let (public_key, public_key_bytes) = match server.privacy() {
+            Some(_) => {
+                let bytes = wire::encode_public_key(&client.public_key());
+                let key = wire::decode_public_key(&bytes, &params)?;
+                (Some(server.prepare_public_key(&key)?), bytes.len())
+            }
+            None => (None, 0),
+        };
         Ok(Self {
             client,
             server,
-            layer: plan.layer.clone(),
+            layer,
+            public_key,
+            public_key_bytes,
         })
     }
 
-    /// encrypt → serialize → score → serialize → decrypt, checked against the exact circuit.
+    /// encrypt → serialize → score → serialize → decrypt, checked against the exact circuit
+    /// (with model privacy: each score less than 2^ρ from it).
     pub fn run(&self, q_x: ArrayView2<i64>) -> Result<QueryOutcome, FheError> {
         let spec = self.server.spec();
         let t = Instant::now();
@@ -518,7 +565,10 @@ impl Session {
         let mut wire_time = t.elapsed();
 
         let t = Instant::now();
-        let reply = self.server.score(&received)?;
+        let reply = match &self.public_key {
+            Some(key) => self.server.score_private(&received, key)?,
+            None => self.server.score(&received)?,
+        };
         let server = t.elapsed();
 
         let t = Instant::now();
@@ -531,7 +581,7 @@ impl Session {
         let decrypt = t.elapsed();
 
         let expected = simulate::clear_scores(&self.layer, q_x)?;
-        simulate::compare(&expected, &scores)?;
+        simulate::compare_rounded(&expected, &scores, spec.rounding_bits)?;
         Ok(QueryOutcome {
             scores,
             encrypt,
@@ -556,13 +606,8 @@ pub fn execute(
     let server = ServerModel::new(layer, layout, params)?;
     let server_setup = t.elapsed();
     let t = Instant::now();
-    let client = ClientKey::generate(&params)?;
+    let session = Session::with_server(server, layer.clone())?;
     let keygen = t.elapsed();
-    let session = Session {
-        client,
-        server,
-        layer: layer.clone(),
-    };
     let queries = queries
         .iter()
         .map(|q| session.run(*q))

@@ -3,6 +3,7 @@
 //! the server and the reports all ask it, so what is measured is what is served.
 
 use super::params::min_reply_modulus_log;
+use super::privacy::{ModelPrivacy, PrivacyPlan};
 use super::{Circuit, GlweParams, IntegerLinear, Layout, NoiseBudget};
 use crate::error::FheError;
 
@@ -19,6 +20,8 @@ pub struct FhePlan {
     pub params: GlweParams,
     pub layout: Layout,
     pub budget: NoiseBudget,
+    /// The model-privacy option (re-randomised, flooded, rounded replies), if served with it.
+    pub privacy: Option<PrivacyPlan>,
 }
 
 impl FhePlan {
@@ -93,6 +96,7 @@ impl FhePlan {
                 params: Self::BASE,
                 layout,
                 budget,
+                privacy: None,
             });
         }
         let Some(bits) = min_reply_modulus_log(&layer, &layout, &Self::BASE)? else {
@@ -109,6 +113,23 @@ impl FhePlan {
             params,
             layout,
             budget,
+            privacy: None,
+        })
+    }
+
+    /// The same plan served with the model-privacy option: the flood for λ and the rounding
+    /// bits the budget then needs ([`PrivacyPlan::compute`]).
+    pub fn with_privacy(self, privacy: ModelPrivacy) -> Result<Self, FheError> {
+        let plan = PrivacyPlan::compute(
+            &self.layer,
+            &self.layout,
+            &self.params,
+            &self.budget,
+            privacy,
+        )?;
+        Ok(Self {
+            privacy: Some(plan),
+            ..self
         })
     }
 }

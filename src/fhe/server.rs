@@ -18,6 +18,7 @@ use tfhe::core_crypto::prelude::{Fft, GlweCiphertext, GlweCiphertextOwned};
 
 use super::fourier::FourierScratch;
 use super::packing::negacyclic_mul;
+use super::privacy::{PreparedPublicKey, PrivacyPlan, PublicKey, ReplyNoise};
 use super::{
     expand_mask, Circuit, EncryptedQuery, EncryptedScores, FhePlan, GlweParams, IntegerLinear,
     Layout, NoiseBudget, ScoringSpec,
@@ -35,6 +36,8 @@ pub struct ServerModel {
     monomials: Vec<Vec<(usize, u64)>>,
     /// bias·Δ on the K·J score coefficients of each product (flat, products × K·J).
     bias: Vec<u64>,
+    /// The model-privacy option, when served with it.
+    privacy: Option<PrivacyPlan>,
 }
 
 /// A decompressed query: the mask in the Fourier domain (transformed once per query) and
@@ -54,7 +57,14 @@ impl ServerModel {
         layout: Layout,
         params: GlweParams,
     ) -> Result<Self, FheError> {
-        Self::build(layer, layout, params, Circuit::Chunks, layout.chunks())
+        Self::build(
+            layer,
+            layout,
+            params,
+            Circuit::Chunks,
+            layout.chunks(),
+            None,
+        )
     }
 
     /// The server for a plan: its circuit's layer, layout and parameters.
@@ -65,6 +75,7 @@ impl ServerModel {
             plan.params,
             plan.circuit,
             plan.query_chunks,
+            plan.privacy.clone(),
         )
     }
 
@@ -74,6 +85,7 @@ impl ServerModel {
         params: GlweParams,
         circuit: Circuit,
         query_chunks: usize,
+        privacy: Option<PrivacyPlan>,
     ) -> Result<Self, FheError> {
         let budget = NoiseBudget::compute(layer, &layout, &params)?;
         budget.check()?;
@@ -87,6 +99,8 @@ impl ServerModel {
             input_min: layer.input_min,
             input_max: layer.input_max,
             model_id: layer.model_id(),
+            private: privacy.is_some(),
+            rounding_bits: privacy.as_ref().map_or(0, |p| p.rounding_bits),
         };
         let fft = Fft::new(params.polynomial_size);
         let mut scratch = FourierScratch::new(fft.as_view());
@@ -121,6 +135,7 @@ impl ServerModel {
             weights,
             monomials,
             bias,
+            privacy,
         })
     }
 
@@ -133,33 +148,126 @@ impl ServerModel {
         &self.budget
     }
 
+    /// The model-privacy plan, if the model is served with it.
+    pub fn privacy(&self) -> Option<&PrivacyPlan> {
+        self.privacy.as_ref()
+    }
+
     /// Scores an encrypted query: per product, mask·W_g via the FFT and the K·J score
     /// coefficients of body·W_g exactly, plus the bias, then the modulus switch. The rest of
     /// the body, which would hold the cross terms, is never even computed. Products run in
-    /// parallel on the current rayon pool.
+    /// parallel on the current rayon pool. A model served with model privacy refuses: its
+    /// replies need the client's public key ([`ServerModel::score_private`]).
     pub fn score(&self, query: &EncryptedQuery) -> Result<EncryptedScores, FheError> {
+        if self.privacy.is_some() {
+            return Err(FheError::InvalidParams {
+                param: "public_key",
+                reason: "the model is served with model privacy: a reply needs the client's \
+                         public key"
+                    .into(),
+            });
+        }
+        self.score_with(query, None)
+    }
+
+    /// Checks a client's public key against the parameter set and prepares it (once per
+    /// client) for [`ServerModel::score_private`].
+    pub fn prepare_public_key(&self, key: &PublicKey) -> Result<PreparedPublicKey, FheError> {
+        key.prepare(&self.spec.params, self.fft.as_view())
+    }
+
+    /// Scores a query with the model-privacy option (fhe::privacy): as [`ServerModel::score`],
+    /// then per product a fresh u_g·pk + (e1, e2) and the flood on the score coefficients.
+    pub fn score_private(
+        &self,
+        query: &EncryptedQuery,
+        key: &PreparedPublicKey,
+    ) -> Result<EncryptedScores, FheError> {
+        let Some(privacy) = &self.privacy else {
+            return Err(FheError::InvalidParams {
+                param: "public_key",
+                reason: "the model is served without model privacy: score the query with \
+                         `score`"
+                    .into(),
+            });
+        };
+        self.score_with(query, Some((key, privacy)))
+    }
+
+    fn score_with(
+        &self,
+        query: &EncryptedQuery,
+        private: Option<(&PreparedPublicKey, &PrivacyPlan)>,
+    ) -> Result<EncryptedScores, FheError> {
         let query = self.prepare(query)?;
-        let n = self.spec.params.polynomial_size.0;
+        let params = &self.spec.params;
+        let n = params.polynomial_size.0;
         let per = n + self.spec.layout.scores_per_product();
-        let w = self.spec.params.reply_modulus_log.0 as u32;
+        let w = params.reply_modulus_log.0 as u32;
         let fft = self.fft.as_view();
+        // One fresh generator per product, seeded from the OS / CPU entropy source, so the
+        // products stay parallel and no two share randomness.
+        let seeds: Vec<u128> = match private {
+            Some(_) => {
+                let mut seeder = tfhe::core_crypto::prelude::new_seeder();
+                (0..self.weights.len()).map(|_| seeder.seed().0).collect()
+            }
+            None => Vec::new(),
+        };
         let mut values = vec![0u64; self.weights.len() * per];
         values.par_chunks_mut(per).enumerate().for_each_init(
-            || (FourierScratch::new(fft), vec![0u64; n]),
-            |(scratch, full), (g, out)| {
+            || {
+                let u = private.map(|_| {
+                    (
+                        vec![0u64; n],
+                        FourierPolynomial::new(params.polynomial_size),
+                    )
+                });
+                (FourierScratch::new(fft), vec![0u64; n], u)
+            },
+            |(scratch, full, u), (g, out)| {
                 let (mask, body) = out.split_at_mut(n);
+                let mut noise = None;
+                if let (Some((key, _)), Some((u, u_fourier))) = (private, u.as_mut()) {
+                    let mut fresh = ReplyNoise::new(seeds[g]);
+                    fresh.binary(u);
+                    scratch.forward_integer(fft, u_fourier, u);
+                    noise = Some((fresh, &*u_fourier, key));
+                }
                 scratch.set_product(&query.mask.data, &self.weights[g].data);
+                if let Some((_, u_fourier, key)) = &noise {
+                    scratch.add_product(&u_fourier.data, &key.mask.data);
+                }
                 scratch.backward_torus(fft, mask);
                 match &query.fourier_body {
                     Some(fourier_body) => {
                         scratch.set_product(&fourier_body.data, &self.weights[g].data);
+                        if let Some((_, u_fourier, key)) = &noise {
+                            scratch.add_product(&u_fourier.data, &key.body.data);
+                        }
                         scratch.backward_torus(fft, full);
                         let bias = &self.bias[g * body.len()..(g + 1) * body.len()];
                         for ((o, &v), &b) in body.iter_mut().zip(full.iter()).zip(bias) {
                             *o = v.wrapping_add(b);
                         }
                     }
-                    None => self.body_scores(g, query.body, body, scratch.arch),
+                    None => {
+                        self.body_scores(g, query.body, body, scratch.arch);
+                        if let Some((_, u_fourier, key)) = &noise {
+                            scratch.set_product(&u_fourier.data, &key.body.data);
+                            scratch.backward_torus(fft, full);
+                            for (o, &v) in body.iter_mut().zip(full.iter()) {
+                                *o = o.wrapping_add(v);
+                            }
+                        }
+                    }
+                }
+                if let (Some((mut fresh, _, _)), Some((_, plan))) = (noise, private) {
+                    fresh.add_fresh_noise(params, mask);
+                    fresh.add_fresh_noise(params, body);
+                    if let Some(a) = plan.flood_log2 {
+                        fresh.add_flood(a, body);
+                    }
                 }
                 switch_modulus(out, w, scratch.arch);
             },

@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView2};
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
-use super::{check_input_range, IntegerLinear, NoiseBudget};
+use super::{check_input_range, IntegerLinear, NoiseBudget, PrivacyPlan};
 use crate::error::FheError;
 
 /// Exact scores q_X · W + b (J × C) in i64; the layer's score bound (≤ 2^61) rules out
@@ -26,6 +26,16 @@ pub fn clear_scores(layer: &IntegerLinear, q_x: ArrayView2<i64>) -> Result<Array
 /// Checks decrypted scores against the exact ones: [`FheError::Mismatch`] with the count and
 /// the first differing position.
 pub fn compare(expected: &Array2<i64>, found: &Array2<i64>) -> Result<(), FheError> {
+    compare_rounded(expected, found, 0)
+}
+
+/// Checks scores returned with `rounding_bits` = ρ of model privacy: each a multiple of 2^ρ
+/// less than 2^ρ from the exact score (ρ = 0: equal).
+pub fn compare_rounded(
+    expected: &Array2<i64>,
+    found: &Array2<i64>,
+    rounding_bits: u32,
+) -> Result<(), FheError> {
     if expected.dim() != found.dim() {
         return Err(FheError::Shape {
             what: "decrypted scores",
@@ -36,7 +46,7 @@ pub fn compare(expected: &Array2<i64>, found: &Array2<i64>) -> Result<(), FheErr
     let mut wrong = expected
         .indexed_iter()
         .zip(found.iter())
-        .filter(|((_, e), f)| e != f);
+        .filter(|((_, &e), &f)| !rounded_from(e, f, rounding_bits));
     if let Some((((chunk, class), &e), &f)) = wrong.next() {
         return Err(FheError::Mismatch {
             count: 1 + wrong.count(),
@@ -48,6 +58,33 @@ pub fn compare(expected: &Array2<i64>, found: &Array2<i64>) -> Result<(), FheErr
         });
     }
     Ok(())
+}
+
+/// Whether `found` is a multiple of 2^ρ less than 2^ρ from `exact`.
+fn rounded_from(exact: i64, found: i64, rounding_bits: u32) -> bool {
+    found % (1i64 << rounding_bits) == 0 && (found - exact).unsigned_abs() < 1u64 << rounding_bits
+}
+
+/// The scores a client of the model-privacy option decrypts, sampled: each exact score s
+/// becomes 2^ρ·round((s·Δ + F) / (Δ·2^ρ)) with a fresh flood F uniform on [−A, A) — what
+/// the server's reply decodes to whenever the rest of the noise stays within budget (it
+/// does with probability 1 − 2^-40 per score). λ = 0 returns the exact scores.
+pub fn sample_private_scores<R: Rng + ?Sized>(
+    exact: &Array2<i64>,
+    delta_log2: u32,
+    privacy: &PrivacyPlan,
+    rng: &mut R,
+) -> Array2<i64> {
+    let rho = privacy.rounding_bits;
+    let shift = delta_log2 + rho;
+    exact.mapv(|s| {
+        let flood = privacy.flood_log2.map_or(0i128, |a| {
+            i128::from(rng.gen_range(-(1i64 << a)..(1i64 << a)))
+        });
+        let phase = (i128::from(s) << delta_log2) + flood;
+        let rounded = (phase + (1i128 << shift >> 1)) >> shift;
+        (rounded as i64) << rho
+    })
 }
 
 /// Exact scores plus noise drawn from the predicted error distribution of each score

@@ -3,7 +3,10 @@
 //!
 //! Header (both messages, [`HEADER_LEN`] bytes): magic (4), version u16, parameter set id u16,
 //! circuit u8 (0 chunks, 1 summed), N u32, J u32, d u32, K u32, C u32, message bits u8,
-//! model id (32). Version 2 added the circuit byte.
+//! model id (32), model privacy u8 (0 or 1), rounding bits u8. Version 2 added the circuit
+//! byte, version 3 the model-privacy bytes.
+//! Public key (model privacy, sent once): magic `FSHP`, version u16, parameter set id u16,
+//! N u32, seed u128, N × u64 body coefficients.
 //! Query payload: seed u128, body length u32, N × u64 body coefficients.
 //! Scores payload: reply bits w u8, product count u32, body coefficients per product u32,
 //! then every product's N mask and K·J body coefficients packed at w bits each (LSB first,
@@ -16,16 +19,19 @@
 use tfhe::core_crypto::prelude::PolynomialSize;
 
 use super::{
-    CiphertextHeader, Circuit, EncryptedQuery, EncryptedScores, Layout, ModelId, ScoringSpec,
+    CiphertextHeader, Circuit, EncryptedQuery, EncryptedScores, GlweParams, Layout, ModelId,
+    PublicKey, ScoringSpec,
 };
 use crate::error::FheError;
 
 /// Current format version.
-pub const WIRE_VERSION: u16 = 2;
+pub const WIRE_VERSION: u16 = 3;
 const QUERY_MAGIC: [u8; 4] = *b"FSHQ";
 const SCORES_MAGIC: [u8; 4] = *b"FSHS";
+const PUBLIC_KEY_MAGIC: [u8; 4] = *b"FSHP";
 /// Bytes of the common header.
-pub const HEADER_LEN: usize = 4 + 2 + 2 + 1 + 4 * 5 + 1 + 32;
+pub const HEADER_LEN: usize = 4 + 2 + 2 + 1 + 4 * 5 + 1 + 32 + 2;
+const PUBLIC_KEY_WHAT: &str = "public key";
 const QUERY_WHAT: &str = "encrypted query";
 const SCORES_WHAT: &str = "encrypted scores";
 
@@ -39,6 +45,74 @@ pub fn scores_size(spec: &ScoringSpec) -> usize {
     let per = spec.params.polynomial_size.0 + spec.layout.scores_per_product();
     let bits = spec.product_count() * per * spec.params.reply_modulus_log.0;
     HEADER_LEN + 1 + 4 + 4 + bits.div_ceil(8)
+}
+
+/// Exact size of an encoded public key for `params`.
+pub fn public_key_size(params: &GlweParams) -> usize {
+    4 + 2 + 2 + 4 + 16 + 8 * params.polynomial_size.0
+}
+
+pub fn encode_public_key(key: &PublicKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(28 + 8 * key.body.len());
+    out.extend_from_slice(&PUBLIC_KEY_MAGIC);
+    out.extend_from_slice(&WIRE_VERSION.to_le_bytes());
+    out.extend_from_slice(&key.params_id.to_le_bytes());
+    out.extend_from_slice(&(key.body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&key.seed.to_le_bytes());
+    for v in &key.body {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Parses a public key for the parameter set `params`.
+pub fn decode_public_key(bytes: &[u8], params: &GlweParams) -> Result<PublicKey, FheError> {
+    let mut r = Reader {
+        bytes,
+        pos: 0,
+        what: PUBLIC_KEY_WHAT,
+    };
+    let found: [u8; 4] = r.array("magic")?;
+    if found != PUBLIC_KEY_MAGIC {
+        return Err(r.error(format!(
+            "magic {:?} is not {:?}",
+            String::from_utf8_lossy(&found),
+            String::from_utf8_lossy(&PUBLIC_KEY_MAGIC)
+        )));
+    }
+    let version = u16::from_le_bytes(r.array("version")?);
+    if version != WIRE_VERSION {
+        return Err(FheError::WireVersion {
+            what: PUBLIC_KEY_WHAT,
+            found: version,
+            supported: WIRE_VERSION,
+        });
+    }
+    let params_id = u16::from_le_bytes(r.array("parameter set id")?);
+    if params_id != params.id {
+        return Err(FheError::WireMismatch {
+            what: PUBLIC_KEY_WHAT,
+            field: "parameter set id",
+            expected: params.id.to_string(),
+            found: params_id.to_string(),
+        });
+    }
+    let n = r.u32("polynomial size")? as usize;
+    if n != params.polynomial_size.0 {
+        return Err(r.error(format!("N = {n}, expected {}", params.polynomial_size.0)));
+    }
+    let seed = u128::from_le_bytes(r.array("seed")?);
+    let body = r
+        .take(8 * n, "body coefficients")?
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    r.finish()?;
+    Ok(PublicKey {
+        params_id,
+        seed,
+        body,
+    })
 }
 
 pub fn encode_query(query: &EncryptedQuery) -> Vec<u8> {
@@ -150,6 +224,8 @@ fn write_header(out: &mut Vec<u8>, magic: [u8; 4], h: &CiphertextHeader) {
     }
     out.push(h.message_bits as u8);
     out.extend_from_slice(&h.model_id.0);
+    out.push(u8::from(h.private));
+    out.push(h.rounding_bits as u8);
 }
 
 fn read_header(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<CiphertextHeader, FheError> {
@@ -183,6 +259,12 @@ fn read_header(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<CiphertextHeader, F
     let classes = r.u32("classes")? as usize;
     let message_bits = u32::from(r.array::<1>("message bits")?[0]);
     let model_id = ModelId(r.array("model id")?);
+    let private = match r.array::<1>("model privacy")?[0] {
+        0 => false,
+        1 => true,
+        other => return Err(r.error(format!("model privacy byte {other} is neither 0 nor 1"))),
+    };
+    let rounding_bits = u32::from(r.array::<1>("rounding bits")?[0]);
     let layout = Layout::new(chunks, features, k, PolynomialSize(n))
         .map_err(|e| r.error(format!("header layout: {e}")))?;
     Ok(CiphertextHeader {
@@ -192,6 +274,8 @@ fn read_header(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<CiphertextHeader, F
         classes,
         message_bits,
         model_id,
+        private,
+        rounding_bits,
     })
 }
 

@@ -64,6 +64,17 @@ pub struct SpecDto {
     pub input_max: i64,
     /// SHA-256 of the integer layer, 64 hex digits.
     pub model_id: String,
+    /// Served with the model-privacy option: register a public key, then send its id with
+    /// every query (absent: no).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
+    /// ρ: scores come back as multiples of 2^ρ (absent: 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rounding_bits: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl From<&ScoringSpec> for SpecDto {
@@ -91,6 +102,8 @@ impl From<&ScoringSpec> for SpecDto {
             input_min: spec.input_min,
             input_max: spec.input_max,
             model_id: spec.model_id.to_string(),
+            private: spec.private,
+            rounding_bits: spec.rounding_bits,
         }
     }
 }
@@ -135,6 +148,8 @@ impl SpecDto {
             input_min: self.input_min,
             input_max: self.input_max,
             model_id: parse_model_id(&self.model_id)?,
+            private: self.private,
+            rounding_bits: self.rounding_bits,
         };
         spec.validate().map_err(|e| e.to_string())?;
         Ok(spec)
