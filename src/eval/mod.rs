@@ -1,6 +1,7 @@
 //! Evaluation: protocols (which queries, which truth), the decision rules, metrics, the
 //! three modes of a quantized model, and the landmark baseline on the same queries.
 
+pub mod extraction;
 pub mod landmark;
 pub mod metrics;
 pub mod open_set;

@@ -15,6 +15,7 @@ pub mod augment;
 pub mod bench;
 pub mod cache;
 pub mod evaluate;
+pub mod extraction;
 pub mod listed;
 pub mod open_set;
 pub mod queries;
@@ -45,6 +46,8 @@ pub enum Stage {
     Landmark,
     /// Calibrating the rejection thresholds and querying with songs outside the catalogue.
     OpenSet,
+    /// The extraction attack against the models, plain and with model privacy.
+    Extraction,
 }
 
 /// Where a run reports its progress: each stage as it starts, and each song of the stages
@@ -223,6 +226,16 @@ pub fn run(
         }
         _ => None,
     };
+    let extraction = match &config.extraction {
+        Some(e) => {
+            progress.stage(Stage::Extraction);
+            let t = Instant::now();
+            let result = extraction::extraction(config, e, &models, &condition_queries, &|| {})?;
+            timed("extraction", t);
+            Some(result)
+        }
+        None => None,
+    };
     let landmark = landmark.map(|(_, summary)| summary);
     Ok(Reproduction {
         dataset: root,
@@ -237,6 +250,7 @@ pub fn run(
         stage_peak_rss_mib,
         landmark,
         open_set,
+        extraction,
     })
 }
 

@@ -120,13 +120,7 @@ impl FhePlan {
     /// The same plan served with the model-privacy option: the flood for λ and the rounding
     /// bits the budget then needs ([`PrivacyPlan::compute`]).
     pub fn with_privacy(self, privacy: ModelPrivacy) -> Result<Self, FheError> {
-        let plan = PrivacyPlan::compute(
-            &self.layer,
-            &self.layout,
-            &self.params,
-            &self.budget,
-            privacy,
-        )?;
+        let plan = PrivacyPlan::compute(&self.params, &self.budget, privacy)?;
         Ok(Self {
             privacy: Some(plan),
             ..self

@@ -36,7 +36,7 @@ use tfhe::core_crypto::prelude::{DefaultRandomGenerator, FftView};
 
 use super::fourier::FourierScratch;
 use super::params::{fft_error_std, log2_failure};
-use super::{expand_mask, GlweParams, IntegerLinear, Layout, NoiseBudget, MAX_LOG2_FAILURE};
+use super::{expand_mask, GlweParams, NoiseBudget, MAX_LOG2_FAILURE};
 use crate::error::FheError;
 
 /// The model-privacy option as configured: the statistical parameter λ of the flooding.
@@ -91,8 +91,6 @@ impl PrivacyPlan {
     /// rounding bits that keep the failure probability under 2^-40. Refused when no rounding
     /// leaves at least two message bits.
     pub fn compute(
-        layer: &IntegerLinear,
-        layout: &Layout,
         params: &GlweParams,
         budget: &NoiseBudget,
         privacy: ModelPrivacy,
@@ -241,7 +239,7 @@ impl ReplyNoise {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fhe::FhePlan;
+    use crate::fhe::{FhePlan, IntegerLinear};
     use ndarray::{Array1, Array2};
 
     fn worst_case(c: usize) -> IntegerLinear {
@@ -258,8 +256,6 @@ mod tests {
         let plan = FhePlan::for_circuit(&worst_case(400), crate::fhe::Circuit::Summed, 30).unwrap();
         let at = |lambda| {
             PrivacyPlan::compute(
-                &plan.layer,
-                &plan.layout,
                 &plan.params,
                 &plan.budget,
                 ModelPrivacy { flood_bits: lambda },
@@ -275,14 +271,10 @@ mod tests {
         // The flood covers the leak 2^λ times over.
         assert!(2f64.powi(a.flood_log2.unwrap() as i32) >= a.leak_bound * 2f64.powi(16));
         // A flood beyond the torus is refused, not wrapped.
-        assert!(PrivacyPlan::compute(
-            &plan.layer,
-            &plan.layout,
-            &plan.params,
-            &plan.budget,
-            ModelPrivacy { flood_bits: 60 }
-        )
-        .is_err());
+        assert!(
+            PrivacyPlan::compute(&plan.params, &plan.budget, ModelPrivacy { flood_bits: 60 })
+                .is_err()
+        );
         assert!(ModelPrivacy { flood_bits: 61 }.validate().is_err());
     }
 

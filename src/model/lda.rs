@@ -163,7 +163,7 @@ fn shrink(s: &Array2<f64>, fourth: f64, n: usize) -> Array2<f64> {
 }
 
 /// Lower-triangular L with L·Lᵀ = a, or None if a is not positive definite.
-fn cholesky(a: &Array2<f64>) -> Option<Array2<f64>> {
+pub(crate) fn cholesky(a: &Array2<f64>) -> Option<Array2<f64>> {
     let d = a.nrows();
     let mut l = Array2::<f64>::zeros((d, d));
     for i in 0..d {
@@ -184,7 +184,7 @@ fn cholesky(a: &Array2<f64>) -> Option<Array2<f64>> {
 }
 
 /// x with L·Lᵀ·x = b.
-fn solve(l: &Array2<f64>, mut b: Vec<f64>) -> Vec<f64> {
+pub(crate) fn solve(l: &Array2<f64>, mut b: Vec<f64>) -> Vec<f64> {
     let d = b.len();
     for i in 0..d {
         let sum: f64 = (0..i).map(|k| l[[i, k]] * b[k]).sum();

@@ -2,6 +2,7 @@
 //! plots (accuracy, latency and bytes against n_bits), all in one folder.
 
 use super::io;
+use super::markdown::{pct, Table};
 use super::plots::{line_plot, LinePlot, Series};
 use super::schema::{ModelKind, Reproduction, ResultRow};
 use super::tables::{
@@ -11,6 +12,7 @@ use super::tables::{
 use super::Provenance;
 use crate::config::{ExperimentConfig, Protocol};
 use crate::error::ReportError;
+use crate::eval::extraction::{ExtractionLine, ExtractionResult};
 use crate::eval::Mode;
 use crate::fsutil;
 use serde::Serialize;
@@ -297,6 +299,9 @@ pub fn write_report(
     if let Some(open) = &rep.open_set {
         md += &open_set_section(dir, config, open)?;
     }
+    if let Some(extraction) = &rep.extraction {
+        md += &extraction_section(dir, extraction)?;
+    }
     md += &format!("\n## All results\n\n{}", full_table(&rep.rows));
     let refused = refused_notes(&rep.rows);
     if !refused.is_empty() {
@@ -305,16 +310,25 @@ pub fn write_report(
     if let Some(r) = rep.rows.iter().find(|r| {
         r.mode == Mode::Execute && r.simulate_top1_same_queries.is_some_and(|s| s != r.top1)
     }) {
-        md += &format!(
-            "\n**FHE top-1 differs from simulate at n_bits {:?}.**\n",
-            r.n_bits
-        );
+        md += &match config.evaluation.model_privacy {
+            None => format!(
+                "\n**FHE top-1 differs from simulate at n_bits {:?}.**\n",
+                r.n_bits
+            ),
+            Some(p) => format!(
+                "\nFHE top-1 differs from simulate at n_bits {:?}: with model privacy (λ = {}) the server draws its own flood, so the two decide on different draws of the rounding; every decrypted score was still within 2^ρ of the integer circuit's.\n",
+                r.n_bits, p.flood_bits
+            ),
+        };
     } else if rep
         .rows
         .iter()
         .any(|r| r.mode == Mode::Execute && r.refused.is_none())
     {
-        md += "\nExecute mode: every decrypted score equalled the simulated integer circuit, so FHE accuracy equals simulate accuracy on the same queries.\n";
+        md += &match config.evaluation.model_privacy {
+            None => "\nExecute mode: every decrypted score equalled the simulated integer circuit, so FHE accuracy equals simulate accuracy on the same queries.\n".to_string(),
+            Some(p) => format!("\nExecute mode, with model privacy (λ = {}): every decrypted score was a multiple of 2^ρ less than 2^ρ from the integer circuit's; the flood is drawn afresh by the server, so FHE and simulate decide on different draws (their top-1 agreed on the same queries here).\n", p.flood_bits),
+        };
     }
     if quantized {
         md += "\n![accuracy vs n_bits](accuracy_vs_nbits.png)\n";
@@ -335,6 +349,91 @@ pub fn write_report(
     let summary = dir.join("summary.md");
     fsutil::write_atomic(&summary, md.as_bytes()).map_err(io(&summary))?;
     Ok(md)
+}
+
+/// The model-privacy section: top-1 per flood level and condition, and what the extraction
+/// attack steals with each number of queries; writes `extraction.png`.
+fn extraction_section(dir: &Path, ex: &ExtractionResult) -> Result<String, ReportError> {
+    let level = |l: &ExtractionLine| match l.flood_bits {
+        None => "plain".to_string(),
+        Some(f) => format!("λ = {f}"),
+    };
+    let conds: Vec<String> = ex
+        .lines
+        .first()
+        .map(|l| l.top1.iter().map(|(c, _)| c.clone()).collect())
+        .unwrap_or_default();
+    let mut accuracy = Table::new(
+        ["n_bits", "protocol", "ρ"]
+            .into_iter()
+            .map(String::from)
+            .chain(conds.iter().map(|c| format!("top-1 {c}")))
+            .chain(["worst change vs plain".to_string()]),
+    );
+    let counts: Vec<usize> = ex
+        .lines
+        .first()
+        .map(|l| l.attack.iter().map(|p| p.queries).collect())
+        .unwrap_or_default();
+    let mut attack = Table::new(
+        ["n_bits", "protocol"]
+            .into_iter()
+            .map(String::from)
+            .chain(counts.iter().map(|n| format!("{n} queries"))),
+    );
+    let mut series = Vec::new();
+    for l in &ex.lines {
+        let plain = ex
+            .lines
+            .iter()
+            .find(|p| p.n_bits == l.n_bits && p.flood_bits.is_none());
+        let worst = plain.map(|p| {
+            l.top1
+                .iter()
+                .zip(&p.top1)
+                .map(|((_, a), (_, b))| 100.0 * (a - b))
+                .fold(f64::INFINITY, f64::min)
+        });
+        accuracy.row(
+            [l.n_bits.to_string(), level(l), l.rounding_bits.to_string()]
+                .into_iter()
+                .chain(l.top1.iter().map(|(_, t)| pct(*t)))
+                .chain([worst.map_or("–".into(), |w| format!("{w:+.2} pp"))]),
+        );
+        attack.row(
+            [l.n_bits.to_string(), level(l)].into_iter().chain(
+                l.attack
+                    .iter()
+                    .map(|p| format!("{:.2e} / {}", p.weight_error, pct(p.agreement))),
+            ),
+        );
+        series.push(Series {
+            name: format!("{} (n_bits {})", level(l), l.n_bits),
+            points: l
+                .attack
+                .iter()
+                .map(|p| (p.queries as f64, 100.0 * p.agreement))
+                .collect(),
+        });
+    }
+    line_plot(
+        &dir.join("extraction"),
+        &LinePlot {
+            title: "Extraction attack: stolen model's top-1 agreement with the real one",
+            x_label: "chosen queries",
+            y_label: "agreement (%)",
+            series: &series,
+            log_y: false,
+            log_x: true,
+            y_range: Some((0.0, 100.0)),
+            hlines: &[],
+            x_names: &[],
+        },
+    )?;
+    Ok(format!(
+        "\n## Model privacy and the extraction attack\n\nCircuit `{}`. Model privacy re-randomises every reply with the client's public key, floods each score so two models whose scores agree give replies within 2^-λ statistical distance per score, and rounds the scores to multiples of 2^ρ. Top-1 is simulate mode (the flood drawn as the real replies draw it, seeded); \"plain\" is the protocol without the option.\n\n{accuracy}\nThe attack: a client sends chosen queries ({} row(s) each, uniform over the input range) and fits W by least squares on the scores it decrypts (simulated replies, as above). Each cell: relative error of the stolen weights ‖Ŵ − W‖/‖W‖ / share of the {} real queries' rows on which the stolen model's top-1 is the real model's.\n\n{attack}\n![extraction attack](extraction.png)\n",
+        ex.circuit, ex.rows_per_query, ex.test_queries
+    ))
 }
 
 /// "Training rows: N (…)": which copies they come from and what one row is.

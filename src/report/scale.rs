@@ -472,6 +472,7 @@ mod tests {
                 songs,
                 feature_rows: 60 * songs,
                 extraction_failures: vec![],
+                extraction: None,
                 fit: Some(FitInfo {
                     backend: Backend::Lbfgs,
                     iterations: Some(50),

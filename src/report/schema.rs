@@ -143,6 +143,9 @@ pub struct Reproduction {
     /// The open-set protocol's figures, when `[evaluation.open_set]` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_set: Option<OpenSetResult>,
+    /// The extraction attack and model privacy's accuracy, when `[extraction]` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<crate::eval::extraction::ExtractionResult>,
 }
 
 /// A [`ResultRow`] with made-up figures, for the report layer's unit tests.
