@@ -7,6 +7,14 @@
 source "$(dirname "$0")/common.sh"
 out=reports/fhe-bench
 run() { $BIN bench fhe --out "$out" --json "$@" >/dev/null; }
+if [ -n "${PRIVACY_ONLY-}" ]; then
+  # Issue 20: the model-privacy option next to the plain protocol on the same queries (one
+  # run each, interleaved per query), summed, C = 400, the seed's d = 20 and the robust d = 40,
+  # at the λ the configs/privacy configs serve.
+  for d in 20 40; do run --classes 400 --features "$d" --circuit summed --queries 200 --model-privacy 12; done
+  cat "$out/summary.md"
+  exit 0
+fi
 if [ -z "${SHAPES19_ONLY-}" ]; then
 for shape in "--classes 400 --features 20" "--classes 8000 --features 20" "--classes 400 --features 40"; do
   # shellcheck disable=SC2086

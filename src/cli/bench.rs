@@ -87,6 +87,10 @@ struct FheArgs {
     /// Seed of the random model and queries.
     #[arg(long, default_value_t = 17)]
     seed: u64,
+    /// Also time the model-privacy option at this λ (flood bits) on the same queries,
+    /// interleaved with the plain protocol: public key, ms, bytes, side by side.
+    #[arg(long, value_name = "LAMBDA")]
+    model_privacy: Option<u32>,
     /// Report folder.
     #[arg(long, default_value = "reports/fhe-bench")]
     out: PathBuf,
@@ -147,6 +151,9 @@ fn fhe(args: FheArgs) -> anyhow::Result<()> {
         queries: args.queries,
         n_bits: args.n_bits,
         seed: args.seed,
+        privacy: args
+            .model_privacy
+            .map(|flood_bits| fhe_shazam::fhe::ModelPrivacy { flood_bits }),
     };
     let bar = super::progress(args.queries, "encrypted queries", args.json);
     let bench = bench_fhe(&spec, &|| bar.inc(1))?;
@@ -157,6 +164,16 @@ fn fhe(args: FheArgs) -> anyhow::Result<()> {
             "{} of {} decrypted scores differ from the integer circuit (report written to {})",
             bench.wrong_scores,
             bench.scores_checked,
+            args.out.display()
+        );
+    }
+    if let Some(p) = bench.privacy.as_ref().filter(|p| p.wrong_scores > 0) {
+        anyhow::bail!(
+            "{} of {} private replies' scores are not within 2^{} of the integer circuit \
+             (report written to {})",
+            p.wrong_scores,
+            bench.scores_checked,
+            p.rounding_bits,
             args.out.display()
         );
     }

@@ -11,9 +11,13 @@ use crate::eval::metrics::{evaluate_clear, quantile};
 use crate::eval::{seed_queries, Decision, SEED_QUERY_SECONDS};
 use crate::features::FeatureSet;
 use crate::features::{chunk_features, FeatureParams, Mfcc};
-use crate::fhe::{simulate, wire, Circuit, ClientKey, FhePlan, IntegerLinear, ServerModel};
+use crate::fhe::{
+    simulate, wire, Circuit, ClientKey, FhePlan, IntegerLinear, ModelPrivacy, ServerModel,
+};
 use crate::model::{lda, Backend, FloatModel, LogisticParams};
-use crate::report::bench::{AddSongsBench, ExtractBench, FheBench, StageStats, TrainBench};
+use crate::report::bench::{
+    AddSongsBench, ExtractBench, FheBench, PrivateBench, StageStats, TrainBench,
+};
 use crate::report::provenance::memory_mib;
 use crate::report::Provenance;
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
@@ -98,6 +102,9 @@ pub struct FheBenchSpec {
     pub queries: usize,
     pub n_bits: u32,
     pub seed: u64,
+    /// Also time the model-privacy option at this λ on the same queries, interleaved with
+    /// the plain protocol so that both see the same machine.
+    pub privacy: Option<ModelPrivacy>,
 }
 
 /// A worst-case `n_bits` layer of `features` × `classes`: every weight ±(2^n_bits − 1) (the
@@ -154,9 +161,26 @@ pub fn bench_fhe(spec: &FheBenchSpec, on_query: &dyn Fn()) -> Result<FheBench, E
         .build()
         .map_err(|e| ExperimentError::InvalidArgument(format!("thread pool: {e}")))?;
     let scoring = server.spec().clone();
+    // The private server on the same layer, and the client's public key: made, sent through
+    // the wire and prepared once, as a server would on registration.
+    let private = match spec.privacy {
+        Some(privacy) => {
+            let plan = plan.clone().with_privacy(privacy)?;
+            let server = ServerModel::from_plan(&plan)?;
+            let t = Instant::now();
+            let bytes = wire::encode_public_key(&key.public_key());
+            let public_key_ms = t.elapsed().as_secs_f64() * 1e3;
+            let prepared =
+                server.prepare_public_key(&wire::decode_public_key(&bytes, &plan.params)?)?;
+            Some((server, prepared, plan, bytes.len(), public_key_ms))
+        }
+        None => None,
+    };
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
     let (mut enc, mut srv, mut dec) = (vec![], vec![], vec![]);
+    let (mut p_enc, mut p_srv, mut p_dec) = (vec![], vec![], vec![]);
     let (mut up, mut down, mut checked, mut wrong) = (0, 0, 0, 0);
+    let (mut p_down, mut p_wrong) = (0, 0);
     for q in 0..spec.queries {
         let chunks = random_query(&layer, spec.chunks, spec.seed ^ (q as u64 + 1));
         let rows = spec.circuit.query_rows(chunks.view(), spec.chunks, 0);
@@ -176,8 +200,53 @@ pub fn bench_fhe(spec: &FheBenchSpec, on_query: &dyn Fn()) -> Result<FheBench, E
         checked += expected.len();
         wrong += expected.iter().zip(&scores).filter(|(e, s)| e != s).count();
         (up, down) = (query.len(), reply.len());
+        if let Some((server, public_key, ..)) = &private {
+            let spec = server.spec();
+            let t = Instant::now();
+            let query = wire::encode_query(&key.encrypt_query(spec, rows.view())?);
+            p_enc.push(ms(t));
+            let t = Instant::now();
+            let reply = pool.install(|| -> Result<Vec<u8>, FheError> {
+                let received = wire::decode_query(&query, spec)?;
+                Ok(wire::encode_scores(
+                    &server.score_private(&received, public_key)?,
+                ))
+            })?;
+            p_srv.push(ms(t));
+            let t = Instant::now();
+            let scores = key.decrypt_scores(spec, &wire::decode_scores(&reply, spec)?)?;
+            p_dec.push(ms(t));
+            // Within 2^ρ of the circuit: the count of the ones that are not.
+            p_wrong += match simulate::compare_rounded(&expected, &scores, spec.rounding_bits) {
+                Ok(()) => 0,
+                Err(FheError::Mismatch { count, .. }) => count,
+                Err(e) => return Err(e.into()),
+            };
+            p_down = reply.len();
+        }
         on_query();
     }
+    let privacy = private.map(|(server, _, plan, public_key_bytes, public_key_ms)| {
+        let (encrypt_ms, server_ms, decrypt_ms) = (
+            quantile(&p_enc, 0.5),
+            quantile(&p_srv, 0.5),
+            quantile(&p_dec, 0.5),
+        );
+        let p = plan.privacy.as_ref().expect("planned with privacy");
+        PrivateBench {
+            flood_bits: p.flood_bits,
+            rounding_bits: server.spec().rounding_bits,
+            log2_failure: p.log2_failure,
+            public_key_bytes,
+            public_key_ms,
+            encrypt_ms,
+            server_ms,
+            decrypt_ms,
+            total_ms: encrypt_ms + server_ms + decrypt_ms,
+            bytes_down: p_down,
+            wrong_scores: p_wrong,
+        }
+    });
     let (encrypt_ms, server_ms, decrypt_ms) = (
         quantile(&enc, 0.5),
         quantile(&srv, 0.5),
@@ -208,6 +277,7 @@ pub fn bench_fhe(spec: &FheBenchSpec, on_query: &dyn Fn()) -> Result<FheBench, E
             .div_ceil(8),
         scores_checked: checked,
         wrong_scores: wrong,
+        privacy,
         provenance: Provenance::collect(),
     })
 }

@@ -127,14 +127,41 @@ pub struct FheBench {
     pub scores_checked: usize,
     /// Decrypted scores that differ from the exact integer circuit (must be 0).
     pub wrong_scores: usize,
+    /// The model-privacy option on the same queries, interleaved with the plain protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivateBench>,
     pub provenance: Provenance,
+}
+
+/// The model-privacy option's costs in a `bench fhe --model-privacy` run (bytes up are the
+/// plain protocol's: the query is the same).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrivateBench {
+    pub flood_bits: u32,
+    pub rounding_bits: u32,
+    pub log2_failure: f64,
+    /// The client's public key, sent once per server.
+    pub public_key_bytes: usize,
+    /// Making and encoding the public key, once.
+    pub public_key_ms: f64,
+    pub encrypt_ms: f64,
+    pub server_ms: f64,
+    pub decrypt_ms: f64,
+    pub total_ms: f64,
+    pub bytes_down: usize,
+    /// Decrypted scores not within 2^ρ of the exact integer circuit (must be 0).
+    pub wrong_scores: usize,
 }
 
 impl FheBench {
     /// The run's file name in a report folder.
     pub fn file_name(&self) -> String {
+        let private = self
+            .privacy
+            .as_ref()
+            .map_or(String::new(), |p| format!("-private-l{}", p.flood_bits));
         format!(
-            "{}-c{}-d{}-j{}-t{}.json",
+            "{}-c{}-d{}-j{}-t{}{private}.json",
             self.circuit, self.classes, self.features, self.chunks, self.threads
         )
     }
@@ -185,6 +212,43 @@ impl FheBench {
             ),
         ] {
             table.row([k.to_string(), v]);
+        }
+        if let Some(p) = &self.privacy {
+            for (k, v) in [
+                (
+                    "model privacy",
+                    format!(
+                        "λ = {}, scores rounded to multiples of 2^{}, log2 p_fail {:.1}",
+                        p.flood_bits, p.rounding_bits, p.log2_failure
+                    ),
+                ),
+                (
+                    "  public key (once)",
+                    format!("{} in {:.3} ms", kib(p.public_key_bytes), p.public_key_ms),
+                ),
+                (
+                    "  encrypt / server / decrypt",
+                    format!(
+                        "{:.3} / {:.3} / {:.3} ms",
+                        p.encrypt_ms, p.server_ms, p.decrypt_ms
+                    ),
+                ),
+                (
+                    "  encrypt + server + decrypt",
+                    format!(
+                        "{:.3} ms ({:.2}× the plain protocol's, same queries)",
+                        p.total_ms,
+                        p.total_ms / self.total_ms
+                    ),
+                ),
+                ("  bytes down", kib(p.bytes_down)),
+                (
+                    "  scores not within 2^ρ",
+                    format!("{} of {}", p.wrong_scores, self.scores_checked),
+                ),
+            ] {
+                table.row([k.to_string(), v]);
+            }
         }
         format!(
             "# Encrypted scoring benchmark\n\nMedians over {} queries on a worst-case \
@@ -256,6 +320,7 @@ pub fn fhe_summary(runs: &[FheBench]) -> String {
         "× chunks (time / reply)",
         "model download",
         "wrong / checked",
+        "model privacy: λ, total ms (× plain), down, public key",
     ]);
     for r in runs {
         let chunks = runs.iter().find(|o| {
@@ -287,6 +352,16 @@ pub fn fhe_summary(runs: &[FheBench]) -> String {
             ratio,
             kib(r.model_download_bytes),
             format!("{} / {}", r.wrong_scores, r.scores_checked),
+            r.privacy.as_ref().map_or("-".into(), |p| {
+                format!(
+                    "λ = {}: {:.3} ({:.2}×), {}, {}",
+                    p.flood_bits,
+                    p.total_ms,
+                    p.total_ms / r.total_ms,
+                    kib(p.bytes_down),
+                    kib(p.public_key_bytes)
+                )
+            }),
         ]);
     }
     let footer = runs
@@ -302,8 +377,10 @@ pub fn fhe_summary(runs: &[FheBench]) -> String {
          Baselines. **Downloading the model** (C × (d + 1) values at n_bits, column \
          \"model download\") is the trivially private protocol when the model is public: the \
          query never leaves the phone. What the encrypted protocol buys over it today is that \
-         the client need not hold (or update) the catalogue; it does not keep the model secret \
-         (the reply reveals it; see the model-privacy issue). **Concrete ML** (Zama's Encrypted \
+         the client need not hold (or update) the catalogue. It does not keep the model secret \
+         by itself: the decrypted scores give W away to d + 1 chosen queries, with or without \
+         model privacy (whose costs are the last column; see the README's threat model and \
+         reports/privacy). **Concrete ML** (Zama's Encrypted \
          Shazam, quoted, not re-measured in this run): {:.0} ms and ~{:.0} MB per 30-chunk \
          query at 369 classes on this machine class; the seed published {:.0} ms.\n\n{footer}",
         CONCRETE_ML_QUERY_MS,
