@@ -326,12 +326,12 @@ fn tampered_truncated_and_foreign_messages_are_rejected() {
         wire::decode_scores(&up, spec),
         Err(FheError::Wire { .. })
     ));
-    // Version.
-    let mut v3 = up.clone();
-    v3[4] = 3;
+    // Version (2: before the model-privacy bytes).
+    let mut v2 = up.clone();
+    v2[4] = 2;
     assert!(matches!(
-        wire::decode_query(&v3, spec),
-        Err(FheError::WireVersion { found: 3, .. })
+        wire::decode_query(&v2, spec),
+        Err(FheError::WireVersion { found: 2, .. })
     ));
     // A query of the other circuit: a mismatch naming both circuits.
     let mut summed = up.clone();
@@ -366,14 +366,17 @@ fn tampered_truncated_and_foreign_messages_are_rejected() {
         (25, 8, "class count"),
         (29, 30, "message bits"),
         (41, 0xAA, "model id"),
+        (62, 1, "model privacy"),
+        (63, 5, "model privacy"),
     ] {
         match field(offset, value) {
             Err(FheError::WireMismatch { field, .. }) => assert_eq!(field, name),
             other => panic!("offset {offset}: {other:?}"),
         }
     }
-    // An impossible layout in the header (K·J·d > N).
+    // An impossible layout in the header (K·J·d > N), a model-privacy byte that is not 0 or 1.
     assert!(matches!(field(21, 200), Err(FheError::Wire { .. })));
+    assert!(matches!(field(62, 2), Err(FheError::Wire { .. })));
     // Reply width and product count.
     assert!(matches!(
         field(wire::HEADER_LEN, 31),

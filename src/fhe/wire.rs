@@ -72,22 +72,7 @@ pub fn decode_public_key(bytes: &[u8], params: &GlweParams) -> Result<PublicKey,
         pos: 0,
         what: PUBLIC_KEY_WHAT,
     };
-    let found: [u8; 4] = r.array("magic")?;
-    if found != PUBLIC_KEY_MAGIC {
-        return Err(r.error(format!(
-            "magic {:?} is not {:?}",
-            String::from_utf8_lossy(&found),
-            String::from_utf8_lossy(&PUBLIC_KEY_MAGIC)
-        )));
-    }
-    let version = u16::from_le_bytes(r.array("version")?);
-    if version != WIRE_VERSION {
-        return Err(FheError::WireVersion {
-            what: PUBLIC_KEY_WHAT,
-            found: version,
-            supported: WIRE_VERSION,
-        });
-    }
+    read_magic_and_version(&mut r, PUBLIC_KEY_MAGIC)?;
     let params_id = u16::from_le_bytes(r.array("parameter set id")?);
     if params_id != params.id {
         return Err(FheError::WireMismatch {
@@ -102,11 +87,7 @@ pub fn decode_public_key(bytes: &[u8], params: &GlweParams) -> Result<PublicKey,
         return Err(r.error(format!("N = {n}, expected {}", params.polynomial_size.0)));
     }
     let seed = u128::from_le_bytes(r.array("seed")?);
-    let body = r
-        .take(8 * n, "body coefficients")?
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-        .collect();
+    let body = read_u64s(&mut r, n, "body coefficients")?;
     r.finish()?;
     Ok(PublicKey {
         params_id,
@@ -153,11 +134,7 @@ pub fn decode_query(bytes: &[u8], spec: &ScoringSpec) -> Result<EncryptedQuery, 
     if len != n {
         return Err(r.error(format!("body has {len} coefficients, expected N = {n}")));
     }
-    let raw = r.take(8 * n, "body coefficients")?;
-    let body = raw
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-        .collect();
+    let body = read_u64s(&mut r, n, "body coefficients")?;
     r.finish()?;
     Ok(EncryptedQuery { header, seed, body })
 }
@@ -228,7 +205,8 @@ fn write_header(out: &mut Vec<u8>, magic: [u8; 4], h: &CiphertextHeader) {
     out.push(h.rounding_bits as u8);
 }
 
-fn read_header(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<CiphertextHeader, FheError> {
+/// Checks the magic and the format version every message starts with.
+fn read_magic_and_version(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<(), FheError> {
     let found: [u8; 4] = r.array("magic")?;
     if found != magic {
         return Err(r.error(format!(
@@ -245,6 +223,11 @@ fn read_header(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<CiphertextHeader, F
             supported: WIRE_VERSION,
         });
     }
+    Ok(())
+}
+
+fn read_header(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<CiphertextHeader, FheError> {
+    read_magic_and_version(r, magic)?;
     let params_id = u16::from_le_bytes(r.array("parameter set id")?);
     let code = r.array::<1>("circuit")?[0];
     let circuit = Circuit::from_code(code).ok_or_else(|| {
@@ -277,6 +260,14 @@ fn read_header(r: &mut Reader<'_>, magic: [u8; 4]) -> Result<CiphertextHeader, F
         private,
         rounding_bits,
     })
+}
+
+/// `n` little-endian u64s.
+fn read_u64s(r: &mut Reader<'_>, n: usize, field: &'static str) -> Result<Vec<u64>, FheError> {
+    Ok(r.take(8 * n, field)?
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect())
 }
 
 /// A bounds-checked cursor.
