@@ -85,9 +85,9 @@ fn main() -> anyhow::Result<()> {
     let mut rss = vec![("start".to_string(), rss_mib())];
 
     let file = ModelFile::load(&model_path)?;
-    let served = ServedModel::from_model_file("q", &file, &model_path, DEFAULT_CHUNKS, None)?;
+    let served = ServedModel::from_model_file("q", &file, &model_path, DEFAULT_CHUNKS, None, None)?;
     let offline = LocalServer {
-        served: ServedModel::from_model_file("q", &file, &model_path, DEFAULT_CHUNKS, None)?,
+        served: ServedModel::from_model_file("q", &file, &model_path, DEFAULT_CHUNKS, None, None)?,
     };
     let config = ServerConfig::default();
     let max_jobs = config.max_jobs;

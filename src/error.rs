@@ -450,6 +450,14 @@ pub enum NetError {
     },
     #[error("{url}: invalid response: {reason}")]
     Protocol { url: String, reason: String },
+    #[error(
+        "{url}: the server's query budget for this key is spent ({queries} queries); public key {key_id}"
+    )]
+    QueryBudgetSpent {
+        url: String,
+        key_id: String,
+        queries: u64,
+    },
     #[error("invalid model description for {model:?}: {reason}")]
     InvalidModelInfo { model: String, reason: String },
     #[error("unknown model {requested:?}; available: {available}")]

@@ -902,6 +902,30 @@ fn serve_argument_cases() -> Vec<Seen> {
             1,
             &[&"q9.json"],
         ),
+        serve(
+            "serve --model-privacy above 60 bits",
+            &["--model-privacy", "61"],
+            2,
+            &[&"--model-privacy", &"61"],
+        ),
+        serve(
+            "serve --model-privacy the model cannot afford",
+            &["--model-privacy", "60"],
+            1,
+            &[&"q8.json", &"smaller λ"],
+        ),
+        serve(
+            "serve --max-queries-per-key without --model-privacy",
+            &["--max-queries-per-key", "5"],
+            2,
+            &[&"--max-queries-per-key", &"--model-privacy"],
+        ),
+        serve(
+            "serve --max-queries-per-key 0",
+            &["--model-privacy", "12", "--max-queries-per-key", "0"],
+            2,
+            &[&"--max-queries-per-key", &"at least 1"],
+        ),
     ]
 }
 
@@ -987,7 +1011,7 @@ fn http_cases() -> Vec<Seen> {
     let w = world();
     let model_path = w.models.join("q8.json");
     let server = Server::start(&model_path);
-    let served = ServedModel::load(&model_path, DEFAULT_CHUNKS, None).unwrap();
+    let served = ServedModel::load(&model_path, DEFAULT_CHUNKS, None, None).unwrap();
     let id = served.info().id.clone();
     let spec = served.spec().clone();
     let dir = case_dir("http-key");
@@ -1097,7 +1121,15 @@ fn http_cases() -> Vec<Seen> {
             "/nothing".into(),
             Vec::new(),
             404,
-            vec!["routes"],
+            vec!["routes", "POST /keys"],
+        ),
+        (
+            "public key for a server without model privacy",
+            "POST",
+            "/keys".into(),
+            b"not a key".to_vec(),
+            400,
+            vec!["no model on this server is served with model privacy"],
         ),
     ];
     let mut seen = Vec::new();

@@ -94,7 +94,7 @@ fn fixture() -> &'static Fixture {
 }
 
 fn start(config: ServerConfig) -> ServerHandle {
-    let models = load_models(&fixture().models, DEFAULT_CHUNKS, None).unwrap();
+    let models = load_models(&fixture().models, DEFAULT_CHUNKS, None, None).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     ServerHandle::start(listener, models, config).unwrap()
 }
@@ -164,7 +164,7 @@ fn identifies_a_song_end_to_end_over_http() {
 
     // The offline form runs the same client code on the same model: same answer.
     let local = LocalServer {
-        served: ServedModel::load(&fixture().models[0], DEFAULT_CHUNKS, None).unwrap(),
+        served: ServedModel::load(&fixture().models[0], DEFAULT_CHUNKS, None, None).unwrap(),
     };
     let offline = identify(
         &fixture().audio[song],
@@ -327,7 +327,7 @@ fn bounded_load_test_has_no_failed_request() {
         .collect();
     // Expected answers from the in-process path (decryption is exact, so they must agree).
     let local = LocalServer {
-        served: ServedModel::load(&fixture().models[0], DEFAULT_CHUNKS, None).unwrap(),
+        served: ServedModel::load(&fixture().models[0], DEFAULT_CHUNKS, None, None).unwrap(),
     };
     let expected: Vec<Option<usize>> = queries
         .iter()
@@ -440,7 +440,7 @@ fn cli_serve_identify_and_offline_mode() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let model = ServedModel::load(&fixture().models[0], DEFAULT_CHUNKS, None).unwrap();
+    let model = ServedModel::load(&fixture().models[0], DEFAULT_CHUNKS, None, None).unwrap();
     assert_eq!(
         stdout.trim(),
         model.info().catalog[song].display_name(),
@@ -484,14 +484,14 @@ fn serving_refuses_float_models_and_duplicate_ids() {
     .unwrap()
     .save(&float)
     .unwrap();
-    let err = load_models(std::slice::from_ref(&float), DEFAULT_CHUNKS, None).unwrap_err();
+    let err = load_models(std::slice::from_ref(&float), DEFAULT_CHUNKS, None, None).unwrap_err();
     assert!(err.to_string().contains("float model"), "{err}");
     // A folder skips what it cannot serve; with nothing left it is an error.
-    let err = load_models(&[dir.path().to_path_buf()], DEFAULT_CHUNKS, None).unwrap_err();
+    let err = load_models(&[dir.path().to_path_buf()], DEFAULT_CHUNKS, None, None).unwrap_err();
     assert!(matches!(err, NetError::NoModels(_)), "{err}");
     let twice = [fixture().models[0].clone(), fixture().models[0].clone()];
     assert!(matches!(
-        load_models(&twice, DEFAULT_CHUNKS, None),
+        load_models(&twice, DEFAULT_CHUNKS, None, None),
         Err(NetError::DuplicateModel { .. })
     ));
 }

@@ -14,7 +14,9 @@ use fhe_shazam::net::{
 /// Identify a recording without revealing it: its chunk features are quantized with the
 /// model's published quantizer, encrypted under your secret key (generated once and cached,
 /// mode 0600, under your data folder), scored by the server, and decrypted and voted on
-/// here. Prints "title — artist" or "unknown", with timings and bytes.
+/// here. Prints "title — artist" or "unknown", with timings and bytes. A model served with
+/// model privacy gets a public key made from your key for this run (registered with the
+/// server, never the secret key), and answers with rounded scores.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The recording (mp3, wav, flac, ogg); its first J chunks are used.
@@ -87,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => {
             // The circuit the decision needs (a server publishes its own).
             let circuit = (args.decision == Rule::Votes).then_some(Circuit::Chunks);
-            let served = ServedModel::load(path, args.chunks, circuit)?;
+            let served = ServedModel::load(path, args.chunks, circuit, None)?;
             let model = args.client_view(served.info().client_model()?);
             let (key, origin) = store.load_or_generate(&model.spec.params, args.new_key)?;
             let local = LocalServer { served };
@@ -137,6 +139,9 @@ fn print_human(r: &Identification, origin: KeyOrigin, store: &KeyStore, args: &A
          {} B up, {} B down",
         t.features_ms, t.encrypt_ms, t.round_trip_ms, t.decrypt_ms, r.bytes_up, r.bytes_down
     );
+    if let Some(left) = r.queries_left {
+        eprintln!("model privacy: this run's public key has {left} queries left on the server");
+    }
     if origin == KeyOrigin::Generated {
         eprintln!(
             "generated a new secret key in {}{}",

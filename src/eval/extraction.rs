@@ -103,6 +103,9 @@ impl StolenLayer {
     }
 }
 
+/// What the attacker queries: chosen rows in, decrypted scores out.
+pub type Oracle<'a> = dyn FnMut(ArrayView2<i64>) -> Result<Array2<i64>, FheError> + 'a;
+
 /// Runs the attack against `oracle` (chosen rows in, decrypted scores out: what one query of
 /// the served circuit returns) and reports the stolen layer after each of `counts` queries.
 /// Each query is `rows` chosen rows, uniform over the layer's input range. `test_rows` (the
@@ -110,7 +113,7 @@ impl StolenLayer {
 /// scores before deciding, e.g. n·b for the summed circuit) measure top-1 agreement.
 pub fn extraction_curve(
     layer: &IntegerLinear,
-    oracle: &mut dyn FnMut(ArrayView2<i64>) -> Result<Array2<i64>, FheError>,
+    oracle: &mut Oracle<'_>,
     rows: usize,
     counts: &[usize],
     test_rows: ArrayView2<i64>,
@@ -122,7 +125,7 @@ pub fn extraction_curve(
     let d = layer.features();
     let mut inputs = Array2::<i64>::zeros((0, d));
     let mut scores = Array2::<i64>::zeros((0, layer.classes()));
-    let real = crate::fhe::simulate::clear_scores(layer, test_rows)? + &test_offsets;
+    let real = crate::fhe::simulate::clear_scores(layer, test_rows)? + test_offsets;
     let truth = argmax(real.mapv(|v| v as f64).view());
     let w_norm = layer.weights.mapv(|v| (v as f64).powi(2)).sum().sqrt();
     let mut points = Vec::new();

@@ -9,6 +9,7 @@
 
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tfhe::core_crypto::prelude::PolynomialSize;
 
 use crate::dataset::Catalog;
@@ -418,13 +419,50 @@ pub struct ModelList {
     pub models: Vec<ModelInfo>,
 }
 
-/// `GET /health`.
+/// `GET /health`. New fields are optional, so clients of either age read either answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
     pub models: usize,
     pub jobs_running: usize,
     pub max_jobs: usize,
+    /// The public-key registry, when a model is served with model privacy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_keys: Option<KeysHealth>,
+}
+
+/// The public-key registry's state (model privacy).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeysHealth {
+    pub registered: usize,
+    pub max_keys: usize,
+    /// Queries each key may score (absent: no budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queries_per_key: Option<u64>,
+}
+
+/// Header naming the registered public key a query to a private model is answered with
+/// (`X-Fhe-Key-Id`; lower case, as `http` needs static header names).
+pub const KEY_ID_HEADER: &str = "x-fhe-key-id";
+/// Header of a score reply: the queries its key has left, when a budget is set
+/// (`X-Fhe-Queries-Left`).
+pub const QUERIES_LEFT_HEADER: &str = "x-fhe-queries-left";
+
+/// The answer to `POST /keys`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRegistration {
+    /// [`public_key_id`] of the registered bytes.
+    pub key_id: String,
+    /// Queries the key may score in all (null: no budget).
+    #[serde(default)]
+    pub max_queries: Option<u64>,
+}
+
+/// A public key's id: SHA-256 of its wire bytes, 64 hex digits. The server names keys by it
+/// and the client can compute it too, so registering the same bytes twice is one key.
+pub fn public_key_id(bytes: &[u8]) -> String {
+    // Written as model ids are: the digest's hex.
+    ModelId(Sha256::digest(bytes).into()).to_string()
 }
 
 /// The body of every error response.
@@ -509,6 +547,27 @@ mod tests {
                 model.dequantize(scores.view()).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn health_and_registration_json_stay_compatible() {
+        // A server without model privacy answers what older clients read, and its answer
+        // reads back; an older server's answer reads too.
+        let old = r#"{"status":"ok","models":1,"jobs_running":0,"max_jobs":2}"#;
+        let health: Health = serde_json::from_str(old).unwrap();
+        assert_eq!(health.public_keys, None);
+        assert_eq!(serde_json::to_string(&health).unwrap(), old);
+        let registration: KeyRegistration =
+            serde_json::from_str(r#"{"key_id":"ab","max_queries":null}"#).unwrap();
+        assert_eq!(registration.max_queries, None);
+        assert!(serde_json::to_string(&registration)
+            .unwrap()
+            .contains(r#""max_queries":null"#));
+        assert_eq!(public_key_id(b"").len(), 64);
+        assert_eq!(
+            public_key_id(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     #[test]

@@ -4,14 +4,26 @@
 //! The server is reached through [`ScoreTransport`]: [`HttpClient`] over HTTP, or
 //! [`LocalServer`] in the same process (the offline `--model-file` form and tests). Both
 //! run exactly the same client code, so the offline path checks the networked one.
+//!
+//! A model served with model privacy needs the client's public key with every query: the
+//! HTTP client builds one from the client key (a fresh encryption of zero), registers it
+//! once (`POST /keys`) and names it in `X-Fhe-Key-Id`. One public key per client key and
+//! [`HttpClient`], so per `identify` run, not one forever: a stable key id would let the
+//! server link all of a user's queries across runs and addresses, and the server's per-key
+//! budget cannot bind a person anyway (keys are free to register; `net::registry`).
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ndarray::{s, Array2, ArrayView2};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
-use super::api::{ClientModel, ErrorBody, Health, ModelInfo, ModelList, SongDto};
+use super::api::{
+    public_key_id, ClientModel, ErrorBody, Health, KeyRegistration, ModelInfo, ModelList, SongDto,
+    KEY_ID_HEADER, QUERIES_LEFT_HEADER,
+};
 use super::server::ServedModel;
 use crate::audio::LoadOptions;
 use crate::error::NetError;
@@ -20,26 +32,54 @@ use crate::features::{chunk_features, Mfcc};
 use crate::fhe::{wire, Circuit, ClientKey};
 use crate::model::{Rule, Threshold};
 
-/// Sends one wire-encoded encrypted query for `model` and returns the wire-encoded reply.
+/// A wire-encoded reply and, when the server keeps a query budget for the client's public
+/// key (model privacy), the queries that key has left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreReply {
+    pub bytes: Vec<u8>,
+    pub queries_left: Option<u64>,
+}
+
+/// Sends one wire-encoded encrypted query for `model`, encrypted under `key`, and returns
+/// the wire-encoded reply. For a model served with model privacy the transport gets `key`'s
+/// public key to the server too.
 pub trait ScoreTransport {
-    fn score(&self, model: &ClientModel, query: &[u8]) -> Result<Vec<u8>, NetError>;
+    fn score(
+        &self,
+        model: &ClientModel,
+        key: &ClientKey,
+        query: &[u8],
+    ) -> Result<ScoreReply, NetError>;
 }
 
 /// The server in this process (no HTTP): the same [`ServedModel::score_bytes`] the HTTP
-/// handler runs.
+/// handler runs (for a private model, with `key`'s public key prepared per query: there is
+/// no registration to keep in one process).
 pub struct LocalServer {
     pub served: ServedModel,
 }
 
 impl ScoreTransport for LocalServer {
-    fn score(&self, model: &ClientModel, query: &[u8]) -> Result<Vec<u8>, NetError> {
+    fn score(
+        &self,
+        model: &ClientModel,
+        key: &ClientKey,
+        query: &[u8],
+    ) -> Result<ScoreReply, NetError> {
         if model.id != self.served.id() {
             return Err(NetError::UnknownModel {
                 requested: model.id.clone(),
                 available: self.served.id().to_string(),
             });
         }
-        Ok(self.served.score_bytes(query)?)
+        let public_key = match self.served.spec().private {
+            true => Some(self.served.prepare_public_key(&key.public_key())?),
+            false => None,
+        };
+        Ok(ScoreReply {
+            bytes: self.served.score_bytes(query, public_key.as_ref())?,
+            queries_left: None,
+        })
     }
 }
 
@@ -47,6 +87,27 @@ impl ScoreTransport for LocalServer {
 pub struct HttpClient {
     base: String,
     agent: ureq::Agent,
+    /// The public keys registered with this server (model privacy), one per client key.
+    registered: Mutex<Vec<Registered>>,
+}
+
+/// A public key this client registered, and the client key it belongs to.
+struct Registered {
+    /// SHA-256 of the client key's parameter set id and secret: tells client keys apart
+    /// without keeping a copy of the secret.
+    owner: [u8; 32],
+    /// The wire-encoded public key, re-sent as is if the server forgets it (same id).
+    bytes: Vec<u8>,
+    registration: KeyRegistration,
+}
+
+fn key_owner(key: &ClientKey) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(key.params().id.to_le_bytes());
+    for v in key.secret_key().as_ref() {
+        h.update(v.to_le_bytes());
+    }
+    h.finalize().into()
 }
 
 /// Largest JSON document accepted from a server (a C = 8000 catalog is a few MiB).
@@ -68,7 +129,11 @@ impl HttpClient {
             .timeout_global(Some(timeout))
             .build()
             .into();
-        Ok(Self { base, agent })
+        Ok(Self {
+            base,
+            agent,
+            registered: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -167,20 +232,141 @@ impl HttpClient {
 
     /// `POST /models/{id}/score` with a raw body (tests use it to send malformed bodies).
     pub fn post_score(&self, model_id: &str, body: &[u8], limit: u64) -> Result<Vec<u8>, NetError> {
+        Ok(self.post_score_with_key(model_id, body, None, limit)?.bytes)
+    }
+
+    /// `POST /models/{id}/score` with a raw body, naming the registered public key `key_id`
+    /// in `X-Fhe-Key-Id` (models served with model privacy need it).
+    pub fn post_score_with_key(
+        &self,
+        model_id: &str,
+        body: &[u8],
+        key_id: Option<&str>,
+        limit: u64,
+    ) -> Result<ScoreReply, NetError> {
         let url = format!("{}/models/{model_id}/score", self.base);
+        let mut request = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/octet-stream");
+        if let Some(id) = key_id {
+            request = request.header(KEY_ID_HEADER, id);
+        }
+        let result = request.send(body);
+        let queries_left = result.as_ref().ok().and_then(|r| {
+            r.headers()
+                .get(QUERIES_LEFT_HEADER)?
+                .to_str()
+                .ok()?
+                .parse()
+                .ok()
+        });
+        Ok(ScoreReply {
+            bytes: self.finish(&url, result, limit)?,
+            queries_left,
+        })
+    }
+
+    /// `POST /keys` with a raw body (a wire-encoded public key); the answer's id is checked
+    /// to be the key's [`public_key_id`].
+    pub fn register_key(&self, public_key: &[u8]) -> Result<KeyRegistration, NetError> {
+        let url = format!("{}/keys", self.base);
         let result = self
             .agent
             .post(&url)
             .header("content-type", "application/octet-stream")
-            .send(body);
-        self.finish(&url, result, limit)
+            .send(public_key);
+        let body = self.finish(&url, result, MAX_JSON_BYTES)?;
+        let registration: KeyRegistration =
+            serde_json::from_slice(&body).map_err(|e| NetError::Protocol {
+                url: url.clone(),
+                reason: format!("not the expected key registration JSON: {e}"),
+            })?;
+        let expected = public_key_id(public_key);
+        if registration.key_id != expected {
+            return Err(NetError::Protocol {
+                url,
+                reason: format!(
+                    "registered the public key as {:?}, its id is {expected}",
+                    registration.key_id
+                ),
+            });
+        }
+        Ok(registration)
+    }
+
+    /// The registration of `key`'s public key with this server: made on first use (a fresh
+    /// public key), or again with the same bytes when `again` (the server forgot it).
+    fn registration(&self, key: &ClientKey, again: bool) -> Result<KeyRegistration, NetError> {
+        let owner = key_owner(key);
+        // Held while registering, so threads sharing this client register one key.
+        let mut registered = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+        let known = registered.iter().position(|r| r.owner == owner);
+        if let (Some(i), false) = (known, again) {
+            return Ok(registered[i].registration.clone());
+        }
+        let bytes = match known {
+            Some(i) => registered[i].bytes.clone(),
+            None => wire::encode_public_key(&key.public_key()),
+        };
+        let registration = self.register_key(&bytes)?;
+        match known {
+            Some(i) => registered[i].registration = registration.clone(),
+            None => registered.push(Registered {
+                owner,
+                bytes,
+                registration: registration.clone(),
+            }),
+        }
+        Ok(registration)
+    }
+
+    /// Scores a query to a model served with model privacy under `key`'s registered public
+    /// key: registered on first use, and once more if the server answers 404 (it restarted
+    /// and forgot it; a model that is really gone gets 404 again). A spent budget (429) is
+    /// [`NetError::QueryBudgetSpent`].
+    fn score_private(
+        &self,
+        model: &ClientModel,
+        key: &ClientKey,
+        query: &[u8],
+        limit: u64,
+    ) -> Result<ScoreReply, NetError> {
+        let mut registration = self.registration(key, false)?;
+        let mut result =
+            self.post_score_with_key(&model.id, query, Some(&registration.key_id), limit);
+        if let Err(NetError::Server { status: 404, .. }) = result {
+            registration = self.registration(key, true)?;
+            result = self.post_score_with_key(&model.id, query, Some(&registration.key_id), limit);
+        }
+        match (result, registration.max_queries) {
+            (
+                Err(NetError::Server {
+                    url, status: 429, ..
+                }),
+                Some(queries),
+            ) => Err(NetError::QueryBudgetSpent {
+                url,
+                key_id: registration.key_id,
+                queries,
+            }),
+            (result, _) => result,
+        }
     }
 }
 
 impl ScoreTransport for HttpClient {
-    fn score(&self, model: &ClientModel, query: &[u8]) -> Result<Vec<u8>, NetError> {
+    fn score(
+        &self,
+        model: &ClientModel,
+        key: &ClientKey,
+        query: &[u8],
+    ) -> Result<ScoreReply, NetError> {
         let limit = wire::scores_size(&model.spec) as u64;
-        self.post_score(&model.id, query, limit)
+        match model.spec.private {
+            true => self.score_private(model, key, query, limit),
+            false => self.post_score_with_key(&model.id, query, None, limit),
+        }
     }
 }
 
@@ -253,6 +439,10 @@ pub struct Identification {
     pub timings: Timings,
     pub bytes_up: usize,
     pub bytes_down: usize,
+    /// The queries the client's public key has left on the server, when the model is served
+    /// with model privacy under a per-key budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queries_left: Option<u64>,
     /// Why the answer is "unknown": nothing was scored (e.g. a silent recording), or the best
     /// candidate's confidence is below the model's open-set threshold.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -303,6 +493,7 @@ pub fn identify(
                 },
                 bytes_up: 0,
                 bytes_down: 0,
+                queries_left: None,
                 unknown_reason: Some(format!(
                     "silent recording (level {level_dbfs:.1} dBFS, below {} dBFS)",
                     crate::audio::SILENCE_DBFS
@@ -357,10 +548,14 @@ pub fn identify_features(
     let encrypt_ms = ms(start.elapsed());
 
     let t = Instant::now();
-    let reply = transport.score(model, &query)?;
+    let ScoreReply {
+        bytes: reply,
+        queries_left,
+    } = transport.score(model, key, &query)?;
     let round_trip_ms = ms(t.elapsed());
 
     let t = Instant::now();
+    // With model privacy the scores come back rounded to multiples of 2^ρ (fhe::privacy).
     let scores = key.decrypt_scores(spec, &wire::decode_scores(&reply, spec)?)?;
     let decrypt_ms = ms(t.elapsed());
 
@@ -411,6 +606,7 @@ pub fn identify_features(
         },
         bytes_up: query.len(),
         bytes_down: reply.len(),
+        queries_left,
         unknown_reason,
         confidence,
         threshold,
@@ -464,7 +660,8 @@ mod tests {
         if let Some(t) = open_set {
             file = file.with_open_set(t);
         }
-        ServedModel::from_model_file("toy", &file, Path::new("toy.json"), chunks, circuit).unwrap()
+        ServedModel::from_model_file("toy", &file, Path::new("toy.json"), chunks, circuit, None)
+            .unwrap()
     }
 
     #[test]

@@ -2,11 +2,21 @@
 //! evaluation key) and turns encrypted queries into encrypted scores over HTTP.
 //!
 //! Routes: `GET /health`, `GET /models`, `GET /models/{id}`, `POST /models/{id}/score`
-//! (body and reply are the `fhe::wire` messages, `application/octet-stream`). Scoring is
-//! CPU-bound, so it runs on tokio's blocking pool, at most `max_jobs` at once: a request
-//! that finds every slot busy gets 503 with `Retry-After` at once rather than waiting in an
-//! unbounded queue, and the slot is taken before the body is read, so memory stays bounded
-//! by `max_jobs` bodies. Logs carry method, path, status, latency and sizes, never payloads.
+//! (body and reply are the `fhe::wire` messages, `application/octet-stream`), `POST /keys`
+//! (a client's public key, for models served with model privacy). Scoring is CPU-bound, so
+//! it runs on tokio's blocking pool, at most `max_jobs` at once: a request that finds every
+//! slot busy gets 503 with `Retry-After` at once rather than waiting in an unbounded queue,
+//! and the slot is taken before the body is read, so memory stays bounded by `max_jobs`
+//! bodies (key registrations take a slot the same way). Logs carry method, path, status,
+//! latency and sizes, never payloads.
+//!
+//! Model privacy (`serve --model-privacy λ`, `fhe::privacy`): every model is planned with
+//! the flood of λ bits, and its replies are re-randomised with the client's public key. The
+//! client registers the key once (`POST /keys`, body `fhe::wire::encode_public_key`; answer
+//! `{"key_id", "max_queries"}`) and names it in `X-Fhe-Key-Id` on every query to a private
+//! model (plain models ignore the header). `--max-queries-per-key` caps the replies one key
+//! buys (429 beyond; `X-Fhe-Queries-Left` on each reply) and `--max-keys` the keys held;
+//! [`super::registry`] says what the budget counts and why it binds only keys, not people.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,11 +33,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::api::{ErrorBody, Health, ModelInfo, ModelList};
+use super::api::{
+    ErrorBody, Health, KeysHealth, ModelInfo, ModelList, KEY_ID_HEADER, QUERIES_LEFT_HEADER,
+};
+use super::registry::{KeyRegistry, Refusal};
 use crate::error::{FheError, NetError};
-use crate::fhe::{wire, Circuit, FhePlan, ScoringSpec, ServerModel};
+use crate::fhe::privacy::PreparedPublicKey;
+use crate::fhe::{wire, Circuit, FhePlan, ModelPrivacy, PublicKey, ScoringSpec, ServerModel};
 use crate::model::ModelFile;
 
 /// J: chunks per query. The seed's query is 15 s of audio on the 0.5 s chunk grid.
@@ -55,13 +69,16 @@ impl ServedModel {
     /// circuit, parameter set and layout the evaluator uses for J = `chunks`
     /// ([`FhePlan::for_circuit`]), so served and evaluated accuracy are the same circuit.
     /// `circuit` None: the one the model's open-set threshold implies ([`crate::model::Rule::circuit`]),
-    /// else `summed` (for the log-prob-sum rule, the default of `identify`).
+    /// else `summed` (for the log-prob-sum rule, the default of `identify`). `privacy`: serve
+    /// it with model privacy ([`FhePlan::with_privacy`]): its queries then need a registered
+    /// public key.
     pub fn from_model_file(
         id: &str,
         file: &ModelFile,
         source: &Path,
         chunks: usize,
         circuit: Option<Circuit>,
+        privacy: Option<ModelPrivacy>,
     ) -> Result<Self, NetError> {
         let fail = |reason: String| NetError::ServeModel {
             path: source.to_path_buf(),
@@ -87,16 +104,23 @@ impl ServedModel {
             file.open_set()
                 .map_or(Circuit::Summed, |t| t.rule.circuit(Some(t.score)))
         });
-        let plan =
+        let mut plan =
             FhePlan::for_circuit(&model.integer_layer(), circuit, chunks).map_err(plan_err)?;
+        if let Some(privacy) = privacy {
+            plan = plan.with_privacy(privacy).map_err(plan_err)?;
+        }
         let server = ServerModel::from_plan(&plan).map_err(plan_err)?;
+        // With model privacy the flood adds to the noise: its plan has the failure bound.
+        let log2_failure = server
+            .privacy()
+            .map_or(server.noise_budget().log2_failure, |p| p.log2_failure);
         let info = ModelInfo::new(
             id,
             model,
             file.features(),
             file.catalog(),
             server.spec(),
-            server.noise_budget().log2_failure,
+            log2_failure,
             file.open_set().copied(),
         );
         Ok(Self {
@@ -107,14 +131,19 @@ impl ServedModel {
     }
 
     /// Loads a model file and serves it under its file stem.
-    pub fn load(path: &Path, chunks: usize, circuit: Option<Circuit>) -> Result<Self, NetError> {
+    pub fn load(
+        path: &Path,
+        chunks: usize,
+        circuit: Option<Circuit>,
+        privacy: Option<ModelPrivacy>,
+    ) -> Result<Self, NetError> {
         // Model-file errors already name the file.
         let file = ModelFile::load(path)?;
         let id = path
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_default();
-        Self::from_model_file(id, &file, path, chunks, circuit)
+        Self::from_model_file(id, &file, path, chunks, circuit, privacy)
     }
 
     pub fn id(&self) -> &str {
@@ -130,11 +159,26 @@ impl ServedModel {
         &self.source
     }
 
+    /// Checks a client's public key against this model's parameter set and prepares it for
+    /// [`ServedModel::score_bytes`] (once per client: two FFTs).
+    pub fn prepare_public_key(&self, key: &PublicKey) -> Result<PreparedPublicKey, FheError> {
+        self.server.prepare_public_key(key)
+    }
+
     /// The whole server side of one query: parse (checking the header against this model),
-    /// score, serialize. The HTTP handler and the in-process client both call this.
-    pub fn score_bytes(&self, query: &[u8]) -> Result<Vec<u8>, FheError> {
+    /// score, serialize. The HTTP handler and the in-process client both call this. A model
+    /// served with model privacy needs the client's prepared public key and refuses without
+    /// one; a plain model refuses one.
+    pub fn score_bytes(
+        &self,
+        query: &[u8],
+        public_key: Option<&PreparedPublicKey>,
+    ) -> Result<Vec<u8>, FheError> {
         let query = wire::decode_query(query, self.spec())?;
-        let scores = self.server.score(&query)?;
+        let scores = match public_key {
+            Some(key) => self.server.score_private(&query, key)?,
+            None => self.server.score(&query)?,
+        };
         Ok(wire::encode_scores(&scores))
     }
 }
@@ -142,10 +186,12 @@ impl ServedModel {
 /// Loads every model named by `paths`: a file must be a servable quantized model; a folder
 /// contributes each `*.json` in it that is one (others, such as float models and summaries,
 /// are skipped with a warning). Ids are file stems and must be unique.
+/// `privacy`: every model is served with model privacy.
 pub fn load_models(
     paths: &[PathBuf],
     chunks: usize,
     circuit: Option<Circuit>,
+    privacy: Option<ModelPrivacy>,
 ) -> Result<Vec<ServedModel>, NetError> {
     let mut models: Vec<ServedModel> = Vec::new();
     for path in paths {
@@ -160,13 +206,13 @@ pub fn load_models(
                 .collect();
             files.sort();
             for file in files {
-                match ServedModel::load(&file, chunks, circuit) {
+                match ServedModel::load(&file, chunks, circuit, privacy) {
                     Ok(m) => models.push(m),
                     Err(e) => tracing::warn!("skipping a file the folder holds: {e}"),
                 }
             }
         } else {
-            models.push(ServedModel::load(path, chunks, circuit)?);
+            models.push(ServedModel::load(path, chunks, circuit, privacy)?);
         }
     }
     if models.is_empty() {
@@ -203,7 +249,17 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// `Retry-After` sent with a 503 (whole seconds, at least 1).
     pub retry_after: Duration,
+    /// Public keys held at once for models served with model privacy (32 KiB each at
+    /// N = 2048, never evicted; `POST /keys` gets 503 beyond).
+    pub max_keys: usize,
+    /// Queries each public key may score on the private models (429 beyond); `None`: no
+    /// budget. Binds a key, not a person: keys are free to register (see
+    /// [`super::registry`]).
+    pub max_queries_per_key: Option<u64>,
 }
+
+/// Default of [`ServerConfig::max_keys`]: ≈ 320 MiB of prepared keys at N = 2048.
+pub const DEFAULT_MAX_KEYS: usize = 10_000;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -213,6 +269,8 @@ impl Default for ServerConfig {
             max_body_bytes: 256 * 1024,
             request_timeout: Duration::from_secs(30),
             retry_after: Duration::from_secs(1),
+            max_keys: DEFAULT_MAX_KEYS,
+            max_queries_per_key: None,
         }
     }
 }
@@ -229,6 +287,16 @@ impl ServerConfig {
         if self.request_timeout.is_zero() {
             return Err(NetError::InvalidConfig(
                 "request timeout must be positive".into(),
+            ));
+        }
+        if self.max_keys == 0 {
+            return Err(NetError::InvalidConfig(
+                "max keys must be at least 1".into(),
+            ));
+        }
+        if self.max_queries_per_key == Some(0) {
+            return Err(NetError::InvalidConfig(
+                "max queries per key must be at least 1 (leave it unset for no budget)".into(),
             ));
         }
         if let Some(m) = models
@@ -252,6 +320,8 @@ struct AppState {
     list: Bytes,
     jobs: Arc<Semaphore>,
     config: ServerConfig,
+    /// Public keys of clients of the models served with model privacy.
+    keys: KeyRegistry,
 }
 
 impl AppState {
@@ -353,6 +423,11 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
         models: state.models.len(),
         jobs_running: max.saturating_sub(state.jobs.available_permits()),
         max_jobs: max,
+        public_keys: state.keys.in_use().then(|| KeysHealth {
+            registered: state.keys.len(),
+            max_keys: state.keys.max_keys(),
+            max_queries_per_key: state.keys.max_queries(),
+        }),
     })
 }
 
@@ -371,75 +446,148 @@ async fn get_model(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<Stri
     }
 }
 
-async fn score(
-    State(state): State<Arc<AppState>>,
-    UrlPath(id): UrlPath<String>,
-    request: Request,
-) -> Response {
+/// Reads (and drops) a request body up to the drain cap, then sends `response`: a client
+/// that is still sending cannot read an answer to a request it has not finished writing.
+async fn drain_then(state: &AppState, response: Response, body: Body) -> Response {
+    let drain_cap = state.config.max_body_bytes.saturating_mul(DRAIN_FACTOR);
+    match read_body(body, 0, drain_cap).await {
+        BodyRead::Complete(_) | BodyRead::TooLarge { drained: true } => response,
+        _ => close_connection(response),
+    }
+}
+
+/// The front half of every route that does CPU work on a body: refuse one declared over the
+/// limit, take a job slot (503 when none is free) before keeping any body byte, so a full
+/// server costs a rejected request no memory, then read the body within the limit. `Err`
+/// is the response to send.
+async fn slot_and_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(OwnedSemaphorePermit, Vec<u8>), Response> {
     let limit = state.config.max_body_bytes;
-    let drain_cap = limit.saturating_mul(DRAIN_FACTOR);
-    let (parts, body) = request.into_parts();
-    // Early answers still read (and drop) the body, up to a cap: a client that is still
-    // sending cannot read an answer to a request it has not finished writing.
-    let reject = |response: Response, body: Body| async move {
-        match read_body(body, 0, drain_cap).await {
-            BodyRead::Complete(_) | BodyRead::TooLarge { drained: true } => response,
-            _ => close_connection(response),
-        }
-    };
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is larger than the {limit}-byte limit"),
         )
     };
-    let model = match state.models.get(&id) {
-        Some(m) => Arc::clone(m),
-        None => return reject(state.unknown_model(&id), body).await,
-    };
-    if content_length(&parts.headers).is_some_and(|n| n > limit as u64) {
-        return reject(too_large(), body).await;
+    if content_length(headers).is_some_and(|n| n > limit as u64) {
+        return Err(drain_then(state, too_large(), body).await);
     }
-    // Take a slot before keeping any body byte: a full server costs a rejected request
-    // no memory.
     let Ok(permit) = Arc::clone(&state.jobs).try_acquire_owned() else {
         let busy = state.busy(format!(
             "all {} scoring slots are busy; retry later",
             state.config.max_jobs
         ));
-        return reject(busy, body).await;
+        return Err(drain_then(state, busy, body).await);
     };
-    let body = match read_body(body, limit, drain_cap).await {
-        BodyRead::Complete(bytes) => bytes,
-        BodyRead::TooLarge { drained } => {
-            return if drained {
-                too_large()
-            } else {
-                close_connection(too_large())
+    match read_body(body, limit, limit.saturating_mul(DRAIN_FACTOR)).await {
+        BodyRead::Complete(bytes) => Ok((permit, bytes)),
+        BodyRead::TooLarge { drained: true } => Err(too_large()),
+        BodyRead::TooLarge { drained: false } => Err(close_connection(too_large())),
+        BodyRead::Failed(reason) => Err(close_connection(error(
+            StatusCode::BAD_REQUEST,
+            format!("reading the request body: {reason}"),
+        ))),
+    }
+}
+
+/// Runs CPU work (`what`: scoring, key registration) on the blocking pool; the permit moves
+/// into the job, so the slot stays taken until the work really ends, even if the request
+/// times out meanwhile.
+async fn run_job<T: Send + 'static>(
+    permit: OwnedSemaphorePermit,
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{what} job failed: {e}"),
+        )
+    })
+}
+
+fn refused(refusal: Refusal) -> Response {
+    error(refusal.status(), refusal.to_string())
+}
+
+/// `POST /models/{id}/score`. For a model served with model privacy the query must name a
+/// registered key in `X-Fhe-Key-Id` (400 without, 404 unknown) that has budget left (429,
+/// before any scoring work); see [`super::registry`] for what counts.
+async fn score(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let model = match state.models.get(&id) {
+        Some(m) => Arc::clone(m),
+        None => return drain_then(&state, state.unknown_model(&id), body).await,
+    };
+    let key = match model.spec().private {
+        true => {
+            let header = parts.headers.get(KEY_ID_HEADER).map(HeaderValue::as_bytes);
+            match state.keys.key_for(header, &model) {
+                Ok(key) => Some(key),
+                Err(refusal) => return drain_then(&state, refused(refusal), body).await,
             }
         }
-        BodyRead::Failed(reason) => {
-            return close_connection(error(
-                StatusCode::BAD_REQUEST,
-                format!("reading the request body: {reason}"),
-            ))
-        }
+        false => None,
     };
-    // The permit moves into the job: the slot stays taken until scoring really ends, even
-    // if this request times out meanwhile.
-    let job = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        model.score_bytes(&body)
+    let (permit, body) = match slot_and_body(&state, &parts.headers, body).await {
+        Ok(taken) => taken,
+        Err(response) => return response,
+    };
+    // Counted here, before the body is parsed: the query is accepted for scoring.
+    let left = match key.as_deref().map(|k| state.keys.reserve(k)).transpose() {
+        Ok(left) => left.flatten(),
+        Err(refusal) => return refused(refusal),
+    };
+    let job = run_job(permit, "scoring", move || {
+        model.score_bytes(&body, key.as_deref().map(|k| k.prepared()))
     });
-    match job.await {
+    let mut response = match job.await {
         Ok(Ok(reply)) => {
             ([(header::CONTENT_TYPE, "application/octet-stream")], reply).into_response()
         }
         Ok(Err(e)) => error(fhe_status(&e), e.to_string()),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("scoring job failed: {e}"),
-        ),
+        Err(response) => response,
+    };
+    if let Some(left) = left {
+        response
+            .headers_mut()
+            .insert(QUERIES_LEFT_HEADER, HeaderValue::from(left));
+    }
+    response
+}
+
+/// `POST /keys`: registers a client's public key (body: `fhe::wire::encode_public_key`) for
+/// the models served with model privacy; answers `{"key_id", "max_queries"}`.
+async fn register_key(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if !state.keys.in_use() {
+        return drain_then(&state, refused(Refusal::NotNeeded), body).await;
+    }
+    let (permit, body) = match slot_and_body(&state, &parts.headers, body).await {
+        Ok(taken) => taken,
+        Err(response) => return response,
+    };
+    let registry = Arc::clone(&state);
+    match run_job(permit, "key registration", move || {
+        registry.keys.register(&body)
+    })
+    .await
+    {
+        Ok(Ok(registration)) => Json(registration).into_response(),
+        Ok(Err(refusal)) => refused(refusal),
+        Err(response) => response,
     }
 }
 
@@ -448,7 +596,7 @@ async fn no_route(method: Method, uri: Uri) -> Response {
         StatusCode::NOT_FOUND,
         format!(
             "no route {method} {}; routes: GET /health, GET /models, GET /models/{{id}}, \
-             POST /models/{{id}}/score",
+             POST /models/{{id}}/score, POST /keys",
             uri.path()
         ),
     )
@@ -504,20 +652,24 @@ fn router(models: Vec<ServedModel>, config: ServerConfig) -> Result<Router, NetE
         models: models.iter().map(|m| m.info().clone()).collect(),
     })
     .map_err(|e| NetError::InvalidConfig(format!("serializing the model list: {e}")))?;
+    let models: Vec<Arc<ServedModel>> = models.into_iter().map(Arc::new).collect();
+    let keys = KeyRegistry::new(&models, config.max_keys, config.max_queries_per_key);
     let state = Arc::new(AppState {
         models: models
             .into_iter()
-            .map(|m| (m.id().to_string(), Arc::new(m)))
+            .map(|m| (m.id().to_string(), m))
             .collect(),
         list: Bytes::from(list),
         jobs: Arc::new(Semaphore::new(config.max_jobs)),
         config: config.clone(),
+        keys,
     });
     Ok(Router::new()
         .route("/health", get(health))
         .route("/models", get(list_models))
         .route("/models/{id}", get(get_model))
         .route("/models/{id}/score", post(score))
+        .route("/keys", post(register_key))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
@@ -690,6 +842,24 @@ mod tests {
             ..ServerConfig::default()
         };
         assert!(bad.validate(&[]).is_err());
+        let bad = ServerConfig {
+            max_keys: 0,
+            ..ServerConfig::default()
+        };
+        assert!(bad
+            .validate(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("max keys"));
+        let bad = ServerConfig {
+            max_queries_per_key: Some(0),
+            ..ServerConfig::default()
+        };
+        assert!(bad
+            .validate(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("max queries per key"));
         assert!(ServerConfig::default().validate(&[]).is_ok());
     }
 
@@ -717,5 +887,11 @@ mod tests {
             reason: "truncated".into(),
         };
         assert_eq!(fhe_status(&wire), StatusCode::BAD_REQUEST);
+        // Public keys follow the same rule.
+        assert_eq!(
+            Refusal::Invalid(mismatch).status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(Refusal::Invalid(wire).status(), StatusCode::BAD_REQUEST);
     }
 }
