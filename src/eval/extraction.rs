@@ -34,6 +34,10 @@ pub struct ExtractionLine {
     pub rounding_bits: u32,
     /// Top-1 (simulate) per condition, in the run's condition order.
     pub top1: Vec<(String, f64)>,
+    /// With the open-set protocol: per condition, the identification and false-match rates
+    /// at the threshold calibrated under this flood level (simulate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_set: Vec<(String, f64, f64)>,
     pub attack: Vec<ExtractionPoint>,
 }
 

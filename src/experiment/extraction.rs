@@ -9,20 +9,25 @@ use super::evaluate::layout_chunks;
 use super::queries::ConditionQueries;
 use super::train::TrainedModels;
 use crate::config::{ExperimentConfig, ExtractionConfig};
-use crate::error::ExperimentError;
+use crate::error::{EvalError, ExperimentError};
 use crate::eval::extraction::{extraction_curve, ExtractionLine, ExtractionResult};
-use crate::eval::{evaluate_quantized, fhe_plan, FheScoring, Mode};
+use crate::eval::{evaluate_quantized, fhe_plan, FheScoring, Mode, OpenSetRow};
 use crate::fhe::{simulate, Circuit, ModelPrivacy};
 use ndarray::{concatenate, Array2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// Runs the stage on the run's models and query sets.
+/// The open-set rows of a run re-calibrated under a flood level (`None`: plain).
+pub type OpenSetAt<'a> = dyn Fn(Option<ModelPrivacy>) -> Result<Vec<OpenSetRow>, EvalError> + 'a;
+
+/// Runs the stage on the run's models and query sets; `open_set_at`, when the run has the
+/// open-set protocol, adds its identification and false-match rates at every flood level.
 pub fn extraction(
     config: &ExperimentConfig,
     extraction: &ExtractionConfig,
     models: &TrainedModels,
     conditions: &[ConditionQueries],
+    open_set_at: Option<&OpenSetAt>,
     on_line: &dyn Fn(),
 ) -> Result<ExtractionResult, ExperimentError> {
     let decision = config.evaluation.decision();
@@ -105,6 +110,17 @@ pub fn extraction(
                     None => exact,
                 })
             };
+            let open_set = match open_set_at {
+                Some(at) => {
+                    let label = format!("n_bits={}", q.n_bits);
+                    at(scoring.privacy)?
+                        .into_iter()
+                        .filter(|r| r.model == label)
+                        .map(|r| (r.condition, r.identification, r.false_match))
+                        .collect()
+                }
+                None => Vec::new(),
+            };
             let attack = extraction_curve(
                 &plan.layer,
                 &mut oracle,
@@ -119,6 +135,7 @@ pub fn extraction(
                 flood_bits: level,
                 rounding_bits: plan.privacy.as_ref().map_or(0, |p| p.rounding_bits),
                 top1,
+                open_set,
                 attack,
             });
             on_line();

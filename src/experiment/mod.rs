@@ -230,7 +230,33 @@ pub fn run(
         Some(e) => {
             progress.stage(Stage::Extraction);
             let t = Instant::now();
-            let result = extraction::extraction(config, e, &models, &condition_queries, &|| {})?;
+            // The open-set protocol again under each flood level (thresholds re-calibrated).
+            let open_set_at = |privacy| {
+                let (split, (_, _, cq, iq)) = (split.as_ref()?, outsiders.as_ref()?);
+                let mut at = config.clone();
+                at.evaluation.model_privacy = privacy;
+                let queries = open_set::OpenSetQueries {
+                    catalogue: &condition_queries,
+                    calibration: cq,
+                    impostors: iq,
+                };
+                Some(
+                    open_set::evaluate_open_set(&at, &models, split, &queries, None)
+                        .map(|r| r.rows),
+                )
+            };
+            let open_set_at = |privacy| open_set_at(privacy).unwrap_or(Ok(Vec::new()));
+            let with_open_set = split
+                .is_some()
+                .then_some(&open_set_at as &extraction::OpenSetAt);
+            let result = extraction::extraction(
+                config,
+                e,
+                &models,
+                &condition_queries,
+                with_open_set,
+                &|| {},
+            )?;
             timed("extraction", t);
             Some(result)
         }

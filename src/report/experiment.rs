@@ -381,8 +381,24 @@ fn extraction_section(dir: &Path, ex: &ExtractionResult) -> Result<String, Repor
             .map(String::from)
             .chain(counts.iter().map(|n| format!("{n} queries"))),
     );
+    let mut open_set = Table::new(
+        ["n_bits", "protocol"].into_iter().map(String::from).chain(
+            conds
+                .iter()
+                .map(|c| format!("{c}: identified / false match")),
+        ),
+    );
     let mut series = Vec::new();
     for l in &ex.lines {
+        if !l.open_set.is_empty() {
+            open_set.row(
+                [l.n_bits.to_string(), level(l)].into_iter().chain(
+                    l.open_set
+                        .iter()
+                        .map(|(_, id, fm)| format!("{} / {}", pct(*id), pct(*fm))),
+                ),
+            );
+        }
         let plain = ex
             .lines
             .iter()
@@ -430,8 +446,13 @@ fn extraction_section(dir: &Path, ex: &ExtractionResult) -> Result<String, Repor
             x_names: &[],
         },
     )?;
+    let open_set = if open_set.is_empty() {
+        String::new()
+    } else {
+        format!("Open set under each flood level (simulate; the threshold calibrated again under each level on the calibration songs, as in the open-set section):\n\n{open_set}\n")
+    };
     Ok(format!(
-        "\n## Model privacy and the extraction attack\n\nCircuit `{}`. Model privacy re-randomises every reply with the client's public key, floods each score so two models whose scores agree give replies within 2^-λ statistical distance per score, and rounds the scores to multiples of 2^ρ. Top-1 is simulate mode (the flood drawn as the real replies draw it, seeded); \"plain\" is the protocol without the option.\n\n{accuracy}\nThe attack: a client sends chosen queries ({} row(s) each, uniform over the input range) and fits W by least squares on the scores it decrypts (simulated replies, as above). Each cell: relative error of the stolen weights ‖Ŵ − W‖/‖W‖ / share of the {} real queries' rows on which the stolen model's top-1 is the real model's.\n\n{attack}\n![extraction attack](extraction.png)\n",
+        "\n## Model privacy and the extraction attack\n\nCircuit `{}`. Model privacy re-randomises every reply with the client's public key, floods each score so two models whose scores agree give replies within 2^-λ statistical distance per score, and rounds the scores to multiples of 2^ρ. Top-1 is simulate mode (the flood drawn as the real replies draw it, seeded); \"plain\" is the protocol without the option.\n\n{accuracy}\n{open_set}The attack: a client sends chosen queries ({} row(s) each, uniform over the input range) and fits W by least squares on the scores it decrypts (simulated replies, as above). Each cell: relative error of the stolen weights ‖Ŵ − W‖/‖W‖ / share of the {} real queries' rows on which the stolen model's top-1 is the real model's.\n\n{attack}\n![extraction attack](extraction.png)\n",
         ex.circuit, ex.rows_per_query, ex.test_queries
     ))
 }
