@@ -106,3 +106,46 @@ fn a_private_model_needs_a_valid_public_key() {
     short.body.pop();
     assert!(private.prepare_public_key(&short).is_err());
 }
+
+/// The extraction attack through real encrypted replies (the reports use simulated ones): the
+/// plain protocol gives the weights exactly after d + 1 chosen queries; model privacy's rounded
+/// scores give a copy that is close but not exact; one query buys nothing either way.
+#[test]
+fn the_extraction_attack_on_real_replies() {
+    use fhe_shazam::eval::extraction::extraction_curve;
+
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    let layer = seed_shaped_layer(&mut rng);
+    let plain = FhePlan::for_circuit(&layer, Circuit::Summed, 30).unwrap();
+    let test = Array2::from_shape_fn((100, 20), |_| rng.gen_range(-3840..=3810));
+    let offsets = Array2::from_shape_fn((100, 400), |(_, c)| 4 * layer.bias[c]);
+    let mut attack = |plan: &FhePlan| {
+        let session = Session::from_plan(plan).unwrap();
+        let mut oracle = |rows: ndarray::ArrayView2<i64>| Ok(session.run(rows)?.scores);
+        extraction_curve(
+            &plan.layer,
+            &mut oracle,
+            1,
+            &[1, 21],
+            test.view(),
+            offsets.view(),
+            9,
+        )
+        .unwrap()
+    };
+    let exact = attack(&plain);
+    assert!(exact[0].weight_error > 0.5, "{exact:?}");
+    assert!(exact[1].weight_error < 1e-6, "{exact:?}");
+    assert_eq!(exact[1].agreement, 1.0);
+    let private = attack(
+        &plain
+            .clone()
+            .with_privacy(ModelPrivacy { flood_bits: 20 })
+            .unwrap(),
+    );
+    assert!(private[0].weight_error > 0.5, "{private:?}");
+    assert!(
+        (1e-6..0.2).contains(&private[1].weight_error),
+        "{private:?}"
+    );
+}
