@@ -119,7 +119,7 @@ fn the_extraction_attack_on_real_replies() {
     let plain = FhePlan::for_circuit(&layer, Circuit::Summed, 30).unwrap();
     let test = Array2::from_shape_fn((100, 20), |_| rng.gen_range(-3840..=3810));
     let offsets = Array2::from_shape_fn((100, 400), |(_, c)| 4 * layer.bias[c]);
-    let mut attack = |plan: &FhePlan| {
+    let attack = |plan: &FhePlan| {
         let session = Session::from_plan(plan).unwrap();
         let mut oracle = |rows: ndarray::ArrayView2<i64>| Ok(session.run(rows)?.scores);
         extraction_curve(
