@@ -5,6 +5,7 @@
 use crate::audio::LoadOptions;
 use crate::dataset::queries::Condition;
 use crate::dataset::synth::SynthParams;
+use crate::dataset::FmaSubset;
 use crate::error::{ConfigError, InvalidConfig};
 use crate::eval::{Decision, Mode, Rule, ScoreKind};
 use crate::features::FeatureParams;
@@ -24,6 +25,10 @@ pub struct DatasetConfig {
     pub num_songs: Option<usize>,
     /// An explicit tracks.csv.
     pub metadata: Option<PathBuf>,
+    /// Only the tracks of this FMA subset (`small`, `medium`, `large`, `full`), by tracks.csv's
+    /// `set.subset` column, before `num_songs`: one `fma_full` tree serves all four.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<FmaSubset>,
     /// Load at most this many seconds of each file (the seed: 180).
     pub max_seconds: f64,
     /// The synthetic corpus used when `path` is None.
@@ -36,6 +41,7 @@ impl Default for DatasetConfig {
             path: None,
             num_songs: Some(400),
             metadata: None,
+            subset: None,
             max_seconds: 180.0,
             synth: SynthParams::default(),
         }
@@ -491,6 +497,14 @@ impl ExperimentConfig {
                 format!("{} must be positive", self.dataset.max_seconds),
             );
         }
+        if self.dataset.subset.is_some() && self.dataset.path.is_none() {
+            return bad(
+                "dataset.subset",
+                "picks FMA tracks by tracks.csv: it needs dataset.path (an FMA tree), not the \
+                 synthetic corpus"
+                    .into(),
+            );
+        }
         if self.dataset.num_songs == Some(0) {
             return bad(
                 "dataset.num_songs",
@@ -617,6 +631,46 @@ mod tests {
         // The new keys are left out when unused, so existing model caches keep their keys.
         let json = serde_json::to_string(&AugmentationConfig::default()).unwrap();
         assert_eq!(json, r#"{"copies":[],"seed":99}"#);
+    }
+
+    #[test]
+    fn subset_and_model_privacy_parse_and_are_checked() {
+        let c: ExperimentConfig = toml::from_str(
+            "name = \"x\"\n[dataset]\npath = \"fma_full\"\nsubset = \"medium\"\n\
+             [evaluation.model_privacy]\nflood_bits = 12\n[extraction]",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.dataset.subset, Some(FmaSubset::Medium));
+        assert_eq!(c.extraction.as_ref().unwrap().queries.len(), 5);
+        let mut bad = c.clone();
+        bad.dataset.path = None;
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("dataset.subset"));
+        let mut bad = c.clone();
+        bad.evaluation.model_privacy = Some(ModelPrivacy { flood_bits: 61 });
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("flood_bits"));
+        let mut bad = c;
+        bad.extraction.as_mut().unwrap().queries = vec![0];
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("extraction.queries"));
+        assert!(
+            toml::from_str::<ExperimentConfig>("name = \"x\"\n[dataset]\nsubset = \"tiny\"")
+                .is_err()
+        );
+        // Unset, the new keys stay out of serialised configs.
+        let json = serde_json::to_string(&DatasetConfig::default()).unwrap();
+        assert!(!json.contains("subset"), "{json}");
     }
 
     #[test]

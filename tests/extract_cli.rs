@@ -130,3 +130,59 @@ fn corrupt_sidecar_is_rejected_with_its_path() {
         "{err}"
     );
 }
+
+/// `extract --subset`: one fma_full-style tree, FMA's real three-row tracks.csv; the subsets
+/// nest and a file the metadata does not list is only in full. Without a tracks.csv the
+/// command fails with a message that says what is missing.
+#[test]
+fn subsets_are_read_from_fma_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("fma_full");
+    for (k, id) in ["000002", "000005", "000010"].iter().enumerate() {
+        write_wav(&root.join(format!("000/{id}.wav")), 22_050, 1, 1.5, |t| {
+            0.4 * (TAU * (300.0 + 200.0 * k as f32) * t).sin()
+        });
+    }
+    let meta = dir.path().join("fma_metadata");
+    fs::create_dir_all(&meta).unwrap();
+    fs::write(
+        meta.join("tracks.csv"),
+        ",set,set,track\n,split,subset,title\ntrack_id,,,\n2,training,small,A\n5,training,medium,B\n",
+    )
+    .unwrap();
+    let songs = |subset: &str| {
+        let out = dir.path().join(format!("features-{subset}"));
+        let output = Command::cargo_bin("fhe-shazam")
+            .unwrap()
+            .args(["extract", "--json", "--subset", subset, "--dataset"])
+            .arg(&root)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        v["songs"].as_u64().unwrap()
+    };
+    assert_eq!(songs("small"), 1);
+    assert_eq!(songs("medium"), 2);
+    assert_eq!(songs("large"), 2);
+    assert_eq!(songs("full"), 3);
+
+    fs::remove_dir_all(&meta).unwrap();
+    Command::cargo_bin("fhe-shazam")
+        .unwrap()
+        .args(["extract", "--subset", "small", "--dataset"])
+        .arg(&root)
+        .arg("--out")
+        .arg(dir.path().join("features-none"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "--subset small needs FMA's tracks.csv",
+        ));
+}

@@ -185,7 +185,7 @@ fn extract(args: ExtractArgs) -> anyhow::Result<()> {
         &args.dataset,
         &ScanOptions {
             num_songs: Some(args.songs),
-            metadata: None,
+            ..ScanOptions::default()
         },
     )?;
     let bar = super::progress(catalog.len(), "1 thread", args.json);

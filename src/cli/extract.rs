@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use fhe_shazam::audio::LoadOptions;
-use fhe_shazam::dataset::ScanOptions;
+use fhe_shazam::dataset::{FmaSubset, ScanOptions};
 use fhe_shazam::features::{extract, FeatureParams};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -26,6 +26,10 @@ pub struct Args {
     /// A tracks.csv for titles/artists (default: metadata/tracks.csv, fma_metadata/tracks.csv, …).
     #[arg(long)]
     metadata: Option<PathBuf>,
+    /// Only this FMA subset (small ⊂ medium ⊂ large ⊂ full), by tracks.csv's set.subset
+    /// column, before --num-songs: one fma_full tree serves all four.
+    #[arg(long, value_enum)]
+    subset: Option<FmaSubset>,
     /// Load at most this many seconds of each file (the seed: 180).
     #[arg(long, default_value_t = 180.0, value_parser = super::seconds)]
     max_seconds: f64,
@@ -40,6 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &ScanOptions {
             num_songs: args.num_songs,
             metadata: args.metadata.clone(),
+            subset: args.subset,
         },
     )?;
     let load = LoadOptions {

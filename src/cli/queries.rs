@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use fhe_shazam::audio::LoadOptions;
-use fhe_shazam::dataset::{write_query_set, Condition, QuerySetParams, QueryWindow, ScanOptions};
+use fhe_shazam::dataset::{
+    write_query_set, Condition, FmaSubset, QuerySetParams, QueryWindow, ScanOptions,
+};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -30,6 +32,10 @@ pub struct Args {
     /// A tracks.csv for titles/artists (default: metadata/tracks.csv, fma_metadata/tracks.csv, …).
     #[arg(long)]
     metadata: Option<PathBuf>,
+    /// Only this FMA subset (small ⊂ medium ⊂ large ⊂ full), by tracks.csv's set.subset
+    /// column, before --num-songs: one fma_full tree serves all four.
+    #[arg(long, value_enum)]
+    subset: Option<FmaSubset>,
     /// Conditions, comma-separated (default: the standard eight).
     #[arg(long, value_delimiter = ',')]
     conditions: Vec<Condition>,
@@ -76,6 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &ScanOptions {
             num_songs: args.num_songs,
             metadata: args.metadata.clone(),
+            subset: args.subset,
         },
     )?;
     let load = LoadOptions {

@@ -17,6 +17,54 @@ pub struct ScanOptions {
     pub num_songs: Option<usize>,
     /// An explicit `tracks.csv`; otherwise the usual FMA places are tried (see [`find_metadata`]).
     pub metadata: Option<PathBuf>,
+    /// Keep only the tracks of this FMA subset, by `tracks.csv`'s `set.subset` column (applied
+    /// before `num_songs`), so one `fma_full` tree serves all four subsets.
+    pub subset: Option<FmaSubset>,
+}
+
+/// FMA's nested subsets: every small track is in medium, every medium one in large, and full
+/// holds every track (`tracks.csv` lists each track with the smallest subset it belongs to;
+/// full-only tracks have none).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FmaSubset {
+    Small,
+    Medium,
+    Large,
+    Full,
+}
+
+impl FmaSubset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Small => "small",
+            Self::Medium => "medium",
+            Self::Large => "large",
+            Self::Full => "full",
+        }
+    }
+
+    /// The subset a `set.subset` cell names (`None`: an empty cell, i.e. full only).
+    fn parse(cell: &str) -> Option<Self> {
+        match cell.trim().to_ascii_lowercase().as_str() {
+            "small" => Some(Self::Small),
+            "medium" => Some(Self::Medium),
+            "large" => Some(Self::Large),
+            "full" => Some(Self::Full),
+            _ => None,
+        }
+    }
 }
 
 /// Title and artist of one track, keyed by normalised track id.
@@ -24,6 +72,8 @@ pub struct ScanOptions {
 pub struct TrackInfo {
     pub title: Option<String>,
     pub artist: Option<String>,
+    /// The smallest FMA subset the track is in (`set.subset`; `None`: full only, or no column).
+    pub subset: Option<FmaSubset>,
 }
 
 fn is_audio(path: &Path) -> bool {
@@ -131,7 +181,7 @@ pub fn read_tracks_csv(path: &Path) -> Result<HashMap<String, TrackInfo>, Datase
     let fma =
         first.get(0).is_some_and(|c| c.trim().is_empty()) && first.iter().any(|c| c == "track");
     let mut title_is_path = false;
-    let (id_col, title_col, artist_col) = if fma {
+    let (id_col, title_col, artist_col, subset_col) = if fma {
         let names = rows
             .next()
             .ok_or_else(|| bad("FMA header: missing second row".into()))?
@@ -143,7 +193,12 @@ pub fn read_tracks_csv(path: &Path) -> Result<HashMap<String, TrackInfo>, Datase
                 .zip(names.iter())
                 .position(|(g, n)| g == group && n == name)
         };
-        (0, find("track", "title"), find("artist", "name"))
+        (
+            0,
+            find("track", "title"),
+            find("artist", "name"),
+            find("set", "subset"),
+        )
     } else {
         let col = |names: &[&str]| {
             first
@@ -158,6 +213,7 @@ pub fn read_tracks_csv(path: &Path) -> Result<HashMap<String, TrackInfo>, Datase
             id,
             title.or(col(&["source_file"])),
             col(&["artist", "source_package"]),
+            col(&["subset"]),
         )
     };
 
@@ -186,6 +242,7 @@ pub fn read_tracks_csv(path: &Path) -> Result<HashMap<String, TrackInfo>, Datase
             TrackInfo {
                 title,
                 artist: field(artist_col).map(str::to_string),
+                subset: field(subset_col).and_then(FmaSubset::parse),
             },
         );
     }
@@ -202,22 +259,54 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> Result<Catalog, DatasetError> {
             path: root.to_path_buf(),
         });
     }
-    if let Some(n) = opts.num_songs {
-        files.truncate(n);
-    }
-    let metadata = match &opts.metadata {
-        Some(p) => Some(read_tracks_csv(p)?),
-        None => find_metadata(root)
-            .map(|p| read_tracks_csv(&p))
-            .transpose()?,
-    }
-    .unwrap_or_default();
-
+    let metadata_path = opts.metadata.clone().or_else(|| find_metadata(root));
+    let metadata = metadata_path
+        .as_deref()
+        .map(read_tracks_csv)
+        .transpose()?
+        .unwrap_or_default();
     let stem = |p: &Path| {
         p.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
+    if let Some(subset) = opts.subset.filter(|&s| s != FmaSubset::Full) {
+        let Some(path) = metadata_path else {
+            return Err(DatasetError::Metadata {
+                path: root.join("tracks.csv"),
+                reason: format!(
+                    "--subset {} needs FMA's tracks.csv (its set.subset column); none \
+                     found under {} (metadata/, fma_metadata/, ../fma_metadata/) — pass \
+                     --metadata",
+                    subset.name(),
+                    root.display()
+                ),
+            });
+        };
+        if !metadata.values().any(|t| t.subset.is_some()) {
+            return Err(DatasetError::Metadata {
+                path,
+                reason: "no track has a subset (FMA's set.subset column, or a subset column)"
+                    .into(),
+            });
+        }
+        // A file tracks.csv does not list is in no FMA subset but full.
+        files.retain(|f| {
+            metadata
+                .get(&normalise_id(&stem(f)))
+                .and_then(|t| t.subset)
+                .is_some_and(|s| s <= subset)
+        });
+        if files.is_empty() {
+            return Err(DatasetError::NoAudioFiles {
+                path: root.to_path_buf(),
+            });
+        }
+    }
+    if let Some(n) = opts.num_songs {
+        files.truncate(n);
+    }
+
     let mut stem_count: BTreeMap<String, usize> = BTreeMap::new();
     for f in &files {
         *stem_count.entry(stem(f)).or_default() += 1;
@@ -299,7 +388,8 @@ mod tests {
             t["2"],
             TrackInfo {
                 title: Some("Food".into()),
-                artist: Some("AWOL".into())
+                artist: Some("AWOL".into()),
+                subset: None,
             }
         );
         assert_eq!(t["5"].title.as_deref(), Some("Title, with comma"));
@@ -332,7 +422,8 @@ mod tests {
             t["2"],
             TrackInfo {
                 title: Some("battle".into()),
-                artist: Some("wesnoth-1.16-music".into())
+                artist: Some("wesnoth-1.16-music".into()),
+                subset: None,
             }
         );
     }
@@ -355,5 +446,73 @@ mod tests {
         let cat = scan(dir.path(), &ScanOptions::default()).unwrap();
         assert_eq!(cat.songs[0].track_id, "a/song");
         assert_eq!(cat.songs[1].track_id, "b/song");
+    }
+
+    /// FMA's real header with its `set` group: the subsets nest, unlisted files are only in
+    /// full, and a subset without the column is an error naming the file.
+    #[test]
+    fn subsets_come_from_the_set_subset_column() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in ["000002", "000005", "000010", "000020", "000099"] {
+            touch(dir.path(), &format!("fma_full/000/{id}.mp3"));
+        }
+        let meta = dir.path().join("fma_metadata");
+        fs::create_dir_all(&meta).unwrap();
+        fs::write(
+            meta.join("tracks.csv"),
+            ",set,set,track\n,split,subset,title\ntrack_id,,,\n2,training,small,A\n5,training,medium,B\n10,test,large,C\n20,training,,D\n",
+        )
+        .unwrap();
+        let root = dir.path().join("fma_full");
+        let ids = |subset| {
+            let opts = ScanOptions {
+                subset: Some(subset),
+                ..Default::default()
+            };
+            scan(&root, &opts)
+                .unwrap()
+                .songs
+                .into_iter()
+                .map(|s| s.track_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(FmaSubset::Small), ["000002"]);
+        assert_eq!(ids(FmaSubset::Medium), ["000002", "000005"]);
+        assert_eq!(ids(FmaSubset::Large), ["000002", "000005", "000010"]);
+        assert_eq!(ids(FmaSubset::Full).len(), 5);
+        // Labels stay dense, titles still come from the same file.
+        let small = scan(
+            &root,
+            &ScanOptions {
+                subset: Some(FmaSubset::Medium),
+                num_songs: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (small.songs[0].index, small.songs[0].title.as_deref()),
+            (0, Some("A"))
+        );
+
+        // No tracks.csv: an error that says what is needed.
+        let bare = tempfile::tempdir().unwrap();
+        touch(bare.path(), "000/000002.mp3");
+        let opts = ScanOptions {
+            subset: Some(FmaSubset::Small),
+            ..Default::default()
+        };
+        let err = scan(bare.path(), &opts).unwrap_err().to_string();
+        assert!(
+            err.contains("tracks.csv") && err.contains("subset"),
+            "{err}"
+        );
+        // A tracks.csv without subsets: the error names it.
+        fs::write(bare.path().join("tracks.csv"), "track_id,title\n2,A\n").unwrap();
+        let err = scan(bare.path(), &opts).unwrap_err().to_string();
+        assert!(
+            err.contains("tracks.csv") && err.contains("no track has a subset"),
+            "{err}"
+        );
     }
 }

@@ -6,7 +6,7 @@ pub mod synth;
 pub use catalog::{Catalog, Song};
 pub mod fma;
 
-pub use fma::{scan, ScanOptions};
+pub use fma::{scan, FmaSubset, ScanOptions};
 pub mod degrade;
 pub mod families;
 pub mod queries;

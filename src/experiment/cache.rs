@@ -52,8 +52,13 @@ pub fn queries_dir(config: &ExperimentConfig, root: &Path, songs: usize) -> Path
     let ev = &config.evaluation;
     let r = &ev.robust;
     let conditions: Vec<&str> = r.conditions.iter().map(|c| c.name()).collect();
+    // The subset picks other songs for the same count: it is part of the name.
+    let subset = config
+        .dataset
+        .subset
+        .map_or(String::new(), |s| format!("-{}", s.name()));
     config.output.data_dir.join("queries").join(format!(
-        "{}-{songs}songs-seed{}-{}s{}{}-{}",
+        "{}{subset}-{songs}songs-seed{}-{}s{}{}-{}",
         name_of(root),
         r.seed,
         ev.query_seconds,

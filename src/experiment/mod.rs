@@ -126,6 +126,7 @@ pub fn run(
     let scan_opts = ScanOptions {
         num_songs: config.dataset.num_songs,
         metadata: config.dataset.metadata.clone(),
+        subset: config.dataset.subset,
     };
     let catalog = scan(&root, &scan_opts)?;
     let (set, summary) = extract(
