@@ -186,3 +186,134 @@ fn subsets_are_read_from_fma_metadata() {
             "--subset small needs FMA's tracks.csv",
         ));
 }
+
+/// Three `extract --shard i/3` processes and `merge` give exactly the unsharded store, byte for
+/// byte (a bad file included, so failures and dense labels are merged too); missing,
+/// repeated and foreign shards are refused with their names, leaving the output alone.
+#[test]
+fn three_shards_merge_into_the_unsharded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for k in 0..7 {
+        write_wav(
+            &data.join(format!("audio/000/00000{k}.wav")),
+            22_050,
+            1,
+            1.0 + 0.25 * k as f32,
+            |t| 0.3 * (TAU * (200.0 + 90.0 * k as f32) * t).sin(),
+        );
+    }
+    fs::write(data.join("audio/000/000003.wav"), b"not audio").unwrap();
+    let run = |args: &[&str], out: &Path| {
+        let output = Command::cargo_bin("fhe-shazam")
+            .unwrap()
+            .args(args)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let whole = dir.path().join("whole");
+    let dataset = data.to_str().unwrap();
+    run(&["extract", "--dataset", dataset], &whole);
+    let shards: Vec<_> = (0..3)
+        .map(|i| dir.path().join(format!("shard{i}")))
+        .collect();
+    // Three separate processes, as a job array runs them.
+    let children: Vec<_> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, out)| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("fhe-shazam"))
+                .args([
+                    "extract",
+                    "--dataset",
+                    dataset,
+                    "--shard",
+                    &format!("{i}/3"),
+                    "--out",
+                ])
+                .arg(out)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let merged = dir.path().join("merged");
+    let mut args = vec!["merge".to_string()];
+    // Any order.
+    args.extend(
+        shards
+            .iter()
+            .rev()
+            .map(|s| s.to_string_lossy().into_owned()),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args, &merged);
+    for f in ["features.npy", "labels.npy", "chunks.npy", "features.json"] {
+        assert_eq!(
+            fs::read(whole.join(f)).unwrap(),
+            fs::read(merged.join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+
+    let refused = |shard_dirs: &[&Path], needle: &str| {
+        let mut cmd = Command::cargo_bin("fhe-shazam").unwrap();
+        cmd.arg("merge").args(shard_dirs).arg("--out").arg(&merged);
+        cmd.assert()
+            .code(1)
+            .stderr(predicate::str::contains(needle));
+        assert_eq!(
+            fs::read(whole.join("features.npy")).unwrap(),
+            fs::read(merged.join("features.npy")).unwrap()
+        );
+    };
+    refused(&[&shards[0], &shards[2]], "shard(s) 1/3 missing");
+    refused(
+        &[&shards[0], &shards[1], &shards[1], &shards[2]],
+        "shard 1/3 is given twice",
+    );
+    refused(&[&shards[0], &whole], "not a shard");
+    // A shard of other parameters (less audio per song).
+    let other = dir.path().join("other");
+    run(
+        &[
+            "extract",
+            "--dataset",
+            dataset,
+            "--shard",
+            "1/3",
+            "--max-seconds",
+            "1",
+        ],
+        &other,
+    );
+    refused(
+        &[&shards[0], &other, &shards[2]],
+        "load options: not the same",
+    );
+    // A shard of another catalogue (two songs fewer).
+    let fewer = dir.path().join("fewer");
+    run(
+        &[
+            "extract",
+            "--dataset",
+            dataset,
+            "--shard",
+            "1/3",
+            "--num-songs",
+            "5",
+        ],
+        &fewer,
+    );
+    refused(&[&shards[0], &fewer, &shards[2]], "catalogue");
+}

@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use fhe_shazam::audio::LoadOptions;
-use fhe_shazam::dataset::{FmaSubset, ScanOptions};
+use fhe_shazam::dataset::{FmaSubset, ScanOptions, Shard};
+use fhe_shazam::features::store::ShardInfo;
 use fhe_shazam::features::{extract, FeatureParams};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -33,6 +34,11 @@ pub struct Args {
     /// Load at most this many seconds of each file (the seed: 180).
     #[arg(long, default_value_t = 180.0, value_parser = super::seconds)]
     max_seconds: f64,
+    /// Extract only part i of n of the catalogue (0 ≤ i < n; a contiguous run in sorted
+    /// order), e.g. `--shard $SLURM_ARRAY_TASK_ID/$N` in a job array; `merge` combines the n
+    /// folders into exactly the unsharded store.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]
     json: bool,
@@ -52,10 +58,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..LoadOptions::default()
     };
     let params = FeatureParams::default();
-    let bar = super::progress(catalog.len(), "extract", args.json);
+    let part = args.shard.map_or(catalog.clone(), |s| catalog.shard(s));
+    let bar = super::progress(part.len(), "extract", args.json);
     let start = Instant::now();
-    let (set, summary) = extract(&root, &catalog, &load, &params, &args.out, &|| bar.inc(1))
+    let (mut set, summary) = extract(&root, &part, &load, &params, &args.out, &|| bar.inc(1))
         .with_context(|| format!("extracting features into {}", args.out.display()))?;
+    if let Some(shard) = args.shard {
+        // The shard record goes in the sidecar, so merge can check the parts belong together.
+        set.sidecar.shard = Some(ShardInfo {
+            shard,
+            catalog_songs: catalog.len(),
+            catalog_sha256: catalog.paths_sha256(),
+        });
+        set.save(&args.out)
+            .with_context(|| format!("writing shard {shard} to {}", args.out.display()))?;
+    }
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     if args.json {

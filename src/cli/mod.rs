@@ -6,6 +6,7 @@ mod compare;
 mod evaluate;
 mod extract;
 mod identify;
+mod merge;
 mod queries;
 mod reproduce;
 mod scale_report;
@@ -32,6 +33,7 @@ pub struct Cli {
 enum Command {
     Synth(synth::Args),
     Extract(extract::Args),
+    Merge(merge::Args),
     Queries(queries::Args),
     Train(train::Args),
     Evaluate(evaluate::Args),
@@ -53,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Synth(args) => synth::run(args),
         Command::Extract(args) => extract::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Queries(args) => queries::run(args),
         Command::Train(args) => train::run(args),
         Command::Evaluate(args) => evaluate::run(args),

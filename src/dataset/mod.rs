@@ -3,7 +3,7 @@
 pub mod catalog;
 pub mod synth;
 
-pub use catalog::{Catalog, Song};
+pub use catalog::{Catalog, Shard, Song};
 pub mod fma;
 
 pub use fma::{scan, FmaSubset, ScanOptions};

@@ -177,6 +177,7 @@ mod tests {
                 }],
                 failures: vec![],
                 toolkit_version: String::new(),
+                shard: None,
             },
         }
     }

@@ -220,6 +220,7 @@ pub fn extract_with(
         songs,
         failures: failures.clone(),
         toolkit_version: env!("CARGO_PKG_VERSION").into(),
+        shard: None,
     };
     let set = FeatureSet {
         features,

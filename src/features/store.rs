@@ -9,7 +9,7 @@
 //! ```
 
 use crate::audio::LoadOptions;
-use crate::dataset::{Catalog, Song};
+use crate::dataset::{Catalog, Shard, Song};
 use crate::error::FeatureError;
 use crate::features::FeatureParams;
 use crate::fsutil;
@@ -58,6 +58,19 @@ pub struct Sidecar {
     pub songs: Vec<SongRecord>,
     pub failures: Vec<Failure>,
     pub toolkit_version: String,
+    /// Written by `extract --shard`: which part of which catalogue this store holds (`merge`
+    /// combines the parts into exactly the unsharded store, which has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+}
+
+/// The part of a catalogue a shard's store holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    pub shard: Shard,
+    /// Songs of the whole catalogue and the SHA-256 of their paths ([`Catalog::paths_sha256`]).
+    pub catalog_songs: usize,
+    pub catalog_sha256: String,
 }
 
 /// Features of a dataset: the matrix, its labels and its description.
@@ -114,6 +127,7 @@ impl FeatureSet {
                 songs,
                 failures: vec![],
                 toolkit_version: String::new(),
+                shard: None,
             },
             features,
             labels,
@@ -198,6 +212,107 @@ impl FeatureSet {
         let sidecar = staged.join("features.json");
         fsutil::write_json_atomic(&sidecar, &self.sidecar).map_err(store_err(&sidecar))?;
         staging.commit("features.json").map_err(store_err(dir))
+    }
+
+    /// Combines the stores of `extract --shard i/n` (i = 0 … n−1) into exactly what one
+    /// unsharded `extract` writes, byte for byte: rows in catalogue order, labels dense
+    /// again, failures in order, no shard record. Refuses parts that are not every shard of
+    /// one catalogue extracted with the same parameters, naming the folder and what differs.
+    pub fn merge_shards(parts: Vec<(PathBuf, FeatureSet)>) -> Result<FeatureSet, FeatureError> {
+        let refuse = |path: &Path, reason: String| FeatureError::Store {
+            path: path.join("features.json"),
+            reason,
+        };
+        let Some((first_path, first)) = parts.first() else {
+            return Err(FeatureError::InvalidParams {
+                param: "shards",
+                reason: "no shard folders to merge".into(),
+            });
+        };
+        let info = |path: &Path, set: &FeatureSet| {
+            set.sidecar
+                .shard
+                .clone()
+                .ok_or_else(|| refuse(path, "not a shard (written without extract --shard)".into()))
+        };
+        let reference = info(first_path, first)?;
+        let count = reference.shard.count;
+        let mut slots: Vec<Option<&FeatureSet>> = vec![None; count];
+        for (path, set) in &parts {
+            let i = info(path, set)?;
+            let c = &set.sidecar;
+            let r = &first.sidecar;
+            let differs = [
+                ("shard count", i.shard.count != count),
+                (
+                    "catalogue (its songs' paths)",
+                    (i.catalog_songs, &i.catalog_sha256)
+                        != (reference.catalog_songs, &reference.catalog_sha256),
+                ),
+                ("dataset", c.dataset != r.dataset),
+                ("load options", c.load != r.load),
+                ("feature parameters", c.params != r.params),
+                ("audio transform", c.transform != r.transform),
+                ("toolkit version", c.toolkit_version != r.toolkit_version),
+            ]
+            .into_iter()
+            .find(|(_, d)| *d);
+            if let Some((what, _)) = differs {
+                return Err(refuse(
+                    path,
+                    format!("{what}: not the same as in {}", first_path.display()),
+                ));
+            }
+            let slot = &mut slots[i.shard.index];
+            if slot.is_some() {
+                return Err(refuse(path, format!("shard {} is given twice", i.shard)));
+            }
+            *slot = Some(set);
+        }
+        let missing: Vec<String> = (0..count)
+            .filter(|&k| slots[k].is_none())
+            .map(|k| format!("{k}/{count}"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(FeatureError::InvalidParams {
+                param: "shards",
+                reason: format!("shard(s) {} missing", missing.join(", ")),
+            });
+        }
+        let mut songs = Vec::new();
+        let (mut labels, mut chunk_index, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+        let mut blocks = Vec::new();
+        for set in slots.into_iter().flatten() {
+            for record in &set.sidecar.songs {
+                let rows = set.song_rows(record.song.index);
+                let mut record = record.clone();
+                record.song.index = songs.len();
+                record.first_row = labels.len();
+                labels.extend(std::iter::repeat_n(record.song.index, rows.nrows()));
+                chunk_index.extend(0..rows.nrows());
+                blocks.push(rows);
+                songs.push(record);
+            }
+            failures.extend(set.sidecar.failures.iter().cloned());
+        }
+        let features = ndarray::concatenate(ndarray::Axis(0), &blocks).map_err(|e| {
+            FeatureError::InvalidParams {
+                param: "dim",
+                reason: format!("shards of different widths: {e}"),
+            }
+        })?;
+        Ok(FeatureSet {
+            sidecar: Sidecar {
+                n_rows: features.nrows(),
+                songs,
+                failures,
+                shard: None,
+                ..first.sidecar.clone()
+            },
+            features,
+            labels,
+            chunk_index,
+        })
     }
 
     /// Reads a folder written by [`FeatureSet::save`], checking format, version and shapes.
