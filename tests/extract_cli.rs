@@ -317,3 +317,64 @@ fn three_shards_merge_into_the_unsharded_store() {
     );
     refused(&[&shards[0], &fewer, &shards[2]], "catalogue");
 }
+
+/// The cluster scripts' command lines, run without a cluster: deploy/run-local.sh runs
+/// deploy/slurm/extract.sbatch as three array tasks (separate processes) and then
+/// deploy/slurm/merge.sbatch; the merged store must be the unsharded one. The Kubernetes
+/// Indexed Job must run the same extract command with its completion index.
+#[test]
+fn the_slurm_scripts_run_through_a_local_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for k in 0..5 {
+        write_wav(
+            &data.join(format!("audio/000/00001{k}.wav")),
+            22_050,
+            1,
+            1.5,
+            |t| 0.3 * (TAU * (250.0 + 70.0 * k as f32) * t).sin(),
+        );
+    }
+    let bin = assert_cmd::cargo::cargo_bin("fhe-shazam");
+    let out = dir.path().join("features");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new("bash")
+        .arg(root.join("deploy/run-local.sh"))
+        .env("DATASET", &data)
+        .env("OUT", &out)
+        .env("N", "3")
+        .env("FHE_SHAZAM", &bin)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let whole = dir.path().join("whole");
+    Command::cargo_bin("fhe-shazam")
+        .unwrap()
+        .args(["extract", "--dataset"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&whole)
+        .assert()
+        .success();
+    for f in ["features.npy", "labels.npy", "chunks.npy", "features.json"] {
+        assert_eq!(
+            fs::read(whole.join(f)).unwrap(),
+            fs::read(out.join("merged").join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+    let job = fs::read_to_string(root.join("deploy/k8s/extract-job.yaml")).unwrap();
+    for needle in [
+        "completionMode: Indexed",
+        "extract --dataset",
+        "--shard \"$JOB_COMPLETION_INDEX/$SHARDS\"",
+        "--out \"/shared/features/shard-$JOB_COMPLETION_INDEX\"",
+    ] {
+        assert!(job.contains(needle), "extract-job.yaml lacks {needle}");
+    }
+    let merge = fs::read_to_string(root.join("deploy/k8s/merge-job.yaml")).unwrap();
+    assert!(
+        merge.contains("fhe-shazam merge /shared/features/shard-* --out /shared/features/merged")
+    );
+}
