@@ -1,12 +1,14 @@
 //! Dataset → feature set, in parallel over songs. A file that fails is reported, not fatal;
 //! songs whose file and parameters are unchanged since the last run are reused, not recomputed.
 
-use super::store::{read_sidecar, Failure, FeatureSet, Sidecar, SongRecord, FORMAT, VERSION};
+use super::store::{
+    read_sidecar, DenseRows, Failure, FeatureSet, Sidecar, SongRecord, FORMAT, VERSION,
+};
 use super::{chunk_features, FeatureParams, Mfcc};
 use crate::audio::{self, LoadOptions};
 use crate::dataset::{Catalog, Song};
 use crate::error::FeatureError;
-use ndarray::{concatenate, Array2, Axis};
+use ndarray::Array2;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -169,32 +171,27 @@ pub fn extract_with(
         })
         .collect();
 
-    let mut blocks = Vec::new();
-    let mut labels = Vec::new();
-    let mut chunk_index = Vec::new();
-    let mut songs = Vec::new();
+    let mut dense = DenseRows::default();
     let mut failures = Vec::new();
     let (mut reused, mut extracted) = (0, 0);
-    for (path, result, was_reused) in results {
+    for (path, result, was_reused) in &results {
         match result {
-            Ok((rows, mut record)) => {
+            Ok((rows, record)) => {
                 // Labels stay dense: failed files are skipped, later songs move up.
-                record.song.index = songs.len();
-                record.first_row = labels.len();
-                labels.extend(std::iter::repeat_n(record.song.index, rows.nrows()));
-                chunk_index.extend(0..rows.nrows());
-                blocks.push(rows);
-                songs.push(record);
-                if was_reused {
+                dense.push(rows.view(), record.clone());
+                if *was_reused {
                     reused += 1
                 } else {
                     extracted += 1
                 }
             }
-            Err(error) => failures.push(Failure { path, error }),
+            Err(error) => failures.push(Failure {
+                path: path.clone(),
+                error: error.clone(),
+            }),
         }
     }
-    if blocks.is_empty() {
+    if dense.is_empty() {
         return Err(FeatureError::NoSongs {
             dataset: root.to_path_buf(),
             out: out.to_path_buf(),
@@ -202,32 +199,21 @@ pub fn extract_with(
             first_failure: failures.first().map(|f| f.error.clone()),
         });
     }
-    let dim = params.dim();
-    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-    let features = concatenate(Axis(0), &views).map_err(|e| FeatureError::InvalidParams {
-        param: "dim",
-        reason: format!("song feature blocks of different widths: {e}"),
-    })?;
-    let sidecar = Sidecar {
+    // n_rows and songs are filled in from the rows.
+    let set = dense.into_set(Sidecar {
         format: FORMAT.into(),
         version: VERSION,
         dataset: root.to_path_buf(),
         load: load.clone(),
         params: params.clone(),
         transform: key,
-        n_rows: features.nrows(),
-        dim,
-        songs,
+        n_rows: 0,
+        dim: params.dim(),
+        songs: Vec::new(),
         failures: failures.clone(),
         toolkit_version: env!("CARGO_PKG_VERSION").into(),
         shard: None,
-    };
-    let set = FeatureSet {
-        features,
-        labels,
-        chunk_index,
-        sidecar,
-    };
+    })?;
     set.save(out)?;
     let summary = ExtractSummary {
         songs: set.n_songs(),

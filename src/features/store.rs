@@ -73,6 +73,53 @@ pub struct ShardInfo {
     pub catalog_sha256: String,
 }
 
+/// Songs' rows gathered in catalogue order with dense labels (a failed song leaves no gap):
+/// how `extract` and `merge_shards` both build a store.
+#[derive(Default)]
+pub(crate) struct DenseRows<'a> {
+    blocks: Vec<ndarray::ArrayView2<'a, f32>>,
+    labels: Vec<usize>,
+    chunk_index: Vec<usize>,
+    songs: Vec<SongRecord>,
+}
+
+impl<'a> DenseRows<'a> {
+    /// Appends a song: its label is the next one, its rows follow the previous song's.
+    pub(crate) fn push(&mut self, rows: ndarray::ArrayView2<'a, f32>, mut record: SongRecord) {
+        record.song.index = self.songs.len();
+        record.first_row = self.labels.len();
+        self.labels
+            .extend(std::iter::repeat_n(record.song.index, rows.nrows()));
+        self.chunk_index.extend(0..rows.nrows());
+        self.blocks.push(rows);
+        self.songs.push(record);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.songs.is_empty()
+    }
+
+    /// The set, with `sidecar`'s row count and songs filled in from the rows.
+    pub(crate) fn into_set(self, sidecar: Sidecar) -> Result<FeatureSet, FeatureError> {
+        let features = ndarray::concatenate(ndarray::Axis(0), &self.blocks).map_err(|e| {
+            FeatureError::InvalidParams {
+                param: "dim",
+                reason: format!("song feature blocks of different widths: {e}"),
+            }
+        })?;
+        Ok(FeatureSet {
+            sidecar: Sidecar {
+                n_rows: features.nrows(),
+                songs: self.songs,
+                ..sidecar
+            },
+            features,
+            labels: self.labels,
+            chunk_index: self.chunk_index,
+        })
+    }
+}
+
 /// Features of a dataset: the matrix, its labels and its description.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureSet {
@@ -279,39 +326,17 @@ impl FeatureSet {
                 reason: format!("shard(s) {} missing", missing.join(", ")),
             });
         }
-        let mut songs = Vec::new();
-        let (mut labels, mut chunk_index, mut failures) = (Vec::new(), Vec::new(), Vec::new());
-        let mut blocks = Vec::new();
+        let (mut rows, mut failures) = (DenseRows::default(), Vec::new());
         for set in slots.into_iter().flatten() {
             for record in &set.sidecar.songs {
-                let rows = set.song_rows(record.song.index);
-                let mut record = record.clone();
-                record.song.index = songs.len();
-                record.first_row = labels.len();
-                labels.extend(std::iter::repeat_n(record.song.index, rows.nrows()));
-                chunk_index.extend(0..rows.nrows());
-                blocks.push(rows);
-                songs.push(record);
+                rows.push(set.song_rows(record.song.index), record.clone());
             }
             failures.extend(set.sidecar.failures.iter().cloned());
         }
-        let features = ndarray::concatenate(ndarray::Axis(0), &blocks).map_err(|e| {
-            FeatureError::InvalidParams {
-                param: "dim",
-                reason: format!("shards of different widths: {e}"),
-            }
-        })?;
-        Ok(FeatureSet {
-            sidecar: Sidecar {
-                n_rows: features.nrows(),
-                songs,
-                failures,
-                shard: None,
-                ..first.sidecar.clone()
-            },
-            features,
-            labels,
-            chunk_index,
+        rows.into_set(Sidecar {
+            failures,
+            shard: None,
+            ..first.sidecar.clone()
         })
     }
 
