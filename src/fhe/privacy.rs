@@ -368,6 +368,12 @@ mod tests {
         assert!(plain_chi2 > 1000.0, "{plain_chi2}");
         let reply = private.score_private(&private_query, &public).unwrap();
         let (private_close, private_chi2) = statistics(&reply);
+        // The figures the README quotes (`cargo test --release --lib the_private_reply_mask --
+        // --nocapture`).
+        eprintln!(
+            "mask within ±1 of a·W_g: plain {plain_close}, private {private_close}; χ² plain \
+             {plain_chi2:.2}, private {private_chi2:.2}"
+        );
         assert!(private_close < 0.001, "{private_close}");
         // 9 degrees of freedom: P(χ² > 40) ≈ 7e-6 under independence.
         assert!(private_chi2 < 40.0, "χ² = {private_chi2}");
