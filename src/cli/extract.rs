@@ -4,7 +4,7 @@ use anyhow::Context;
 use fhe_shazam::audio::LoadOptions;
 use fhe_shazam::dataset::{FmaSubset, ScanOptions, Shard};
 use fhe_shazam::features::store::ShardInfo;
-use fhe_shazam::features::{extract, FeatureParams};
+use fhe_shazam::features::{ExtractJob, FeatureParams};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -61,24 +61,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let part = args.shard.map_or(catalog.clone(), |s| catalog.shard(s));
     let bar = super::progress(part.len(), "extract", args.json);
     let start = Instant::now();
-    let (mut set, summary) = extract(&root, &part, &load, &params, &args.out, &|| bar.inc(1))
-        .with_context(|| format!("extracting features into {}", args.out.display()))?;
-    if let Some(shard) = args.shard {
-        // The shard record goes in the sidecar, so merge can check the parts belong together.
-        set.sidecar.shard = Some(ShardInfo {
+    let job = ExtractJob {
+        root: &root,
+        catalog: &part,
+        load: &load,
+        params: &params,
+        transform: None,
+        shard: args.shard.map(|shard| ShardInfo {
             shard,
             catalog_songs: catalog.len(),
             catalog_sha256: catalog.paths_sha256(),
-        });
-        set.save(&args.out)
-            .with_context(|| format!("writing shard {shard} to {}", args.out.display()))?;
-    }
+        }),
+        out: &args.out,
+    };
+    let summary = job
+        .run(&|| bar.inc(1))
+        .with_context(|| format!("extracting features into {}", args.out.display()))?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     if args.json {
         return super::print_json(&serde_json::json!({
             "dataset": root, "out": args.out, "songs": summary.songs, "rows": summary.rows,
-            "dim": set.features.ncols(), "reused": summary.reused, "extracted": summary.extracted,
+            "dim": summary.dim, "reused": summary.reused, "extracted": summary.extracted,
             "failures": summary.failures, "wall_seconds": seconds,
         }));
     }
@@ -86,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "{} songs → {} × {} features in {} ({} extracted, {} reused) in {seconds:.1} s",
         summary.songs,
         summary.rows,
-        set.features.ncols(),
+        summary.dim,
         args.out.display(),
         summary.extracted,
         summary.reused

@@ -1,7 +1,7 @@
 //! `fhe-shazam merge`: the feature stores of `extract --shard i/n` → the unsharded store.
 
 use anyhow::Context;
-use fhe_shazam::features::FeatureSet;
+use fhe_shazam::features::store::merge_shards;
 use std::path::PathBuf;
 
 /// Combine the feature stores written by `extract --shard i/n` (one folder per shard, i = 0 …
@@ -23,24 +23,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let parts = args
-        .shards
-        .iter()
-        .map(|dir| {
-            FeatureSet::load(dir)
-                .map(|set| (dir.clone(), set))
-                .with_context(|| format!("reading shard {}", dir.display()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let merged = FeatureSet::merge_shards(parts)?;
-    merged
-        .save(&args.out)
-        .with_context(|| format!("writing the merged store to {}", args.out.display()))?;
-    let (songs, rows) = (merged.n_songs(), merged.features.nrows());
+    let merged = merge_shards(&args.shards, &args.out).with_context(|| {
+        format!(
+            "merging {} shards into {}",
+            args.shards.len(),
+            args.out.display()
+        )
+    })?;
+    let (songs, rows) = (merged.songs.len(), merged.n_rows);
     if args.json {
         return super::print_json(&serde_json::json!({
             "out": args.out, "shards": args.shards.len(), "songs": songs, "rows": rows,
-            "failures": merged.sidecar.failures.len(),
+            "failures": merged.failures.len(),
         }));
     }
     println!(

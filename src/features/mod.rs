@@ -4,6 +4,7 @@
 pub mod chunks;
 pub mod extract;
 pub mod mfcc;
+pub mod npy;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::FeatureError;
 
 pub use chunks::chunk_features;
-pub use extract::{extract, extract_with, AudioTransform, ExtractSummary, TransformFn};
+pub use extract::{extract, extract_with, AudioTransform, ExtractJob, ExtractSummary, TransformFn};
 pub use mfcc::{Mfcc, MfccParams};
 pub use store::FeatureSet;
 

@@ -8,12 +8,13 @@
 //!                    records (track id, file, sha256, size, rows) and per-file failures
 //! ```
 
+use super::npy::{self, NpyFile, NpyWriter};
 use crate::audio::LoadOptions;
 use crate::dataset::{Catalog, Shard, Song};
 use crate::error::FeatureError;
 use crate::features::FeatureParams;
 use crate::fsutil;
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -73,50 +74,194 @@ pub struct ShardInfo {
     pub catalog_sha256: String,
 }
 
-/// Songs' rows gathered in catalogue order with dense labels (a failed song leaves no gap):
-/// how `extract` and `merge_shards` both build a store.
-#[derive(Default)]
-pub(crate) struct DenseRows<'a> {
-    blocks: Vec<ndarray::ArrayView2<'a, f32>>,
-    labels: Vec<usize>,
-    chunk_index: Vec<usize>,
+/// A store written song by song, in catalogue order, straight to disk (memory flat in the
+/// number of songs): how `extract` and `merge_shards` both build a store. Each pushed song gets
+/// the next label (a failed song leaves no gap) and the rows after the previous song's. Files
+/// go to a staging folder that [`StoreWriter::finish`] moves into place; dropped unfinished
+/// (an error anywhere), the output folder keeps what it had.
+pub struct StoreWriter {
+    dir: PathBuf,
+    staging: fsutil::Staging,
+    features: NpyWriter<f32>,
+    labels: NpyWriter<u32>,
+    chunks: NpyWriter<u32>,
+    dim: usize,
+    rows: usize,
     songs: Vec<SongRecord>,
+    failures: Vec<Failure>,
 }
 
-impl<'a> DenseRows<'a> {
-    /// Appends a song: its label is the next one, its rows follow the previous song's.
-    pub(crate) fn push(&mut self, rows: ndarray::ArrayView2<'a, f32>, mut record: SongRecord) {
-        record.song.index = self.songs.len();
-        record.first_row = self.labels.len();
-        self.labels
-            .extend(std::iter::repeat_n(record.song.index, rows.nrows()));
-        self.chunk_index.extend(0..rows.nrows());
-        self.blocks.push(rows);
-        self.songs.push(record);
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.songs.is_empty()
-    }
-
-    /// The set, with `sidecar`'s row count and songs filled in from the rows.
-    pub(crate) fn into_set(self, sidecar: Sidecar) -> Result<FeatureSet, FeatureError> {
-        let features = ndarray::concatenate(ndarray::Axis(0), &self.blocks).map_err(|e| {
-            FeatureError::InvalidParams {
-                param: "dim",
-                reason: format!("song feature blocks of different widths: {e}"),
-            }
-        })?;
-        Ok(FeatureSet {
-            sidecar: Sidecar {
-                n_rows: features.nrows(),
-                songs: self.songs,
-                ..sidecar
-            },
+impl StoreWriter {
+    /// Starts a store of `dim`-wide rows in `dir`.
+    pub fn create(dir: &Path, dim: usize) -> Result<Self, FeatureError> {
+        let staging = fsutil::Staging::new(dir).map_err(store_err(dir))?;
+        let staged = |name: &str| staging.path().join(name);
+        let features = NpyWriter::create(&staged(FEATURES)).map_err(store_err(dir))?;
+        let labels = NpyWriter::create(&staged(LABELS)).map_err(store_err(dir))?;
+        let chunks = NpyWriter::create(&staged(CHUNKS)).map_err(store_err(dir))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            staging,
             features,
-            labels: self.labels,
-            chunk_index: self.chunk_index,
+            labels,
+            chunks,
+            dim,
+            rows: 0,
+            songs: Vec::new(),
+            failures: Vec::new(),
         })
+    }
+
+    /// Appends a song's rows.
+    pub fn push(
+        &mut self,
+        rows: ndarray::ArrayView2<'_, f32>,
+        mut record: SongRecord,
+    ) -> Result<(), FeatureError> {
+        if rows.ncols() != self.dim {
+            return Err(FeatureError::InvalidParams {
+                param: "dim",
+                reason: format!(
+                    "{}: {} features per row, the store has {}",
+                    record.song.path.display(),
+                    rows.ncols(),
+                    self.dim
+                ),
+            });
+        }
+        record.song.index = self.songs.len();
+        record.first_row = self.rows;
+        record.n_chunks = rows.nrows();
+        let staged = |name: &str| self.staging.path().join(name);
+        let label = record.song.index as u32;
+        self.features
+            .write(rows.iter().copied())
+            .map_err(store_err(&staged(FEATURES)))?;
+        self.labels
+            .write(std::iter::repeat_n(label, rows.nrows()))
+            .map_err(store_err(&staged(LABELS)))?;
+        self.chunks
+            .write(0..rows.nrows() as u32)
+            .map_err(store_err(&staged(CHUNKS)))?;
+        self.rows += rows.nrows();
+        self.songs.push(record);
+        Ok(())
+    }
+
+    /// Records a file that could not be turned into features.
+    pub fn fail(&mut self, failure: Failure) {
+        self.failures.push(failure);
+    }
+
+    pub fn n_songs(&self) -> usize {
+        self.songs.len()
+    }
+
+    pub fn failures(&self) -> &[Failure] {
+        &self.failures
+    }
+
+    /// Writes the shapes and `sidecar` (its rows, width, songs and failures filled in from what
+    /// was pushed) and moves the store into place, sidecar last. Returns the sidecar written.
+    pub fn finish(self, sidecar: Sidecar) -> Result<Sidecar, FeatureError> {
+        let sidecar = Sidecar {
+            n_rows: self.rows,
+            dim: self.dim,
+            songs: self.songs,
+            failures: self.failures,
+            ..sidecar
+        };
+        let staged = |name: &str| self.staging.path().join(name);
+        self.features
+            .finish(&[self.rows, self.dim])
+            .map_err(store_err(&staged(FEATURES)))?;
+        self.labels
+            .finish(&[self.rows])
+            .map_err(store_err(&staged(LABELS)))?;
+        self.chunks
+            .finish(&[self.rows])
+            .map_err(store_err(&staged(CHUNKS)))?;
+        let json = staged(SIDECAR);
+        fsutil::write_json_atomic(&json, &sidecar).map_err(store_err(&json))?;
+        self.staging.commit(SIDECAR).map_err(store_err(&self.dir))?;
+        Ok(sidecar)
+    }
+}
+
+/// A store on disk whose songs' rows are read one song at a time (memory ~ one song): the
+/// previous run's rows that `extract` reuses, and the shards `merge_shards` combines.
+pub struct StoreReader {
+    pub sidecar: Sidecar,
+    features: NpyFile<f32>,
+}
+
+impl StoreReader {
+    /// Opens `dir`, checking the sidecar and the features' shape (labels and chunks are not
+    /// read: they follow from the song records).
+    pub fn open(dir: &Path) -> Result<Self, FeatureError> {
+        let sidecar = read_sidecar(dir)?;
+        let path = dir.join(FEATURES);
+        let features = NpyFile::open(&path).map_err(|reason| FeatureError::Store {
+            path: path.clone(),
+            reason,
+        })?;
+        if features.shape != [sidecar.n_rows, sidecar.dim] {
+            return Err(FeatureError::Store {
+                path,
+                reason: format!(
+                    "shape {:?} disagrees with features.json ({} × {})",
+                    features.shape, sidecar.n_rows, sidecar.dim
+                ),
+            });
+        }
+        if let Some(r) = sidecar
+            .songs
+            .iter()
+            .find(|r| r.first_row + r.n_chunks > sidecar.n_rows)
+        {
+            return Err(FeatureError::Store {
+                path: dir.join(SIDECAR),
+                reason: format!(
+                    "song {} claims rows {}..{} of {}",
+                    r.song.track_id,
+                    r.first_row,
+                    r.first_row + r.n_chunks,
+                    sidecar.n_rows
+                ),
+            });
+        }
+        Ok(Self { sidecar, features })
+    }
+
+    /// The rows of the song at `position` in the sidecar's list.
+    pub fn song_rows(&self, position: usize) -> Result<Array2<f32>, FeatureError> {
+        let r = &self.sidecar.songs[position];
+        let dim = self.sidecar.dim;
+        let values = self
+            .features
+            .read_at(r.first_row * dim, r.n_chunks * dim)
+            .map_err(|e| FeatureError::Store {
+                path: self.sidecar.dataset.join(&r.song.path),
+                reason: format!("reading its stored rows: {e}"),
+            })?;
+        Array2::from_shape_vec((r.n_chunks, dim), values).map_err(|e| FeatureError::InvalidParams {
+            param: "dim",
+            reason: e.to_string(),
+        })
+    }
+}
+
+const FEATURES: &str = "features.npy";
+const LABELS: &str = "labels.npy";
+const CHUNKS: &str = "chunks.npy";
+const SIDECAR: &str = "features.json";
+
+/// The store error of an I/O failure on `path`, in plain words.
+fn store_err(path: &Path) -> impl Fn(std::io::Error) -> FeatureError {
+    let path = path.to_path_buf();
+    move |e: std::io::Error| FeatureError::Store {
+        reason: fsutil::explain(&path, &e),
+        path: path.clone(),
     }
 }
 
@@ -240,121 +385,60 @@ impl FeatureSet {
     }
 
     /// Writes the folder: all files or none, the sidecar last (it marks the set complete).
+    /// The files are those a [`StoreWriter`] streams, byte for byte.
     pub fn save(&self, dir: &Path) -> Result<(), FeatureError> {
-        let store_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |e: std::io::Error| FeatureError::Store {
-                reason: fsutil::explain(&path, &e),
-                path,
-            }
-        };
         // All four files are written aside and moved in together, sidecar last: a failed or
         // interrupted save leaves the previous set as it was.
         let staging = fsutil::Staging::new(dir).map_err(store_err(dir))?;
-        let to_u32 = |v: &[usize]| Array1::from_iter(v.iter().map(|&x| x as u32));
-        let staged = staging.path();
-        write_npy(&staged.join("features.npy"), &self.features)?;
-        write_npy(&staged.join("labels.npy"), &to_u32(&self.labels))?;
-        write_npy(&staged.join("chunks.npy"), &to_u32(&self.chunk_index))?;
-        let sidecar = staged.join("features.json");
+        let staged = |name: &str| staging.path().join(name);
+        let u32s = |v: &[usize]| v.iter().map(|&x| x as u32).collect::<Vec<_>>();
+        let (rows, dim) = self.features.dim();
+        npy::write(
+            &staged(FEATURES),
+            &[rows, dim],
+            self.features.iter().copied(),
+        )
+        .map_err(store_err(&staged(FEATURES)))?;
+        npy::write(&staged(LABELS), &[rows], u32s(&self.labels))
+            .map_err(store_err(&staged(LABELS)))?;
+        npy::write(&staged(CHUNKS), &[rows], u32s(&self.chunk_index))
+            .map_err(store_err(&staged(CHUNKS)))?;
+        let sidecar = staged(SIDECAR);
         fsutil::write_json_atomic(&sidecar, &self.sidecar).map_err(store_err(&sidecar))?;
-        staging.commit("features.json").map_err(store_err(dir))
+        staging.commit(SIDECAR).map_err(store_err(dir))
     }
 
-    /// Combines the stores of `extract --shard i/n` (i = 0 … n−1) into exactly what one
-    /// unsharded `extract` writes, byte for byte: rows in catalogue order, labels dense
-    /// again, failures in order, no shard record. Refuses parts that are not every shard of
-    /// one catalogue extracted with the same parameters, naming the folder and what differs.
-    pub fn merge_shards(parts: Vec<(PathBuf, FeatureSet)>) -> Result<FeatureSet, FeatureError> {
-        let refuse = |path: &Path, reason: String| FeatureError::Store {
-            path: path.join("features.json"),
-            reason,
-        };
-        let Some((first_path, first)) = parts.first() else {
-            return Err(FeatureError::InvalidParams {
-                param: "shards",
-                reason: "no shard folders to merge".into(),
-            });
-        };
-        let info = |path: &Path, set: &FeatureSet| {
-            set.sidecar
-                .shard
-                .clone()
-                .ok_or_else(|| refuse(path, "not a shard (written without extract --shard)".into()))
-        };
-        let reference = info(first_path, first)?;
-        let count = reference.shard.count;
-        let mut slots: Vec<Option<&FeatureSet>> = vec![None; count];
-        for (path, set) in &parts {
-            let i = info(path, set)?;
-            let c = &set.sidecar;
-            let r = &first.sidecar;
-            let differs = [
-                ("shard count", i.shard.count != count),
-                (
-                    "catalogue (its songs' paths)",
-                    (i.catalog_songs, &i.catalog_sha256)
-                        != (reference.catalog_songs, &reference.catalog_sha256),
-                ),
-                ("dataset", c.dataset != r.dataset),
-                ("load options", c.load != r.load),
-                ("feature parameters", c.params != r.params),
-                ("audio transform", c.transform != r.transform),
-                ("toolkit version", c.toolkit_version != r.toolkit_version),
-            ]
-            .into_iter()
-            .find(|(_, d)| *d);
-            if let Some((what, _)) = differs {
-                return Err(refuse(
-                    path,
-                    format!("{what}: not the same as in {}", first_path.display()),
-                ));
-            }
-            let slot = &mut slots[i.shard.index];
-            if slot.is_some() {
-                return Err(refuse(path, format!("shard {} is given twice", i.shard)));
-            }
-            *slot = Some(set);
-        }
-        let missing: Vec<String> = (0..count)
-            .filter(|&k| slots[k].is_none())
-            .map(|k| format!("{k}/{count}"))
-            .collect();
-        if !missing.is_empty() {
-            return Err(FeatureError::InvalidParams {
-                param: "shards",
-                reason: format!("shard(s) {} missing", missing.join(", ")),
-            });
-        }
-        let (mut rows, mut failures) = (DenseRows::default(), Vec::new());
-        for set in slots.into_iter().flatten() {
-            for record in &set.sidecar.songs {
-                rows.push(set.song_rows(record.song.index), record.clone());
-            }
-            failures.extend(set.sidecar.failures.iter().cloned());
-        }
-        rows.into_set(Sidecar {
-            failures,
-            shard: None,
-            ..first.sidecar.clone()
-        })
-    }
-
-    /// Reads a folder written by [`FeatureSet::save`], checking format, version and shapes.
+    /// Reads a folder written by [`FeatureSet::save`] or a [`StoreWriter`], checking format,
+    /// version and shapes. Memory ~ the matrix (read in blocks, never twice).
     pub fn load(dir: &Path) -> Result<Self, FeatureError> {
         let sidecar = read_sidecar(dir)?;
         let npy_err = |name: &str, e: &dyn std::fmt::Display| FeatureError::Store {
             path: dir.join(name),
             reason: e.to_string(),
         };
-        let read_u32 = |name: &str| -> Result<Vec<usize>, FeatureError> {
-            let a: Array1<u32> = read_npy(&dir.join(name)).map_err(|e| npy_err(name, &e))?;
-            Ok(a.iter().map(|&x| x as usize).collect())
+        let read = |name: &str| -> Result<(Vec<usize>, Vec<u32>), FeatureError> {
+            let file = NpyFile::<u32>::open(&dir.join(name)).map_err(|e| npy_err(name, &e))?;
+            let shape = file.shape.clone();
+            Ok((shape, file.read_all().map_err(|e| npy_err(name, &e))?))
         };
-        let features: Array2<f32> =
-            read_npy(&dir.join("features.npy")).map_err(|e| npy_err("features.npy", &e))?;
-        let labels = read_u32("labels.npy")?;
-        let chunk_index = read_u32("chunks.npy")?;
+        let file = NpyFile::<f32>::open(&dir.join(FEATURES)).map_err(|e| npy_err(FEATURES, &e))?;
+        let shape = file.shape.clone();
+        let [n_rows, dim] = shape[..] else {
+            return Err(npy_err(
+                FEATURES,
+                &format!("{}-dimensional, not a matrix", shape.len()),
+            ));
+        };
+        let values = file.read_all().map_err(|e| npy_err(FEATURES, &e))?;
+        let features =
+            Array2::from_shape_vec((n_rows, dim), values).map_err(|e| npy_err(FEATURES, &e))?;
+        let (label_shape, labels) = read(LABELS)?;
+        let (chunk_shape, chunks) = read(CHUNKS)?;
+        if label_shape.len() != 1 || chunk_shape.len() != 1 {
+            return Err(npy_err(LABELS, &"labels and chunks must be 1-dimensional"));
+        }
+        let labels: Vec<usize> = labels.into_iter().map(|x| x as usize).collect();
+        let chunk_index: Vec<usize> = chunks.into_iter().map(|x| x as usize).collect();
         let rows = features.nrows();
         if rows != sidecar.n_rows
             || labels.len() != rows
@@ -384,68 +468,89 @@ impl FeatureSet {
     }
 }
 
-fn write_npy<T: ndarray_npy::WritableElement, D: ndarray::Dimension>(
-    path: &Path,
-    array: &ndarray::Array<T, D>,
-) -> Result<(), FeatureError> {
-    use ndarray_npy::WriteNpyExt;
-    fsutil::write_atomic_with(path, |w| array.write_npy(w).map_err(std::io::Error::other)).map_err(
-        |e| FeatureError::Store {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        },
-    )
-}
-
-/// Reads a .npy file of 4-byte elements (f32, u32), first checking that the shape its header
-/// claims matches the bytes that follow it: a damaged header must not make the reader
-/// allocate what it claims (2^31 rows would be hundreds of GiB).
-fn read_npy<A: ndarray_npy::ReadableElement, D: ndarray::Dimension>(
-    path: &Path,
-) -> Result<ndarray::Array<A, D>, String> {
-    use ndarray_npy::ReadNpyExt;
-    let bytes = std::fs::read(path).map_err(|e| fsutil::explain(path, &e))?;
-    let (header_len, text) = match bytes.get(..10) {
-        Some([0x93, b'N', b'U', b'M', b'P', b'Y', 1, _, a, b]) => {
-            (10 + u16::from_le_bytes([*a, *b]) as usize, 10)
-        }
-        Some([0x93, b'N', b'U', b'M', b'P', b'Y', 2 | 3, ..]) => {
-            let len = bytes.get(8..12).ok_or("truncated .npy header")?;
-            (
-                12 + u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize,
-                12,
-            )
-        }
-        _ => return Err("not a .npy file (bad magic or version)".into()),
+/// Combines the stores of `extract --shard i/n` (i = 0 … n−1, in `dirs` in any order) into
+/// `out`, exactly what one unsharded `extract` writes, byte for byte: rows in catalogue order,
+/// labels dense again, failures in order, no shard record. Reads one song at a time (memory ~
+/// the sidecars). Refuses folders that are not every shard of one catalogue extracted with the
+/// same parameters, naming the folder and what differs; `out` is then left as it was.
+pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<Sidecar, FeatureError> {
+    let refuse = |path: &Path, reason: String| FeatureError::Store {
+        path: path.join(SIDECAR),
+        reason,
     };
-    let header = bytes
-        .get(text..header_len)
-        .ok_or_else(|| format!("truncated .npy header ({} bytes)", bytes.len()))?;
-    let header = String::from_utf8_lossy(header);
-    let shape = header
-        .split_once("'shape':")
-        .and_then(|(_, rest)| rest.split_once('('))
-        .and_then(|(_, rest)| rest.split_once(')'))
-        .map(|(dims, _)| dims)
-        .ok_or("no shape in the .npy header")?;
-    let elements = shape
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .try_fold(1u64, |n, d| {
-            let d: u64 = d
-                .parse()
-                .map_err(|_| format!("bad dimension {d:?} in the .npy shape"))?;
-            n.checked_mul(d)
-                .ok_or_else(|| "the .npy shape overflows".to_string())
-        })?;
-    let data = (bytes.len() - header_len.min(bytes.len())) as u64;
-    if elements.checked_mul(4) != Some(data) {
-        return Err(format!(
-            "the header's shape ({shape}) needs {elements} × 4 bytes but {data} follow it"
-        ));
+    let parts = dirs
+        .iter()
+        .map(|dir| StoreReader::open(dir).map(|store| (dir, store)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some((first_path, first)) = parts.first() else {
+        return Err(FeatureError::InvalidParams {
+            param: "shards",
+            reason: "no shard folders to merge".into(),
+        });
+    };
+    let info = |path: &Path, sidecar: &Sidecar| {
+        sidecar
+            .shard
+            .clone()
+            .ok_or_else(|| refuse(path, "not a shard (written without extract --shard)".into()))
+    };
+    let reference = info(first_path, &first.sidecar)?;
+    let count = reference.shard.count;
+    let mut slots: Vec<Option<&StoreReader>> = vec![None; count];
+    for (path, store) in &parts {
+        let i = info(path, &store.sidecar)?;
+        let c = &store.sidecar;
+        let r = &first.sidecar;
+        let differs = [
+            ("shard count", i.shard.count != count),
+            (
+                "catalogue (its songs' paths)",
+                (i.catalog_songs, &i.catalog_sha256)
+                    != (reference.catalog_songs, &reference.catalog_sha256),
+            ),
+            ("dataset", c.dataset != r.dataset),
+            ("load options", c.load != r.load),
+            ("feature parameters", c.params != r.params),
+            ("audio transform", c.transform != r.transform),
+            ("toolkit version", c.toolkit_version != r.toolkit_version),
+        ]
+        .into_iter()
+        .find(|(_, d)| *d);
+        if let Some((what, _)) = differs {
+            return Err(refuse(
+                path,
+                format!("{what}: not the same as in {}", first_path.display()),
+            ));
+        }
+        let slot = &mut slots[i.shard.index];
+        if slot.is_some() {
+            return Err(refuse(path, format!("shard {} is given twice", i.shard)));
+        }
+        *slot = Some(store);
     }
-    ndarray::Array::<A, D>::read_npy(bytes.as_slice()).map_err(|e| e.to_string())
+    let missing: Vec<String> = (0..count)
+        .filter(|&k| slots[k].is_none())
+        .map(|k| format!("{k}/{count}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(FeatureError::InvalidParams {
+            param: "shards",
+            reason: format!("shard(s) {} missing", missing.join(", ")),
+        });
+    }
+    let mut writer = StoreWriter::create(out, first.sidecar.dim)?;
+    for store in slots.into_iter().flatten() {
+        for (position, record) in store.sidecar.songs.iter().enumerate() {
+            writer.push(store.song_rows(position)?.view(), record.clone())?;
+        }
+        for failure in &store.sidecar.failures {
+            writer.fail(failure.clone());
+        }
+    }
+    writer.finish(Sidecar {
+        shard: None,
+        ..first.sidecar.clone()
+    })
 }
 
 /// Reads and checks `DIR/features.json`.
