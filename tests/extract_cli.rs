@@ -378,3 +378,53 @@ fn the_slurm_scripts_run_through_a_local_driver() {
         merge.contains("fhe-shazam merge /shared/features/shard-* --out /shared/features/merged")
     );
 }
+
+#[test]
+fn bench_extract_times_the_whole_extract_and_projects_fma() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for k in 1..=3 {
+        write_wav(
+            &data.join(format!("audio/000/00000{k}.wav")),
+            22_050,
+            1,
+            2.0,
+            |t| 0.4 * (TAU * (300.0 + 100.0 * k as f32) * t).sin(),
+        );
+    }
+    let out = dir.path().join("bench");
+    let output = Command::cargo_bin("fhe-shazam")
+        .unwrap()
+        .args(["bench", "extract", "--songs", "3", "--json", "--dataset"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["songs"], 3);
+    assert!(report["songs_per_core_second"].as_f64().unwrap() > 0.0);
+    let projections = report["projections"].as_array().unwrap();
+    assert_eq!(projections.len(), 3, "{report}");
+    for p in projections {
+        let hours: Vec<f64> = p["hours_on_nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h[1].as_f64().unwrap())
+            .collect();
+        assert!(
+            hours.windows(2).all(|w| w[1] < w[0]),
+            "more nodes, less time: {p}"
+        );
+    }
+    // The scratch store of the all-core pass is gone; the report is there.
+    assert!(!out.join(".bench-store").exists());
+    let md = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("fma_large") && md.contains("200 nodes"), "{md}");
+}

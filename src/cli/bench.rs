@@ -189,7 +189,7 @@ fn extract(args: ExtractArgs) -> anyhow::Result<()> {
         },
     )?;
     let bar = super::progress(catalog.len(), "1 thread", args.json);
-    let bench = bench_extract(&root, &catalog, &|| bar.inc(1))?;
+    let bench = bench_extract(&root, &catalog, &args.out, &|| bar.inc(1))?;
     bar.finish_and_clear();
     let md = bench.write(&args.out)?;
     print_report(&bench, &md, &args.out, args.json)

@@ -5,6 +5,7 @@ use fhe_shazam::audio::LoadOptions;
 use fhe_shazam::dataset::{FmaSubset, ScanOptions, Shard};
 use fhe_shazam::features::store::ShardInfo;
 use fhe_shazam::features::{ExtractJob, FeatureParams};
+use fhe_shazam::report::provenance::memory_mib;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -79,11 +80,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("extracting features into {}", args.out.display()))?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
+    // Extraction streams: this stays flat in the number of songs (experiments/sharding.sh).
+    let peak_rss_mib = memory_mib("VmHWM");
     if args.json {
         return super::print_json(&serde_json::json!({
             "dataset": root, "out": args.out, "songs": summary.songs, "rows": summary.rows,
             "dim": summary.dim, "reused": summary.reused, "extracted": summary.extracted,
-            "failures": summary.failures, "wall_seconds": seconds,
+            "failures": summary.failures, "wall_seconds": seconds, "peak_rss_mib": peak_rss_mib,
         }));
     }
     println!(

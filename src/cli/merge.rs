@@ -35,6 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return super::print_json(&serde_json::json!({
             "out": args.out, "shards": args.shards.len(), "songs": songs, "rows": rows,
             "failures": merged.failures.len(),
+            "peak_rss_mib": fhe_shazam::report::provenance::memory_mib("VmHWM"),
         }));
     }
     println!(

@@ -10,7 +10,7 @@ use crate::error::{ExperimentError, FheError, ModelError};
 use crate::eval::metrics::{evaluate_clear, quantile};
 use crate::eval::{seed_queries, Decision, SEED_QUERY_SECONDS};
 use crate::features::FeatureSet;
-use crate::features::{chunk_features, FeatureParams, Mfcc};
+use crate::features::{chunk_features, ExtractJob, FeatureParams, Mfcc};
 use crate::fhe::{
     simulate, wire, Circuit, ClientKey, FhePlan, IntegerLinear, ModelPrivacy, ServerModel,
 };
@@ -28,10 +28,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Times every song of `catalog` (under `root`) with the seed's loading and feature
-/// parameters; `on_song` ticks once per song of the one-thread pass.
+/// parameters: each stage on one thread, then the whole `extract` on every core (its store
+/// written under `scratch` and removed). `on_song` ticks once per song of the one-thread pass.
 pub fn bench_extract(
     root: &Path,
     catalog: &Catalog,
+    scratch: &Path,
     on_song: &dyn Fn(),
 ) -> Result<ExtractBench, ExperimentError> {
     if catalog.is_empty() {
@@ -65,28 +67,39 @@ pub fn bench_extract(
         secs += y.len() as f64 / load.sample_rate as f64;
         on_song();
     }
+    // The whole `extract` on every core — hashing, decoding, features and the streamed store
+    // — into a scratch store that is removed afterwards: what a shard of a cluster run costs.
+    let store = scratch.join(".bench-store");
     let t = Instant::now();
-    catalog
-        .songs
-        .par_iter()
-        .try_for_each(|song| -> Result<(), ExperimentError> {
-            let path = root.join(&song.path);
-            let y = crate::audio::load(&path, &load)?;
-            std::hint::black_box(features(&path, &y.samples)?);
-            Ok(())
-        })?;
+    let job = ExtractJob {
+        root,
+        catalog,
+        load: &load,
+        params: &params,
+        transform: None,
+        shard: None,
+        out: &store,
+    };
+    let summary = job.run(&|| ());
+    let wall = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&store);
+    let summary = summary?;
+    if let Some(f) = summary.failures.first() {
+        return Err(ExperimentError::InvalidArgument(format!(
+            "{}: {} (the benchmark times songs that extract)",
+            f.path.display(),
+            f.error
+        )));
+    }
     let n = catalog.len() as f64;
-    Ok(ExtractBench {
-        dataset: root.to_path_buf(),
-        songs: catalog.len(),
-        mean_song_seconds: secs / n,
-        decode: StageStats::of(&dec),
-        resample: StageStats::of(&res),
-        features: StageStats::of(&feat),
-        all_threads_ms_per_song: t.elapsed().as_secs_f64() * 1e3 / n,
-        threads: rayon::current_num_threads(),
-        provenance: Provenance::collect(),
-    })
+    Ok(ExtractBench::new(
+        root.to_path_buf(),
+        catalog.len(),
+        secs / n,
+        [dec, res, feat].map(|ms| StageStats::of(&ms)),
+        wall * 1e3 / n,
+        rayon::current_num_threads(),
+    ))
 }
 
 /// The shape of an encrypted-scoring benchmark (`fhe-shazam bench fhe`).

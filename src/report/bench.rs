@@ -42,13 +42,97 @@ pub struct ExtractBench {
     pub decode: StageStats,
     pub resample: StageStats,
     pub features: StageStats,
-    /// Whole pipeline over all songs with every core (rayon), per song.
+    /// The whole `extract` (hash, decode, features, streamed store) over all songs with every
+    /// core (rayon), wall time per song.
     pub all_threads_ms_per_song: f64,
     pub threads: usize,
+    /// Core time of `extract` per second of audio: wall × threads / audio seconds.
+    pub core_ms_per_audio_second: f64,
+    /// Songs per second per core of `extract`.
+    pub songs_per_core_second: f64,
+    /// Wall time of the FMA subsets extracted in shards on N such machines.
+    pub projections: Vec<Projection>,
     pub provenance: Provenance,
 }
 
+/// The FMA subsets a projection is made for: (name, tracks, seconds of audio loaded per track,
+/// what the seconds are).
+pub const FMA_SUBSETS: [(&str, usize, f64, &str); 3] = [
+    ("fma_large", 106_574, 30.0, "30 s clips"),
+    (
+        "fma_full, load capped at 180 s",
+        106_574,
+        180.0,
+        "the seed's --max-seconds 180; an upper bound, shorter tracks load less",
+    ),
+    (
+        "fma_full, whole tracks",
+        106_574,
+        278.1,
+        "mean track length: 343 days of audio over 106 574 tracks (Defferrard et al., 2017)",
+    ),
+];
+
+/// Nodes a projection is made for.
+pub const PROJECTION_NODES: [usize; 4] = [1, 10, 50, 200];
+
+/// Projected wall time of extracting one FMA subset in shards on N machines like this one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Projection {
+    pub subset: String,
+    pub tracks: usize,
+    pub seconds_per_track: f64,
+    pub assumption: String,
+    /// (nodes, hours): each node extracts ⌈tracks / nodes⌉ tracks on `threads` cores.
+    pub hours_on_nodes: Vec<(usize, f64)>,
+}
+
 impl ExtractBench {
+    /// The report of per-stage one-thread times and the all-core wall time per song, with the
+    /// throughput and projections derived from them (cost linear in seconds of audio: decoding,
+    /// resampling and MFCC all are).
+    pub fn new(
+        dataset: PathBuf,
+        songs: usize,
+        mean_song_seconds: f64,
+        [decode, resample, features]: [StageStats; 3],
+        all_threads_ms_per_song: f64,
+        threads: usize,
+    ) -> Self {
+        let core_ms_per_audio_second = all_threads_ms_per_song * threads as f64 / mean_song_seconds;
+        let projections = FMA_SUBSETS
+            .iter()
+            .map(|&(subset, tracks, seconds, assumption)| Projection {
+                subset: subset.into(),
+                tracks,
+                seconds_per_track: seconds,
+                assumption: assumption.into(),
+                hours_on_nodes: PROJECTION_NODES
+                    .iter()
+                    .map(|&n| {
+                        let per_node = tracks.div_ceil(n) as f64;
+                        let core_ms = per_node * seconds * core_ms_per_audio_second;
+                        (n, core_ms / threads as f64 / 3.6e6)
+                    })
+                    .collect(),
+            })
+            .collect();
+        Self {
+            dataset,
+            songs,
+            mean_song_seconds,
+            decode,
+            resample,
+            features,
+            all_threads_ms_per_song,
+            threads,
+            core_ms_per_audio_second,
+            songs_per_core_second: 1e3 / (all_threads_ms_per_song * threads as f64),
+            projections,
+            provenance: Provenance::collect(),
+        }
+    }
+
     pub fn markdown(&self) -> String {
         let mut table = Table::new(["stage (1 thread)", "median ms/song", "mean", "p95"]);
         for (name, s) in [
@@ -63,14 +147,38 @@ impl ExtractBench {
                 format!("{:.2}", s.p95_ms),
             ]);
         }
+        let mut header = vec!["subset".to_string(), "audio per track".to_string()];
+        header.extend(
+            PROJECTION_NODES
+                .iter()
+                .map(|n| format!("{n} node{}", if *n == 1 { "" } else { "s" })),
+        );
+        let mut projections = Table::new(header);
+        for p in &self.projections {
+            let mut row = vec![
+                p.subset.clone(),
+                format!("{:.0} s ({})", p.seconds_per_track, p.assumption),
+            ];
+            row.extend(p.hours_on_nodes.iter().map(|&(_, h)| duration(h)));
+            projections.row(row);
+        }
         format!(
             "# Extraction benchmark\n\n{} songs of {} (mean {:.1} s of audio each).\n\n{table}\n\
-             Whole pipeline, {} threads: {:.2} ms per song.\n\n{}",
+             Whole `extract` (hash, decode, resample, features, streamed store), {} threads: \
+             {:.2} ms per song wall — {:.2} songs per second per core, {:.3} core-ms per second \
+             of audio.\n\n## Projected extraction time on N machines like this one\n\n\
+             `extract --shard i/N` on N nodes of {} cores, each with ⌈tracks/N⌉ tracks, cost \
+             linear in the seconds of audio (decode, resample and MFCC all are), measured on \
+             this dataset's files; reading the files and `merge` are not included (merge reads \
+             and writes only the features: see reports/sharding).\n\n{projections}\n{}",
             self.songs,
             self.dataset.display(),
             self.mean_song_seconds,
             self.threads,
             self.all_threads_ms_per_song,
+            self.songs_per_core_second,
+            self.core_ms_per_audio_second,
+            self.threads,
             self.provenance.footer()
         )
     }
@@ -571,6 +679,15 @@ fn train_table(runs: &[TrainBench]) -> String {
     )
 }
 
+/// Hours as "2.3 h" or "14 min".
+fn duration(hours: f64) -> String {
+    if hours >= 1.0 {
+        format!("{hours:.1} h")
+    } else {
+        format!("{:.0} min", (hours * 60.0).max(1.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,5 +697,39 @@ mod tests {
         let s = StageStats::of(&[4.0, 1.0, 2.0, 3.0]);
         assert_eq!((s.median_ms, s.mean_ms, s.p95_ms), (3.0, 2.5, 4.0));
         assert_eq!(StageStats::of(&[]).mean_ms, 0.0);
+    }
+
+    #[test]
+    fn projections_scale_with_audio_and_divide_by_nodes() {
+        let zero = StageStats::of(&[]);
+        // 22 ms per 30 s song on 2 threads: 44 core-ms per song, 1.467 core-ms per audio second.
+        let b = ExtractBench::new(
+            "d".into(),
+            10,
+            30.0,
+            [zero.clone(), zero.clone(), zero],
+            22.0,
+            2,
+        );
+        assert!((b.core_ms_per_audio_second - 44.0 / 30.0).abs() < 1e-12);
+        assert!((b.songs_per_core_second - 1000.0 / 44.0).abs() < 1e-9);
+        let large = &b.projections[0];
+        assert_eq!(
+            (large.subset.as_str(), large.tracks),
+            ("fma_large", 106_574)
+        );
+        // One node: 106 574 songs × 44 core-ms / 2 cores = 39 min.
+        let (n, h) = large.hours_on_nodes[0];
+        assert_eq!(n, 1);
+        assert!((h - 106_574.0 * 44.0 / 2.0 / 3.6e6).abs() < 1e-9, "{h}");
+        // Ten nodes: ⌈106 574 / 10⌉ = 10 658 songs each.
+        assert!((large.hours_on_nodes[1].1 - 10_658.0 * 44.0 / 2.0 / 3.6e6).abs() < 1e-9);
+        // Capped fma_full: six times the audio of a 30 s clip per track.
+        assert!((b.projections[1].hours_on_nodes[0].1 / h - 6.0).abs() < 1e-9);
+        let md = b.markdown();
+        assert!(
+            md.contains("| fma_large | 30 s (30 s clips) | 39 min |"),
+            "{md}"
+        );
     }
 }
