@@ -46,10 +46,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))
 }
 
-/// Serialises `value` as pretty JSON to `path` atomically.
+/// Serialises `value` as pretty JSON to `path` atomically, straight into the file (a large
+/// sidecar never sits in memory as text).
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-    write_atomic(path, &bytes)
+    write_atomic_with(path, |w| {
+        serde_json::to_writer_pretty(w, value).map_err(io::Error::other)
+    })
 }
 
 /// What went wrong reading `path`, in plain words: "broken symbolic link", "permission

@@ -59,7 +59,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..LoadOptions::default()
     };
     let params = FeatureParams::default();
-    let part = args.shard.map_or(catalog.clone(), |s| catalog.shard(s));
+    let part = match args.shard {
+        Some(shard) => std::borrow::Cow::Owned(catalog.shard(shard)),
+        None => std::borrow::Cow::Borrowed(&catalog),
+    };
     let bar = super::progress(part.len(), "extract", args.json);
     let start = Instant::now();
     let job = ExtractJob {
