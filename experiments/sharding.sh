@@ -26,6 +26,8 @@ for ((i = 0; i < SHARDS; i++)); do
   shards+=("$work/shard$i")
 done
 $BIN merge "${shards[@]}" --out "$work/merged" --json >"$work/merge.json"
+# Training reads the merged store: peak RSS once loaded, and after a closed-form fit.
+$BIN bench train --features "$work/merged" --backend lda --out "$work/train-bench" --json >"$work/train.json"
 identical=yes
 for f in features.npy labels.npy chunks.npy features.json; do
   cmp -s "$work/all/$f" "$work/merged/$f" || { identical="no ($f differs)"; break; }
@@ -57,6 +59,8 @@ for name, _, j in runs:
 print(f"| `merge` of the {shards} shards | {merge['songs']} | {merge['rows']} | {merge['rows'] * runs[1][2]['dim'] * 4 / 2**20:.1f} MiB | {merge['peak_rss_mib']:.1f} MiB | – |")
 a, b = runs[0][2]["peak_rss_mib"], runs[1][2]["peak_rss_mib"]
 print(f"\nPeak RSS at {songs} songs / at {small}: **{b / a:.2f}×** (goal ≤ 1.2×) for {int(songs) / int(small):.0f}× the songs and {mib(runs[1][2]) / mib(runs[0][2]):.1f}× the feature matrix.\n")
+t = load("train.json")
+print(f"Training reads the merged store in blocks: peak RSS {t['load_peak_memory_mib']:.1f} MiB once loaded ({mib(runs[1][2]):.1f} MiB matrix, plus labels, chunk numbers and the {t['songs']}-song sidecar), {t['peak_memory_mib']:.1f} MiB after the LDA fit (`bench train --backend lda`).\n")
 print(f"The {shards} shards merged are byte-identical to the unsharded store (features.npy, labels.npy, chunks.npy, features.json): **{identical}**.\n")
 print(f"Throughput per core and the projected wall times for fma_large / fma_full: [{bench}](../../{bench}).\n")
 commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()

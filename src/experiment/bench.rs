@@ -338,6 +338,7 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
         ));
     }
     let set = FeatureSet::load(&spec.features)?;
+    let load_peak_memory_mib = memory_mib("VmHWM");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(spec.threads)
         .build()
@@ -354,20 +355,22 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
     }
     let (x, y) = (set.features.view(), set.labels.as_slice());
     let queries = seed_queries(&set, SEED_QUERY_SECONDS);
-    let (model, accuracy, top1, add_songs) = pool.install(|| -> Result<_, ExperimentError> {
-        let model = params.fit(x, y, songs)?;
-        let accuracy = chunk_accuracy(&model, x, y)?;
-        let top1 = |decision: Decision| -> Result<f64, ModelError> {
-            Ok(evaluate_clear(&model, &queries, &decision)?.0.top1)
-        };
-        let top1 = (top1(Decision::SEED)?, top1(Decision::LOG_PROB_SUM)?);
-        let add_songs = spec
-            .add_songs
-            .map(|k| add_songs_bench(&model, &set, k))
-            .transpose()?;
-        Ok((model, accuracy, top1, add_songs))
-    })?;
-    let peak_memory_mib = memory_mib("VmHWM");
+    let (model, peak_memory_mib, accuracy, top1, add_songs) =
+        pool.install(|| -> Result<_, ExperimentError> {
+            let model = params.fit(x, y, songs)?;
+            // Loading and fitting, before the accuracy passes' score blocks (C scores per row).
+            let peak_memory_mib = memory_mib("VmHWM");
+            let accuracy = chunk_accuracy(&model, x, y)?;
+            let top1 = |decision: Decision| -> Result<f64, ModelError> {
+                Ok(evaluate_clear(&model, &queries, &decision)?.0.top1)
+            };
+            let top1 = (top1(Decision::SEED)?, top1(Decision::LOG_PROB_SUM)?);
+            let add_songs = spec
+                .add_songs
+                .map(|k| add_songs_bench(&model, &set, k))
+                .transpose()?;
+            Ok((model, peak_memory_mib, accuracy, top1, add_songs))
+        })?;
     let fit = model.fit.as_ref().ok_or_else(|| {
         ExperimentError::InvalidArgument("the trainer returned no fit record".into())
     })?;
@@ -389,6 +392,7 @@ pub fn bench_train(spec: &TrainBenchSpec) -> Result<TrainBench, ExperimentError>
         chunk_accuracy: accuracy,
         seed_top1: top1.0,
         summed_top1: top1.1,
+        load_peak_memory_mib,
         peak_memory_mib,
         add_songs,
         provenance: Provenance::collect(),

@@ -561,20 +561,28 @@ pub fn read_sidecar(dir: &Path) -> Result<Sidecar, FeatureError> {
         reason,
     };
     let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
-    let value: serde_json::Value =
+    // Format and version first, so an old or foreign file gets that message rather than a
+    // field error; then the sidecar straight from the text (a JSON value tree of a large
+    // catalogue would take many times the matrix's memory).
+    #[derive(Deserialize)]
+    struct Header {
+        format: Option<serde_json::Value>,
+        version: Option<serde_json::Value>,
+    }
+    let header: Header =
         serde_json::from_str(&text).map_err(|e| err(format!("not valid JSON: {e}")))?;
-    if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+    if header.format.as_ref().and_then(|f| f.as_str()) != Some(FORMAT) {
         return Err(err(format!(
             "not a feature set (format is not \"{FORMAT}\")"
         )));
     }
-    let version = value.get("version").and_then(|v| v.as_u64());
+    let version = header.version.as_ref().and_then(|v| v.as_u64());
     if version != Some(VERSION as u64) {
         return Err(err(format!(
             "feature set version {version:?}, this toolkit reads version {VERSION}; re-run extract"
         )));
     }
-    serde_json::from_value(value).map_err(|e| err(format!("malformed sidecar: {e}")))
+    serde_json::from_str(&text).map_err(|e| err(format!("malformed sidecar: {e}")))
 }
 
 #[cfg(test)]

@@ -524,7 +524,11 @@ pub struct TrainBench {
     pub seed_top1: f64,
     /// … and the log-prob-sum decision the summed circuit computes.
     pub summed_top1: f64,
-    /// Peak resident memory of the process at the end of the fit.
+    /// Peak resident memory of the process once the feature set is loaded (read in blocks:
+    /// the matrix, its labels and the sidecar) …
+    #[serde(default)]
+    pub load_peak_memory_mib: Option<f64>,
+    /// … and at the end of the fit (before the accuracy passes).
     pub peak_memory_mib: Option<f64>,
     /// `--add-songs K` (lda): the last K songs added by their means to an LDA fitted on the
     /// others, against the fit on all songs above.
