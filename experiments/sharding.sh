@@ -4,7 +4,7 @@
 # merges into exactly the unsharded store (SHARDS processes + `merge`, compared byte for byte),
 # and the extraction throughput per core with projected wall times for fma_large / fma_full
 # (`bench extract` on the real-music dev corpus if there is one, else on the synthetic songs).
-# Writes reports/sharding/report.md and the bench report reports/bench-extract-{dev,synth}/.
+# Writes reports/sharding/report.md and reports/sharding/bench-extract-{dev,synth}/.
 source "$(dirname "$0")/common.sh"
 SONGS=${SONGS:-8000}
 SMALL=${SMALL:-1000}
@@ -34,17 +34,17 @@ for f in features.npy labels.npy chunks.npy features.json; do
 done
 
 if have_dev; then
-  $BIN bench extract --dataset "$DEV_CORPUS" --songs 100 --out reports/bench-extract-dev --json >"$work/bench.json"
-  bench=reports/bench-extract-dev/report.md
+  $BIN bench extract --dataset "$DEV_CORPUS" --songs 100 --out "$OUT/bench-extract-dev" --json >"$work/bench.json"
+  bench=$OUT/bench-extract-dev/report.md
 else
-  $BIN bench extract --dataset "$DATA" --songs 100 --out reports/bench-extract-synth --json >"$work/bench.json"
-  bench=reports/bench-extract-synth/report.md
+  $BIN bench extract --dataset "$DATA" --songs 100 --out "$OUT/bench-extract-synth" --json >"$work/bench.json"
+  bench=$OUT/bench-extract-synth/report.md
 fi
 
 mkdir -p "$OUT"
-python3 - "$work" "$SMALL" "$SONGS" "$SHARDS" "$identical" "$bench" "$DATA" >"$OUT/report.md.tmp" <<'EOF'
+python3 - "$work" "$SMALL" "$SONGS" "$SHARDS" "$identical" "$bench" "$DATA" "$OUT" >"$OUT/report.md.tmp" <<'EOF'
 import json, os, platform, subprocess, sys
-work, small, songs, shards, identical, bench, data = sys.argv[1:]
+work, small, songs, shards, identical, bench, data, out = sys.argv[1:]
 load = lambda name: json.load(open(os.path.join(work, name)))
 runs = [("extract", small, load("small.json")), ("extract", songs, load("all.json"))]
 runs += [(f"extract --shard {i}/{shards}", None, load(f"shard{i}.json")) for i in range(int(shards))]
@@ -62,7 +62,7 @@ print(f"\nPeak RSS at {songs} songs / at {small}: **{b / a:.2f}×** (goal ≤ 1.
 t = load("train.json")
 print(f"Training reads the merged store in blocks: peak RSS {t['load_peak_memory_mib']:.1f} MiB once loaded ({mib(runs[1][2]):.1f} MiB matrix, plus labels, chunk numbers and the {t['songs']}-song sidecar), {t['peak_memory_mib']:.1f} MiB after the LDA fit (`bench train --backend lda`).\n")
 print(f"The {shards} shards merged are byte-identical to the unsharded store (features.npy, labels.npy, chunks.npy, features.json): **{identical}**.\n")
-print(f"Throughput per core and the projected wall times for fma_large / fma_full: [{bench}](../../{bench}).\n")
+print(f"Throughput per core and the projected wall times for fma_large / fma_full: [{bench}]({os.path.relpath(bench, out)}).\n")
 commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 print(f"Machine: {cpu} ({os.cpu_count()} cores), commit {commit}.  ")
