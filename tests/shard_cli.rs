@@ -391,3 +391,64 @@ fn three_evaluation_shards_merge_into_the_unsharded_report() {
         .stderr(predicate::str::contains("--model-privacy"));
     assert!(!tmp.path().join("private").exists());
 }
+
+/// deploy/run-local.sh runs deploy/slurm/queries.sbatch and then evaluate.sbatch as three array
+/// tasks each (separate processes) and merge.sbatch after each: the merged query set is the
+/// unsharded one, and the merged evaluation's table is the unsharded one.
+#[test]
+fn the_slurm_query_and_evaluation_scripts_run_through_the_local_driver() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _) = corpus(tmp.path(), 5, 9.0);
+    let (features, models) = (tmp.path().join("features"), tmp.path().join("models"));
+    run(&["extract", "--dataset", s(&data), "--num-songs", "4", "--out", s(&features)]);
+    run(&["train", "--features", s(&features), "--n-bits", "8", "--out", s(&models)]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let driver = |envs: &[(&str, &str)]| {
+        let status = std::process::Command::new("bash")
+            .arg(root.join("deploy/run-local.sh"))
+            .envs(envs.iter().copied())
+            .env("N", "3")
+            .env("FHE_SHAZAM", assert_cmd::cargo::cargo_bin("fhe-shazam"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{envs:?}");
+    };
+    let query_args = "--seconds 6 --conditions aligned,noise10";
+    let cluster = tmp.path().join("cluster-queries");
+    driver(&[
+        ("TASK", "queries"),
+        ("DATASET", s(&data)),
+        ("OUT", s(&cluster)),
+        ("QUERY_ARGS", query_args),
+    ]);
+    let whole = tmp.path().join("whole-queries");
+    let mut args = vec!["queries", "--dataset", s(&data), "--out", s(&whole)];
+    args.extend(query_args.split(' '));
+    run(&args);
+    let merged_tree = tree(&cluster.join("merged"));
+    assert_eq!(merged_tree.len(), 5 * 2 + 3);
+    assert!(merged_tree == tree(&whole), "the merged query set differs");
+
+    let list = cluster.join("merged/query_list.csv");
+    let eval_args = "--n-bits 8 --modes clear,simulate";
+    let evaluation = tmp.path().join("cluster-evaluation");
+    driver(&[
+        ("TASK", "evaluate"),
+        ("LIST", s(&list)),
+        ("MODELS", s(&models)),
+        ("OUT", s(&evaluation)),
+        ("EVAL_ARGS", eval_args),
+    ]);
+    let whole = tmp.path().join("whole-evaluation");
+    let mut args = vec!["evaluate", "--queries", s(&list), "--models", s(&models)];
+    args.extend(eval_args.split(' '));
+    args.extend(["--out", s(&whole)]);
+    run(&args);
+    let table = fs::read_to_string(whole.join("open_set.csv")).unwrap();
+    assert_eq!(table.lines().count(), 1 + 2 * 3, "{table}");
+    assert_eq!(
+        fs::read_to_string(evaluation.join("merged/open_set.csv")).unwrap(),
+        table
+    );
+}
