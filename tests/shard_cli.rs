@@ -400,8 +400,24 @@ fn the_slurm_query_and_evaluation_scripts_run_through_the_local_driver() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, _) = corpus(tmp.path(), 5, 9.0);
     let (features, models) = (tmp.path().join("features"), tmp.path().join("models"));
-    run(&["extract", "--dataset", s(&data), "--num-songs", "4", "--out", s(&features)]);
-    run(&["train", "--features", s(&features), "--n-bits", "8", "--out", s(&models)]);
+    run(&[
+        "extract",
+        "--dataset",
+        s(&data),
+        "--num-songs",
+        "4",
+        "--out",
+        s(&features),
+    ]);
+    run(&[
+        "train",
+        "--features",
+        s(&features),
+        "--n-bits",
+        "8",
+        "--out",
+        s(&models),
+    ]);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let driver = |envs: &[(&str, &str)]| {
         let status = std::process::Command::new("bash")

@@ -3,6 +3,12 @@
 //! models' catalogue; one that is not in it is an impostor query. Per condition of the list:
 //! closed-set top-1 of the catalogue queries, identification and false matches at each model's
 //! stored open-set threshold, and the DET curve.
+//!
+//! Two steps, so a list can be split over machines: [`listed_outcomes`] answers the queries
+//! (all of them, or one `--shard` of the rows) and [`listed_report`] aggregates answers into
+//! the report. An unsharded run does both; `evaluate --shard` keeps the answers
+//! ([`evaluate_listed_shard`]) and `merge` ([`merge_listed`]) concatenates them and runs the
+//! same aggregation.
 
 use super::evaluate::{layout_chunks, EvaluationPlan};
 use super::train::{float_path, quantized_path};

@@ -54,7 +54,7 @@ impl ShardKind {
 /// What `merge` wrote.
 #[derive(Debug)]
 pub enum Merged {
-    Features(Sidecar),
+    Features(Box<Sidecar>),
     Queries(QuerySetSummary),
     Evaluation(Box<ListedReport>),
 }
@@ -95,7 +95,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, ExperimentError> {
         }
     }
     Ok(match kind {
-        ShardKind::Features => Merged::Features(merge_shards(dirs, out)?),
+        ShardKind::Features => Merged::Features(Box::new(merge_shards(dirs, out)?)),
         ShardKind::Queries => Merged::Queries(merge_query_sets(dirs, out)?),
         ShardKind::Evaluation => Merged::Evaluation(Box::new(merge_listed(dirs, out)?)),
     })
