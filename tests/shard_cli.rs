@@ -214,7 +214,7 @@ fn three_query_set_shards_merge_into_the_unsharded_set() {
     );
     refused(
         &[a, &tmp.path().join("nowhere")],
-        &["nowhere", "holds no features.json"],
+        &["nowhere", "holds none of features.json"],
     );
 }
 
@@ -379,6 +379,25 @@ fn three_evaluation_shards_merge_into_the_unsharded_report() {
     refused(
         &[a, b, &queries],
         &["merge one kind of shard at a time", s(&queries)],
+    );
+    // A damaged shard: an error naming its file, not a panic.
+    let broken = tmp.path().join("eval-broken");
+    fs::create_dir(&broken).unwrap();
+    for f in ["evaluation-shard.json", "outcomes.json"] {
+        fs::copy(b.join(f), broken.join(f)).unwrap();
+    }
+    let outcomes = fs::read_to_string(broken.join("outcomes.json")).unwrap();
+    fs::write(
+        broken.join("outcomes.json"),
+        &outcomes[..outcomes.len() / 2],
+    )
+    .unwrap();
+    refused(
+        &[a, &broken, c],
+        &[
+            &broken.join("outcomes.json").display().to_string(),
+            "not valid JSON",
+        ],
     );
     // Model privacy draws one flood stream per batch: refused with --shard, before any work.
     Command::cargo_bin("fhe-shazam")

@@ -37,9 +37,9 @@ impl ShardKind {
 
     pub fn name(self) -> &'static str {
         match self {
-            ShardKind::Features => "feature store",
-            ShardKind::Queries => "query set",
-            ShardKind::Evaluation => "evaluation",
+            ShardKind::Features => "a feature store",
+            ShardKind::Queries => "a query set",
+            ShardKind::Evaluation => "an evaluation shard",
         }
     }
 
@@ -72,7 +72,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, ExperimentError> {
         ShardKind::of(dir).ok_or_else(|| ExperimentError::Shard {
             path: dir.clone(),
             reason: format!(
-                "holds no {}: not the output of extract, queries or evaluate --queries",
+                "holds none of {}: not the output of extract, queries or evaluate --queries",
                 ShardKind::ALL.map(|k| k.marker()).join(", ")
             ),
         })
@@ -84,7 +84,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, ExperimentError> {
             return Err(ExperimentError::Shard {
                 path: dir.clone(),
                 reason: format!(
-                    "a {} ({}), but {} is a {} ({}): merge one kind of shard at a time",
+                    "{} ({}), but {} is {} ({}): merge one kind of shard at a time",
                     k.name(),
                     k.marker(),
                     first.display(),
