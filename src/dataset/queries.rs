@@ -6,7 +6,8 @@
 //! Layout of a query set folder:
 //! - `<condition>/<track_id>.wav`: 16-bit mono at the load rate (22050 Hz by default);
 //! - `queries.csv`: one row per file (condition-major, then catalog order);
-//! - `queryset.json`: parameters, dataset, catalog size, format version, failures.
+//! - `queryset.json`: parameters, dataset, catalog size, format version, failures, and for a
+//!   `--shard` its part of the catalogue (`merge` puts the parts back together).
 
 use super::catalog::{order_shards, Catalog, Shard, ShardInfo, Song};
 use super::degrade::{
