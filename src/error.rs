@@ -360,6 +360,9 @@ pub enum ExperimentError {
     NotQuantized { path: PathBuf },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A folder `merge` cannot take as a shard (what differs, what is missing or malformed).
+    #[error("{path}: {reason}")]
+    Shard { path: PathBuf, reason: String },
 }
 
 /// Errors of the `report` layer: writing plots and report files.

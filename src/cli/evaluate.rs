@@ -1,9 +1,10 @@
 //! `fhe-shazam evaluate`: seed-protocol accuracy and latency of trained models in the clear,
 //! in simulation (the exact integer circuit) and under real FHE execution.
 
+use fhe_shazam::dataset::Shard;
 use fhe_shazam::eval::{Decision, Mode, Rule};
 use fhe_shazam::experiment::evaluate::{evaluate_trained, EvaluateTrained, EvaluationPlan};
-use fhe_shazam::experiment::listed::{evaluate_listed, EvaluateListed};
+use fhe_shazam::experiment::listed::{evaluate_listed, evaluate_listed_shard, EvaluateListed};
 use fhe_shazam::fhe::Circuit;
 use fhe_shazam::report::tables::open_set_table;
 use std::path::PathBuf;
@@ -60,6 +61,13 @@ pub struct Args {
     /// are within 2^-λ per score, and rounded to the bits that keep the noise budget.
     #[arg(long, value_name = "LAMBDA")]
     model_privacy: Option<u32>,
+    /// With --queries: evaluate only part i of n of the list (0 ≤ i < n; a contiguous run of
+    /// rows), e.g. `--shard $SLURM_ARRAY_TASK_ID/$N` in a job array. --out then receives the
+    /// part's answers (outcomes.json) and evaluation-shard.json (the part, the list's and the
+    /// model files' SHA-256, every parameter); `merge` of the n folders writes the unsharded
+    /// report. Not with --model-privacy.
+    #[arg(long, value_name = "I/N", requires = "queries")]
+    shard: Option<Shard>,
     /// Report folder (default reports/evaluate, or reports/evaluate-queries with --queries).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -105,6 +113,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "evaluate",
             args.json,
         );
+        if let Some(shard) = args.shard {
+            let sidecar = evaluate_listed_shard(&job, shard, &|| bar.inc(1))?;
+            bar.finish_and_clear();
+            return if args.json {
+                super::print_json(&sidecar)
+            } else {
+                println!(
+                    "shard {shard}: queries {:?} of {} answered, written to {}",
+                    shard.range(sidecar.list_queries),
+                    sidecar.list_queries,
+                    job.out.display()
+                );
+                Ok(())
+            };
+        }
         let report = evaluate_listed(&job, &|| bar.inc(1))?;
         bar.finish_and_clear();
         return if args.json {

@@ -2,8 +2,7 @@
 
 use anyhow::Context;
 use fhe_shazam::audio::LoadOptions;
-use fhe_shazam::dataset::{FmaSubset, ScanOptions, Shard};
-use fhe_shazam::features::store::ShardInfo;
+use fhe_shazam::dataset::{FmaSubset, ScanOptions, Shard, ShardInfo};
 use fhe_shazam::features::{ExtractJob, FeatureParams};
 use fhe_shazam::report::provenance::memory_mib;
 use std::path::PathBuf;
@@ -71,11 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         load: &load,
         params: &params,
         transform: None,
-        shard: args.shard.map(|shard| ShardInfo {
-            shard,
-            catalog_songs: catalog.len(),
-            catalog_sha256: catalog.paths_sha256(),
-        }),
+        shard: args.shard.map(|shard| ShardInfo::of(&catalog, shard)),
         out: &args.out,
     };
     let summary = job

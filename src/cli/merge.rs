@@ -1,20 +1,25 @@
-//! `fhe-shazam merge`: the feature stores of `extract --shard i/n` → the unsharded store.
+//! `fhe-shazam merge`: the folders of a sharded run → what the unsharded run writes.
 
 use anyhow::Context;
-use fhe_shazam::features::store::merge_shards;
+use fhe_shazam::experiment::shards::{merge, Merged};
+use fhe_shazam::report::tables::open_set_table;
 use std::path::PathBuf;
 
-/// Combine the feature stores written by `extract --shard i/n` (one folder per shard, i = 0 …
-/// n−1, any order) into exactly the store one unsharded `extract` writes — the same bytes in
-/// features.npy, labels.npy, chunks.npy and features.json. Refuses folders that are not
-/// shards, shards of another catalogue or other parameters, and missing or repeated shards,
-/// naming them; the output folder is left as it was then.
+/// Combine the folders written with `--shard i/n` (one folder per shard, i = 0 … n−1, any
+/// order) into what one unsharded run writes. The kind is told by the file each folder holds:
+/// features.json (`extract --shard`) → the same bytes in features.npy, labels.npy, chunks.npy
+/// and features.json; queryset.json (`queries --shard`) → the same WAVs, queries.csv,
+/// query_list.csv and queryset.json; evaluation-shard.json (`evaluate --queries --shard`) →
+/// the same results.json, summary.md, open_set.csv and DET plots (only the provenance — date,
+/// command, machine — differs). Refuses a mix of kinds, folders that are not shards, shards of
+/// another input or other parameters, and missing or repeated shards, naming them; the output
+/// folder is left as it was then.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The shard folders.
     #[arg(required = true, num_args = 1..)]
     shards: Vec<PathBuf>,
-    /// Output folder of the merged feature set.
+    /// Output folder of the merged feature set, query set or evaluation report.
     #[arg(long)]
     out: PathBuf,
     /// Print a JSON summary on stdout instead of text.
@@ -23,25 +28,47 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let merged = merge_shards(&args.shards, &args.out).with_context(|| {
+    let merged = merge(&args.shards, &args.out).with_context(|| {
         format!(
             "merging {} shards into {}",
             args.shards.len(),
             args.out.display()
         )
     })?;
-    let (songs, rows) = (merged.songs.len(), merged.n_rows);
-    if args.json {
-        return super::print_json(&serde_json::json!({
-            "out": args.out, "shards": args.shards.len(), "songs": songs, "rows": rows,
-            "failures": merged.failures.len(),
-            "peak_rss_mib": fhe_shazam::report::provenance::memory_mib("VmHWM"),
-        }));
+    let n = args.shards.len();
+    let out = args.out.display();
+    match merged {
+        Merged::Features(sidecar) => {
+            let (songs, rows) = (sidecar.songs.len(), sidecar.n_rows);
+            if args.json {
+                return super::print_json(&serde_json::json!({
+                    "kind": "features", "out": args.out, "shards": n, "songs": songs,
+                    "rows": rows, "failures": sidecar.failures.len(),
+                    // Merge reads one song at a time: flat in the store's size.
+                    "peak_rss_mib": fhe_shazam::report::provenance::memory_mib("VmHWM"),
+                }));
+            }
+            println!("{n} shards → {songs} songs, {rows} rows in {out}");
+        }
+        Merged::Queries(summary) => {
+            if args.json {
+                return super::print_json(&serde_json::json!({
+                    "kind": "queries", "out": args.out, "shards": n, "songs": summary.songs,
+                    "queries": summary.queries, "failures": summary.failures.len(),
+                }));
+            }
+            println!(
+                "{n} shards → {} songs, {} queries in {out}",
+                summary.songs, summary.queries
+            );
+        }
+        Merged::Evaluation(report) => {
+            if args.json {
+                return super::print_json(&report);
+            }
+            println!("{}", open_set_table(&report.open_set.rows));
+            println!("{n} shards → report written to {out}");
+        }
     }
-    println!(
-        "{} shards → {songs} songs, {rows} rows in {}",
-        args.shards.len(),
-        args.out.display()
-    );
     Ok(())
 }

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use fhe_shazam::audio::LoadOptions;
 use fhe_shazam::dataset::{
-    write_query_set, Condition, FmaSubset, QuerySetParams, QueryWindow, ScanOptions,
+    write_query_set_part, Condition, FmaSubset, QuerySetParams, QueryWindow, ScanOptions, Shard,
 };
 use std::path::PathBuf;
 use std::time::Instant;
@@ -56,6 +56,12 @@ pub struct Args {
     /// Load at most this many seconds of each file (the seed: 180).
     #[arg(long, default_value_t = 180.0, value_parser = super::seconds)]
     max_seconds: f64,
+    /// Write only the queries of part i of n of the catalogue (0 ≤ i < n; a contiguous run in
+    /// sorted order, as `extract --shard`), e.g. `--shard $SLURM_ARRAY_TASK_ID/$N` in a job
+    /// array; each song's queries depend on the song alone, and `merge` combines the n folders
+    /// into exactly the unsharded query set.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]
     json: bool,
@@ -89,10 +95,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_seconds: Some(args.max_seconds),
         ..LoadOptions::default()
     };
-    let bar = super::progress(catalog.len(), "queries", args.json);
+    let songs = args
+        .shard
+        .map_or(catalog.len(), |s| s.range(catalog.len()).len());
+    let bar = super::progress(songs, "queries", args.json);
     let start = Instant::now();
-    let summary = write_query_set(&root, &catalog, &load, &params, &args.out, || bar.inc(1))
-        .with_context(|| format!("writing the query set to {}", args.out.display()))?;
+    let summary = write_query_set_part(
+        &root,
+        &catalog,
+        args.shard,
+        &load,
+        &params,
+        &args.out,
+        || bar.inc(1),
+    )
+    .with_context(|| format!("writing the query set to {}", args.out.display()))?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     if args.json {

@@ -3,7 +3,7 @@
 pub mod catalog;
 pub mod synth;
 
-pub use catalog::{Catalog, Shard, Song};
+pub use catalog::{Catalog, Shard, ShardInfo, Song};
 pub mod fma;
 
 pub use fma::{scan, FmaSubset, ScanOptions};
@@ -15,6 +15,6 @@ pub use query_list::{read_query_list, write_query_list, ListedQuery, QUERY_LIST_
 
 pub use degrade::{apply, degrade, Degradation, NoiseColour};
 pub use queries::{
-    read_query_set, write_query_set, Condition, QueryEntry, QuerySet, QuerySetParams,
-    QuerySetSummary, QueryWindow,
+    merge_query_sets, read_query_set, write_query_set, write_query_set_part, Condition, QueryEntry,
+    QuerySet, QuerySetParams, QuerySetSummary, QueryWindow,
 };

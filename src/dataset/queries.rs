@@ -6,9 +6,10 @@
 //! Layout of a query set folder:
 //! - `<condition>/<track_id>.wav`: 16-bit mono at the load rate (22050 Hz by default);
 //! - `queries.csv`: one row per file (condition-major, then catalog order);
-//! - `queryset.json`: parameters, dataset, catalog size, format version, failures.
+//! - `queryset.json`: parameters, dataset, catalog size, format version, failures, and for a
+//!   `--shard` its part of the catalogue (`merge` puts the parts back together).
 
-use super::catalog::{Catalog, Song};
+use super::catalog::{order_shards, Catalog, Shard, ShardInfo, Song};
 use super::degrade::{
     apply, AddedNoise, BandFilter, BandPass, Codec, Compressor, Degradation, Generator,
     NoiseColour, RandomEq, Room, RoomModel, PHONE_BAND,
@@ -551,6 +552,10 @@ struct Manifest {
     songs: usize,
     queries: usize,
     failures: Vec<QueryFailure>,
+    /// Written by `queries --shard`: which part of which catalogue this set holds (`merge`
+    /// combines the parts into exactly the unsharded set, which has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shard: Option<ShardInfo>,
 }
 
 /// One row of `queries.csv`: the file, its true song and the flattened degradation.
@@ -861,15 +866,35 @@ pub fn write_query_set(
     out: &Path,
     on_song: impl Fn() + Sync,
 ) -> Result<QuerySetSummary, DatasetError> {
+    write_query_set_part(dataset, catalog, None, load, params, out, on_song)
+}
+
+/// [`write_query_set`] for part `shard` of `catalog` (the whole sorted catalogue) only, the
+/// shard recorded in `queryset.json`. A song's queries are drawn from its catalogue index
+/// (kept by [`Catalog::shard`]) and its track id, never from its place in the part, so every
+/// shard's files are the unsharded set's and [`merge_query_sets`] puts them back together byte
+/// for byte. A shard whose songs all fail is written (empty): the set as a whole may still
+/// have queries.
+pub fn write_query_set_part(
+    dataset: &Path,
+    catalog: &Catalog,
+    shard: Option<Shard>,
+    load: &LoadOptions,
+    params: &QuerySetParams,
+    out: &Path,
+    on_song: impl Fn() + Sync,
+) -> Result<QuerySetSummary, DatasetError> {
     params.validate()?;
     check_track_ids(catalog)?;
     check_out(out)?;
+    let part = shard.map(|s| catalog.shard(s));
+    let songs = part.as_ref().unwrap_or(catalog);
     let staging = fsutil::Staging::new(out).map_err(|source| DatasetError::Io {
         path: out.to_path_buf(),
         source,
     })?;
     let staged = staging.path();
-    let results: Vec<Result<Vec<Row>, QueryFailure>> = catalog
+    let results: Vec<Result<Vec<Row>, QueryFailure>> = songs
         .songs
         .par_iter()
         .map(|song| {
@@ -886,7 +911,7 @@ pub fn write_query_set(
             Err(f) => failures.push(f),
         }
     }
-    if per_song.is_empty() {
+    if per_song.is_empty() && shard.is_none() {
         return Err(DatasetError::NoQueries {
             dataset: dataset.to_path_buf(),
             out: out.to_path_buf(),
@@ -898,10 +923,36 @@ pub fn write_query_set(
     let rows: Vec<&Row> = (0..params.conditions.len())
         .flat_map(|k| per_song.iter().map(move |rows| &rows[k]))
         .collect();
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        params: params.clone(),
+        dataset: dataset.to_path_buf(),
+        catalog_size: catalog.len(),
+        sample_rate: load.sample_rate,
+        songs: per_song.len(),
+        queries: rows.len(),
+        failures,
+        shard: shard.map(|s| ShardInfo::of(catalog, s)),
+    };
+    finish_query_set(staging, out, &rows, manifest)
+}
+
+/// Writes `queries.csv`, `query_list.csv` and `queryset.json` of `rows` beside the WAVs
+/// already in `staging`, moves the set into `out` (manifest last) and removes the folders of
+/// conditions a previous set in `out` had and this one has not: the end of every way a query
+/// set is made (one run, one shard, a merge of shards).
+fn finish_query_set(
+    staging: fsutil::Staging,
+    out: &Path,
+    rows: &[&Row],
+    manifest: Manifest,
+) -> Result<QuerySetSummary, DatasetError> {
+    let staged = staging.path();
     let csv_path = staged.join(CSV_FILE);
     fsutil::write_atomic_with(&csv_path, |w| {
         let mut csv = csv::Writer::from_writer(w);
-        for row in &rows {
+        for row in rows {
             csv.serialize(row)?;
         }
         csv.flush()
@@ -916,22 +967,6 @@ pub fn write_query_set(
         rows.iter()
             .map(|r| (r.file.as_str(), r.track_id.as_str(), r.condition.name())),
     )?;
-    let summary = QuerySetSummary {
-        songs: per_song.len(),
-        queries: rows.len(),
-        failures,
-    };
-    let manifest = Manifest {
-        format: FORMAT.into(),
-        format_version: FORMAT_VERSION,
-        params: params.clone(),
-        dataset: dataset.to_path_buf(),
-        catalog_size: catalog.len(),
-        sample_rate: load.sample_rate,
-        songs: summary.songs,
-        queries: summary.queries,
-        failures: summary.failures.clone(),
-    };
     let manifest_path = staged.join(MANIFEST_FILE);
     fsutil::write_json_atomic(&manifest_path, &manifest).map_err(|source| DatasetError::Io {
         path: manifest_path,
@@ -944,19 +979,113 @@ pub fn write_query_set(
     // Conditions of a previous set that the new one does not have.
     for c in Condition::ALL
         .iter()
-        .filter(|c| !params.conditions.contains(c))
+        .filter(|c| !manifest.params.conditions.contains(c))
     {
         let dir = out.join(c.name());
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(io(dir.clone()))?;
         }
     }
-    Ok(summary)
+    Ok(QuerySetSummary {
+        songs: manifest.songs,
+        queries: manifest.queries,
+        failures: manifest.failures,
+    })
 }
 
-/// Reads the query set in `dir`, checking its format version, that every song index is inside
-/// the catalog it was made for and that every listed WAV exists.
-pub fn read_query_set(dir: &Path) -> Result<QuerySet, DatasetError> {
+/// Combines the query sets of `queries --shard i/n` (i = 0 … n−1, in `dirs` in any order) into
+/// `out`, exactly what one unsharded `queries` run writes, byte for byte: the WAVs copied,
+/// `queries.csv` and `query_list.csv` condition-major in catalogue order, failures in order,
+/// no shard record. Refuses folders that are not every shard of one catalogue made with the
+/// same parameters, naming the folder and what differs; `out` is then left as it was.
+pub fn merge_query_sets(dirs: &[PathBuf], out: &Path) -> Result<QuerySetSummary, DatasetError> {
+    let parts = dirs
+        .iter()
+        .map(|dir| {
+            let manifest = read_manifest(dir)?;
+            let rows = read_rows(dir, &manifest)?;
+            let shard = manifest.shard.as_ref().map(|i| i.shard);
+            Ok((dir.clone(), shard, (dir.clone(), manifest, rows)))
+        })
+        .collect::<Result<Vec<_>, DatasetError>>()?;
+    let sets = order_shards(parts, |(_, m, _), (_, r, _)| {
+        let catalogue = |m: &Manifest| {
+            m.shard
+                .as_ref()
+                .map(|i| (i.catalog_songs, i.catalog_sha256.clone()))
+        };
+        [
+            ("catalogue (its songs' paths)", catalogue(m) != catalogue(r)),
+            ("dataset", m.dataset != r.dataset),
+            ("query-set parameters", m.params != r.params),
+            ("sample rate", m.sample_rate != r.sample_rate),
+            ("catalogue size", m.catalog_size != r.catalog_size),
+        ]
+        .into_iter()
+        .find_map(|(what, d)| d.then_some(what))
+    })
+    .map_err(|refusal| match refusal.dir {
+        Some(dir) => DatasetError::QuerySet {
+            path: dir.join(MANIFEST_FILE),
+            reason: refusal.reason,
+        },
+        None => DatasetError::InvalidQueryParams(refusal.reason),
+    })?;
+    let (_, first, _) = &sets[0];
+    let params = first.params.clone();
+    let songs: usize = sets.iter().map(|(_, m, _)| m.songs).sum();
+    if songs == 0 {
+        let failures: Vec<&QueryFailure> = sets.iter().flat_map(|(_, m, _)| &m.failures).collect();
+        return Err(DatasetError::NoQueries {
+            dataset: first.dataset.clone(),
+            out: out.to_path_buf(),
+            failed: failures.len(),
+            first_failure: failures.first().map(|f| f.error.clone()),
+        });
+    }
+    check_out(out)?;
+    let staging = fsutil::Staging::new(out).map_err(|source| DatasetError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DatasetError::Io { path, source }
+    };
+    for (dir, _, rows) in &sets {
+        for row in rows {
+            let target = staging.path().join(&row.file);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            std::fs::copy(dir.join(&row.file), &target).map_err(io(&dir.join(&row.file)))?;
+        }
+    }
+    // Each shard is condition-major over its own songs: take condition k of every shard in
+    // turn, which is condition k of the whole catalogue in catalogue order.
+    let rows: Vec<&Row> = params
+        .conditions
+        .iter()
+        .flat_map(|&c| {
+            sets.iter()
+                .flat_map(move |(_, _, rows)| rows.iter().filter(move |r| r.condition == c))
+        })
+        .collect();
+    let manifest = Manifest {
+        songs,
+        queries: rows.len(),
+        failures: sets
+            .iter()
+            .flat_map(|(_, m, _)| m.failures.iter().cloned())
+            .collect(),
+        shard: None,
+        ..first.clone()
+    };
+    finish_query_set(staging, out, &rows, manifest)
+}
+
+/// Reads and checks `dir/queryset.json` (format and version).
+fn read_manifest(dir: &Path) -> Result<Manifest, DatasetError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let bad = |path: &Path, reason: String| DatasetError::QuerySet {
         path: path.to_path_buf(),
@@ -994,14 +1123,25 @@ pub fn read_query_set(dir: &Path) -> Result<QuerySet, DatasetError> {
             ),
         ));
     }
+    Ok(manifest)
+}
+
+/// Reads `dir/queries.csv`, checking every row against `manifest`: song index inside the
+/// catalogue, a condition of the set, a consistent degradation, an existing WAV, and as many
+/// rows as the manifest lists.
+fn read_rows(dir: &Path, manifest: &Manifest) -> Result<Vec<Row>, DatasetError> {
+    let bad = |path: &Path, reason: String| DatasetError::QuerySet {
+        path: path.to_path_buf(),
+        reason,
+    };
     let csv_path = dir.join(CSV_FILE);
     let mut reader =
         csv::Reader::from_path(&csv_path).map_err(|e| bad(&csv_path, e.to_string()))?;
-    let mut entries = Vec::new();
+    let mut rows = Vec::new();
     for (i, row) in reader.deserialize::<Row>().enumerate() {
         // Line 1 is the header.
         let line = i + 2;
-        let row = row.map_err(|e| bad(&csv_path, format!("line {line}: {e}")))?;
+        let row: Row = row.map_err(|e| bad(&csv_path, format!("line {line}: {e}")))?;
         if row.song >= manifest.catalog_size {
             return Err(bad(
                 &csv_path,
@@ -1020,8 +1160,7 @@ pub fn read_query_set(dir: &Path) -> Result<QuerySet, DatasetError> {
                 ),
             ));
         }
-        let degradation = row
-            .degradation()
+        row.degradation()
             .map_err(|reason| bad(&csv_path, format!("line {line}: {reason}")))?;
         let path = dir.join(&row.file);
         if !path.is_file() {
@@ -1030,25 +1169,42 @@ pub fn read_query_set(dir: &Path) -> Result<QuerySet, DatasetError> {
                 format!("line {line}: query file {} is missing", path.display()),
             ));
         }
-        entries.push(QueryEntry {
-            path,
-            file: row.file,
-            song: row.song,
-            track_id: row.track_id,
-            condition: row.condition,
-            degradation,
-        });
+        rows.push(row);
     }
-    if entries.len() != manifest.queries {
+    if rows.len() != manifest.queries {
         return Err(bad(
             &csv_path,
             format!(
                 "{} rows, the manifest lists {} queries",
-                entries.len(),
+                rows.len(),
                 manifest.queries
             ),
         ));
     }
+    Ok(rows)
+}
+
+/// Reads the query set in `dir`, checking its format version, that every song index is inside
+/// the catalog it was made for and that every listed WAV exists.
+pub fn read_query_set(dir: &Path) -> Result<QuerySet, DatasetError> {
+    let manifest = read_manifest(dir)?;
+    let entries = read_rows(dir, &manifest)?
+        .into_iter()
+        .map(|row| {
+            // Checked by read_rows.
+            let degradation = row
+                .degradation()
+                .map_err(DatasetError::InvalidDegradation)?;
+            Ok(QueryEntry {
+                path: dir.join(&row.file),
+                file: row.file,
+                song: row.song,
+                track_id: row.track_id,
+                condition: row.condition,
+                degradation,
+            })
+        })
+        .collect::<Result<Vec<_>, DatasetError>>()?;
     Ok(QuerySet {
         params: manifest.params,
         dataset: manifest.dataset,

@@ -19,6 +19,7 @@ pub mod extraction;
 pub mod listed;
 pub mod open_set;
 pub mod queries;
+pub mod shards;
 pub mod train;
 
 use crate::config::ExperimentConfig;

@@ -10,7 +10,8 @@
 
 use super::npy::{self, NpyFile, NpyWriter};
 use crate::audio::LoadOptions;
-use crate::dataset::{Catalog, Shard, Song};
+use crate::dataset::catalog::order_shards;
+use crate::dataset::{Catalog, Song};
 use crate::error::FeatureError;
 use crate::features::FeatureParams;
 use crate::fsutil;
@@ -65,14 +66,8 @@ pub struct Sidecar {
     pub shard: Option<ShardInfo>,
 }
 
-/// The part of a catalogue a shard's store holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardInfo {
-    pub shard: Shard,
-    /// Songs of the whole catalogue and the SHA-256 of their paths ([`Catalog::paths_sha256`]).
-    pub catalog_songs: usize,
-    pub catalog_sha256: String,
-}
+/// The part of a catalogue a shard's store holds (shared with query-set shards).
+pub use crate::dataset::ShardInfo;
 
 /// A store written song by song, in catalogue order, straight to disk (memory flat in the
 /// number of songs): how `extract` and `merge_shards` both build a store. Each pushed song gets
@@ -474,40 +469,23 @@ impl FeatureSet {
 /// the sidecars). Refuses folders that are not every shard of one catalogue extracted with the
 /// same parameters, naming the folder and what differs; `out` is then left as it was.
 pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<Sidecar, FeatureError> {
-    let refuse = |path: &Path, reason: String| FeatureError::Store {
-        path: path.join(SIDECAR),
-        reason,
-    };
     let parts = dirs
         .iter()
-        .map(|dir| StoreReader::open(dir).map(|store| (dir, store)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let Some((first_path, first)) = parts.first() else {
-        return Err(FeatureError::InvalidParams {
-            param: "shards",
-            reason: "no shard folders to merge".into(),
-        });
-    };
-    let info = |path: &Path, sidecar: &Sidecar| {
-        sidecar
-            .shard
-            .clone()
-            .ok_or_else(|| refuse(path, "not a shard (written without extract --shard)".into()))
-    };
-    let reference = info(first_path, &first.sidecar)?;
-    let count = reference.shard.count;
-    let mut slots: Vec<Option<&StoreReader>> = vec![None; count];
-    for (path, store) in &parts {
-        let i = info(path, &store.sidecar)?;
-        let c = &store.sidecar;
-        let r = &first.sidecar;
-        let differs = [
-            ("shard count", i.shard.count != count),
-            (
-                "catalogue (its songs' paths)",
-                (i.catalog_songs, &i.catalog_sha256)
-                    != (reference.catalog_songs, &reference.catalog_sha256),
-            ),
+        .map(|dir| {
+            let store = StoreReader::open(dir)?;
+            let shard = store.sidecar.shard.as_ref().map(|i| i.shard);
+            Ok((dir.clone(), shard, store))
+        })
+        .collect::<Result<Vec<_>, FeatureError>>()?;
+    let stores = order_shards(parts, |part, first| {
+        let (c, r) = (&part.sidecar, &first.sidecar);
+        let catalogue = |s: &Sidecar| {
+            s.shard
+                .as_ref()
+                .map(|i| (i.catalog_songs, i.catalog_sha256.clone()))
+        };
+        [
+            ("catalogue (its songs' paths)", catalogue(c) != catalogue(r)),
             ("dataset", c.dataset != r.dataset),
             ("load options", c.load != r.load),
             ("feature parameters", c.params != r.params),
@@ -515,31 +493,21 @@ pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<Sidecar, FeatureErro
             ("toolkit version", c.toolkit_version != r.toolkit_version),
         ]
         .into_iter()
-        .find(|(_, d)| *d);
-        if let Some((what, _)) = differs {
-            return Err(refuse(
-                path,
-                format!("{what}: not the same as in {}", first_path.display()),
-            ));
-        }
-        let slot = &mut slots[i.shard.index];
-        if slot.is_some() {
-            return Err(refuse(path, format!("shard {} is given twice", i.shard)));
-        }
-        *slot = Some(store);
-    }
-    let missing: Vec<String> = (0..count)
-        .filter(|&k| slots[k].is_none())
-        .map(|k| format!("{k}/{count}"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(FeatureError::InvalidParams {
+        .find_map(|(what, d)| d.then_some(what))
+    })
+    .map_err(|refusal| match refusal.dir {
+        Some(dir) => FeatureError::Store {
+            path: dir.join(SIDECAR),
+            reason: refusal.reason,
+        },
+        None => FeatureError::InvalidParams {
             param: "shards",
-            reason: format!("shard(s) {} missing", missing.join(", ")),
-        });
-    }
+            reason: refusal.reason,
+        },
+    })?;
+    let first = &stores[0];
     let mut writer = StoreWriter::create(out, first.sidecar.dim)?;
-    for store in slots.into_iter().flatten() {
+    for store in &stores {
         for (position, record) in store.sidecar.songs.iter().enumerate() {
             writer.push(store.song_rows(position)?.view(), record.clone())?;
         }
