@@ -683,12 +683,12 @@ fn train_table(runs: &[TrainBench]) -> String {
     )
 }
 
-/// Hours as "2.3 h" or "14 min".
+/// Hours as "2.3 h", "14 min" or "< 1 min".
 fn duration(hours: f64) -> String {
-    if hours >= 1.0 {
-        format!("{hours:.1} h")
-    } else {
-        format!("{:.0} min", (hours * 60.0).max(1.0))
+    match hours * 60.0 {
+        m if m >= 60.0 => format!("{hours:.1} h"),
+        m if m >= 1.0 => format!("{m:.0} min"),
+        _ => "< 1 min".into(),
     }
 }
 
