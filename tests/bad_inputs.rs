@@ -10,13 +10,16 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
+
+mod common;
+use common::listening_url;
 
 use fhe_shazam::fhe::wire;
 use fhe_shazam::net::{KeyStore, ServedModel, DEFAULT_CHUNKS};
@@ -950,18 +953,9 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let url = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.split_once("listening on http://")
-                    .map(|(_, rest)| rest.split_whitespace().next().unwrap().to_string())
-            })
-            .expect("server printed its address");
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, addr: url }
+        let url = listening_url(&mut child);
+        let addr = url.trim_start_matches("http://").to_string();
+        Self { child, addr }
     }
 
     /// Sends one request; returns (status, body).

@@ -6,6 +6,9 @@ use std::f32::consts::TAU;
 use std::fs;
 use std::path::Path;
 
+mod common;
+use common::run_json;
+
 fn write_wav(path: &Path, sample_rate: u32, channels: u16, seconds: f32, f: impl Fn(f32) -> f32) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     let spec = hound::WavSpec {
@@ -25,20 +28,14 @@ fn write_wav(path: &Path, sample_rate: u32, channels: u16, seconds: f32, f: impl
 }
 
 fn extract_json(dataset: &Path, out: &Path) -> serde_json::Value {
-    let output = Command::cargo_bin("fhe-shazam")
-        .unwrap()
-        .args(["extract", "--json", "--dataset"])
-        .arg(dataset)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "extract failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    run_json(&[
+        "extract".as_ref(),
+        "--json".as_ref(),
+        "--dataset".as_ref(),
+        dataset.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ])
 }
 
 #[test]
@@ -152,21 +149,16 @@ fn subsets_are_read_from_fma_metadata() {
     .unwrap();
     let songs = |subset: &str| {
         let out = dir.path().join(format!("features-{subset}"));
-        let output = Command::cargo_bin("fhe-shazam")
-            .unwrap()
-            .args(["extract", "--json", "--subset", subset, "--dataset"])
-            .arg(&root)
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        v["songs"].as_u64().unwrap()
+        let mut args: Vec<&std::ffi::OsStr> = ["extract", "--json", "--subset", subset]
+            .map(AsRef::as_ref)
+            .to_vec();
+        args.extend([
+            "--dataset".as_ref(),
+            root.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
+        run_json(&args)["songs"].as_u64().unwrap()
     };
     assert_eq!(songs("small"), 1);
     assert_eq!(songs("medium"), 2);
@@ -393,20 +385,16 @@ fn bench_extract_times_the_whole_extract_and_projects_fma() {
         );
     }
     let out = dir.path().join("bench");
-    let output = Command::cargo_bin("fhe-shazam")
-        .unwrap()
-        .args(["bench", "extract", "--songs", "3", "--json", "--dataset"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut args: Vec<&std::ffi::OsStr> = ["bench", "extract", "--songs", "3", "--json"]
+        .map(AsRef::as_ref)
+        .to_vec();
+    args.extend([
+        "--dataset".as_ref(),
+        data.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    let report = run_json(&args);
     assert_eq!(report["songs"], 3);
     assert!(report["songs_per_core_second"].as_f64().unwrap() > 0.0);
     let projections = report["projections"].as_array().unwrap();

@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod common;
+use common::listening_url;
+
 use fhe_shazam::audio::{write_wav, Audio};
 use fhe_shazam::dataset::{Catalog, Song};
 use fhe_shazam::eval::Decision;
@@ -453,23 +456,6 @@ fn malformed_keys_and_a_full_registry_are_refused() {
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fhe-shazam"))
-}
-
-/// Reads the server's log until its "listening on http://…" line.
-fn listening_url(child: &mut std::process::Child) -> String {
-    use std::io::BufRead;
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split_once("listening on ")
-                .map(|(_, rest)| rest.split_whitespace().next().unwrap().to_string())
-        })
-        .expect("server printed its address");
-    std::thread::spawn(move || for _ in lines {});
-    url
 }
 
 /// The real binaries: `serve --model-privacy` and `identify` over HTTP. Each `identify` run

@@ -7,9 +7,11 @@ use fhe_shazam::dataset::{
     read_query_list, read_query_set, Condition, QueryWindow, QUERY_LIST_FILE,
 };
 use predicates::prelude::*;
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+
+mod common;
+use common::tree;
 
 fn corpus(dir: &Path, songs: usize, seconds: f64) -> PathBuf {
     let data = dir.join("data");
@@ -36,19 +38,6 @@ fn queries(args: &[&str], dataset: &Path, out: &Path) -> assert_cmd::assert::Ass
         .arg(out)
         .args(args)
         .assert()
-}
-
-/// Every file below `dir` with its bytes, by relative path.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(dir) {
-        let entry = entry.unwrap();
-        if entry.file_type().is_file() {
-            let rel = entry.path().strip_prefix(dir).unwrap().to_path_buf();
-            files.insert(rel, fs::read(entry.path()).unwrap());
-        }
-    }
-    files
 }
 
 #[test]

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::listening_url;
+
 use fhe_shazam::audio::{write_wav, Audio, LoadOptions};
 use fhe_shazam::dataset::synth::{write_corpus, SynthParams};
 use fhe_shazam::dataset::{scan, ScanOptions};
@@ -450,24 +453,6 @@ fn cli_serve_identify_and_offline_mode() {
     unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGINT) };
     let status = server.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
-}
-
-/// Reads the server's log until its "listening on http://…" line.
-fn listening_url(child: &mut std::process::Child) -> String {
-    use std::io::BufRead;
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split_once("listening on ")
-                .map(|(_, rest)| rest.split_whitespace().next().unwrap().to_string())
-        })
-        .expect("server printed its address");
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    url
 }
 
 #[test]

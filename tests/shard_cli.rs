@@ -5,9 +5,11 @@
 use assert_cmd::Command;
 use fhe_shazam::dataset::synth::{write_corpus, SynthParams};
 use predicates::prelude::*;
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+
+mod common;
+use common::{run, tree};
 
 /// A synthetic corpus of `songs` clips of `seconds`; returns its folder and the song files in
 /// sorted (catalogue) order.
@@ -25,21 +27,6 @@ fn corpus(dir: &Path, songs: usize, seconds: f64) -> (PathBuf, Vec<PathBuf>) {
     .unwrap();
     let files = songs.iter().map(|s| data.join(&s.path)).collect();
     (data, files)
-}
-
-/// Runs `fhe-shazam args…` and returns its stdout, failing the test with its stderr.
-fn run(args: &[&str]) -> String {
-    let output = Command::cargo_bin("fhe-shazam")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// Runs `fhe-shazam args… --shard i/3 --out dirs[i]` for i = 0, 1, 2 as three processes at
@@ -78,19 +65,6 @@ fn merge(dirs: &[&Path], out: &Path) -> assert_cmd::assert::Assert {
         .arg("--out")
         .arg(out)
         .assert()
-}
-
-/// Every file below `dir` with its bytes, by relative path.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(dir) {
-        let entry = entry.unwrap();
-        if entry.file_type().is_file() {
-            let rel = entry.path().strip_prefix(dir).unwrap().to_path_buf();
-            files.insert(rel, fs::read(entry.path()).unwrap());
-        }
-    }
-    files
 }
 
 fn s(p: &Path) -> &str {

@@ -166,6 +166,12 @@ impl ShardInfo {
             catalog_sha256: catalog.paths_sha256(),
         }
     }
+
+    /// Whether two outputs' shard records (`None`: not a shard) name the same catalogue.
+    pub fn same_catalogue(a: Option<&ShardInfo>, b: Option<&ShardInfo>) -> bool {
+        let key = |i: Option<&ShardInfo>| i.map(|i| (i.catalog_songs, i.catalog_sha256.clone()));
+        key(a) == key(b)
+    }
 }
 
 impl Catalog {

@@ -1009,13 +1009,11 @@ pub fn merge_query_sets(dirs: &[PathBuf], out: &Path) -> Result<QuerySetSummary,
         })
         .collect::<Result<Vec<_>, DatasetError>>()?;
     let sets = order_shards(parts, |(_, m, _), (_, r, _)| {
-        let catalogue = |m: &Manifest| {
-            m.shard
-                .as_ref()
-                .map(|i| (i.catalog_songs, i.catalog_sha256.clone()))
-        };
         [
-            ("catalogue (its songs' paths)", catalogue(m) != catalogue(r)),
+            (
+                "catalogue (its songs' paths)",
+                !ShardInfo::same_catalogue(m.shard.as_ref(), r.shard.as_ref()),
+            ),
             ("dataset", m.dataset != r.dataset),
             ("query-set parameters", m.params != r.params),
             ("sample rate", m.sample_rate != r.sample_rate),

@@ -351,6 +351,25 @@ mod tests {
         Catalog { songs }
     }
 
+    /// An unsharded, untransformed extraction of `catalog` into `out`.
+    fn seed_job<'a>(
+        root: &'a Path,
+        catalog: &'a Catalog,
+        load: &'a LoadOptions,
+        params: &'a FeatureParams,
+        out: &'a Path,
+    ) -> ExtractJob<'a> {
+        ExtractJob {
+            root,
+            catalog,
+            load,
+            params,
+            transform: None,
+            shard: None,
+            out,
+        }
+    }
+
     #[test]
     fn streamed_batches_write_each_songs_rows_in_order_and_reuse_them() {
         let dir = tempfile::tempdir().unwrap();
@@ -359,15 +378,7 @@ mod tests {
         let catalog = dataset(dir.path(), 70, &[0, 33, 69]);
         let (load, params) = (LoadOptions::default(), FeatureParams::default());
         let out = dir.path().join("features");
-        let job = ExtractJob {
-            root: dir.path(),
-            catalog: &catalog,
-            load: &load,
-            params: &params,
-            transform: None,
-            shard: None,
-            out: &out,
-        };
+        let job = seed_job(dir.path(), &catalog, &load, &params, &out);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
@@ -431,16 +442,10 @@ mod tests {
         let catalog = dataset(dir.path(), 2, &[0, 1]);
         let (load, params) = (LoadOptions::default(), FeatureParams::default());
         let out = dir.path().join("features");
-        let job = ExtractJob {
-            root: dir.path(),
-            catalog: &catalog,
-            load: &load,
-            params: &params,
-            transform: None,
-            shard: None,
-            out: &out,
-        };
-        let err = job.run(&|| ()).unwrap_err().to_string();
+        let err = seed_job(dir.path(), &catalog, &load, &params, &out)
+            .run(&|| ())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("2 failed") && err.contains("silent"), "{err}");
         assert!(!out.exists());
     }

@@ -187,6 +187,7 @@ impl StoreWriter {
 /// previous run's rows that `extract` reuses, and the shards `merge_shards` combines.
 pub struct StoreReader {
     pub sidecar: Sidecar,
+    path: PathBuf,
     features: NpyFile<f32>,
 }
 
@@ -225,7 +226,11 @@ impl StoreReader {
                 ),
             });
         }
-        Ok(Self { sidecar, features })
+        Ok(Self {
+            sidecar,
+            path,
+            features,
+        })
     }
 
     /// The rows of the song at `position` in the sidecar's list.
@@ -236,8 +241,8 @@ impl StoreReader {
             .features
             .read_at(r.first_row * dim, r.n_chunks * dim)
             .map_err(|e| FeatureError::Store {
-                path: self.sidecar.dataset.join(&r.song.path),
-                reason: format!("reading its stored rows: {e}"),
+                path: self.path.clone(),
+                reason: format!("reading the rows of {}: {e}", r.song.path.display()),
             })?;
         Array2::from_shape_vec((r.n_chunks, dim), values).map_err(|e| FeatureError::InvalidParams {
             param: "dim",
@@ -479,13 +484,11 @@ pub fn merge_shards(dirs: &[PathBuf], out: &Path) -> Result<Sidecar, FeatureErro
         .collect::<Result<Vec<_>, FeatureError>>()?;
     let stores = order_shards(parts, |part, first| {
         let (c, r) = (&part.sidecar, &first.sidecar);
-        let catalogue = |s: &Sidecar| {
-            s.shard
-                .as_ref()
-                .map(|i| (i.catalog_songs, i.catalog_sha256.clone()))
-        };
         [
-            ("catalogue (its songs' paths)", catalogue(c) != catalogue(r)),
+            (
+                "catalogue (its songs' paths)",
+                !ShardInfo::same_catalogue(c.shard.as_ref(), r.shard.as_ref()),
+            ),
             ("dataset", c.dataset != r.dataset),
             ("load options", c.load != r.load),
             ("feature parameters", c.params != r.params),
